@@ -1,0 +1,74 @@
+# customer360 — `make demo`, `make dev`, `make test` do all set-up themselves (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export C360_HOME ?= $(CURDIR)/.c360
+export DAGSTER_HOME ?= $(C360_HOME)/dagster
+
+.PHONY: setup java chromium demo dev run test lint format bench clean
+
+# Re-install only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check uv
+	@$(BIN)/uv pip install --quiet --python $(PY) -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) java
+
+# Spark 4 needs Java 17+. Install it with apt when missing and we are root; otherwise say how.
+java:
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Java 17 (openjdk-17-jre-headless) for Spark…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else \
+	    echo "Spark needs Java 17+. Install it, e.g.: sudo apt-get install openjdk-17-jre-headless" >&2; exit 1; \
+	  fi; \
+	fi
+
+# The churn dashboard test renders the HTML in headless Chromium.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Chromium for the dashboard test…"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The dashboard test needs Chromium: sudo apt-get install chromium" >&2; exit 1; \
+	  fi; \
+	fi
+
+demo: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/customer360 demo
+
+run: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/customer360 run
+
+dev: setup
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup chromium lint
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/pytest
+
+bench: setup
+	$(PY) bench/lake_io.py
+
+clean:
+	rm -rf $(VENV) .c360 .pytest_cache .ruff_cache

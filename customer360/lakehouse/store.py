@@ -1,0 +1,569 @@
+"""The one way the platform reads and writes Delta tables at `<lake root>/<layer>/<table>`.
+
+Two physical paths, one format (see DESIGN.md "Spark and Delta"):
+- arrow: the Spark DataFrame is collected to Arrow and written with delta-rs `write_deltalake`
+  (small data; also the only path for merge, which runs in delta-rs's merge engine);
+- distributed: executors write Parquet under the table root and the driver commits the files with
+  `create_write_transaction`; reads hand the snapshot's file list to `spark.read.parquet`.
+Both produce identical tables; `WritePath.AUTO` picks by estimated size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, CommitProperties, Transaction
+
+from customer360.lakehouse import files
+from customer360.lakehouse.schema import (
+    SchemaMismatchError,
+    check_compatible,
+    delta_schema_to_arrow,
+    normalize_arrow_table,
+)
+from customer360.lakehouse.spark_arrow import (
+    arrow_schema_to_spark,
+    estimated_size_bytes,
+    is_local_master,
+    spark_schema_to_arrow,
+    spark_to_arrow,
+    utc_timestamps,
+)
+
+log = logging.getLogger(__name__)
+
+#: Above this estimated size a write or read takes the distributed path.
+DEFAULT_DISTRIBUTED_THRESHOLD_BYTES = 256 * 1024 * 1024
+
+
+class WriteMode(StrEnum):
+    OVERWRITE = "overwrite"
+    APPEND = "append"
+    REPLACE_PARTITIONS = "replace_partitions"
+    MERGE = "merge"
+
+
+class WritePath(StrEnum):
+    AUTO = "auto"
+    ARROW = "arrow"
+    DISTRIBUTED = "distributed"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did; `metadata()` turns it into Dagster-ready plain values."""
+
+    uri: str
+    version: int
+    rows_written: int
+    table_rows: int
+    schema: pa.Schema
+    partition_by: tuple[str, ...] = ()
+    partition_row_counts: dict[str, int] = field(default_factory=dict)
+    path: WritePath = WritePath.ARROW
+    skipped: bool = False  # True when an exactly-once append had already been committed
+
+
+def partition_key(values: Mapping[str, Any], partition_by: Sequence[str]) -> str:
+    """A readable name for one partition, e.g. `day=2024-01-01` or `a=1/b=x`."""
+    return "/".join(f"{c}={values[c]}" for c in partition_by)
+
+
+class DeltaLake:
+    """Delta tables under one root URI (a local folder or `abfss://…`)."""
+
+    def __init__(
+        self,
+        root: str,
+        storage_options: Mapping[str, str] | None = None,
+        distributed_threshold_bytes: int = DEFAULT_DISTRIBUTED_THRESHOLD_BYTES,
+    ) -> None:
+        self.root = root.rstrip("/")
+        self.storage_options = dict(storage_options or {}) or None
+        self.distributed_threshold_bytes = distributed_threshold_bytes
+
+    # ------------------------------------------------------------------ lookup
+    def uri(self, layer: str, table: str) -> str:
+        return f"{self.root}/{layer}/{table}"
+
+    def exists(self, layer: str, table: str) -> bool:
+        return DeltaTable.is_deltatable(self.uri(layer, table), self.storage_options)
+
+    def table(self, layer: str, table: str, version: int | None = None) -> DeltaTable:
+        uri = self.uri(layer, table)
+        try:
+            return DeltaTable(uri, version=version, storage_options=self.storage_options)
+        except TableNotFoundError:
+            raise FileNotFoundError(f"no Delta table at {uri}") from None
+
+    def _existing(self, uri: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(uri, storage_options=self.storage_options)
+        except TableNotFoundError:
+            return None
+
+    # ------------------------------------------------------------------ writes
+    def write(
+        self,
+        df,
+        layer: str,
+        table: str,
+        *,
+        mode: WriteMode | str = WriteMode.OVERWRITE,
+        partition_by: Sequence[str] | None = None,
+        merge_keys: Sequence[str] | None = None,
+        path: WritePath | str = WritePath.AUTO,
+        writer_id: str | None = None,
+        batch_id: str | None = None,
+        description: str | None = None,
+    ) -> WriteResult:
+        """Write a Spark DataFrame. See the module docstring for the two paths.
+
+        `writer_id` + `batch_id` make an append exactly-once: a retry of a committed batch adds
+        nothing (Delta app transactions).
+        """
+        mode, path = WriteMode(mode), WritePath(path)
+        if mode is WriteMode.MERGE or path is WritePath.ARROW:
+            chosen = WritePath.ARROW
+        elif path is WritePath.DISTRIBUTED:
+            chosen = WritePath.DISTRIBUTED
+        else:
+            chosen = self._choose_path(df)
+        if chosen is WritePath.ARROW:
+            return self.write_arrow(
+                spark_to_arrow(df),
+                layer,
+                table,
+                mode=mode,
+                partition_by=partition_by,
+                merge_keys=merge_keys,
+                writer_id=writer_id,
+                batch_id=batch_id,
+                description=description,
+            )
+        return self._write_distributed(
+            utc_timestamps(df), layer, table, mode, tuple(partition_by or ()), writer_id, batch_id
+        )
+
+    def _choose_path(self, df) -> WritePath:
+        if not is_local_master(df.sparkSession):
+            return WritePath.DISTRIBUTED
+        size = estimated_size_bytes(df)
+        if size is None or size > self.distributed_threshold_bytes:
+            return WritePath.DISTRIBUTED
+        return WritePath.ARROW
+
+    def write_arrow(
+        self,
+        data: pa.Table,
+        layer: str,
+        table: str,
+        *,
+        mode: WriteMode | str = WriteMode.OVERWRITE,
+        partition_by: Sequence[str] | None = None,
+        merge_keys: Sequence[str] | None = None,
+        writer_id: str | None = None,
+        batch_id: str | None = None,
+        description: str | None = None,
+    ) -> WriteResult:
+        """Write an Arrow table with delta-rs (also used by assets that never start Spark)."""
+        mode = WriteMode(mode)
+        uri = self.uri(layer, table)
+        data = normalize_arrow_table(data)
+        partition_by = tuple(partition_by or ())
+        existing = self._existing(uri)
+        schema_mode = None
+        if existing is not None:
+            _check_partitioning(uri, existing, partition_by)
+            new_columns = check_compatible(
+                uri, delta_schema_to_arrow(existing.schema()), data.schema
+            )
+            schema_mode = "merge" if new_columns else None
+        app_id = _app_id(writer_id, batch_id)
+        if app_id and existing is not None and existing.transaction_version(app_id) is not None:
+            log.info("%s: batch %s already committed; nothing written", uri, app_id)
+            return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW, True)
+        commit = _commit_properties(app_id, mode)
+
+        if mode is WriteMode.MERGE:
+            if not merge_keys:
+                raise ValueError(f"merge into {uri} needs merge_keys")
+            if existing is None:
+                write_deltalake(
+                    uri,
+                    data,
+                    mode="overwrite",
+                    partition_by=list(partition_by) or None,
+                    storage_options=self.storage_options,
+                    commit_properties=commit,
+                    description=description,
+                )
+            else:
+                _check_unique_keys(uri, data, merge_keys)
+                predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
+                (
+                    existing.merge(
+                        data,
+                        predicate,
+                        source_alias="s",
+                        target_alias="t",
+                        merge_schema=schema_mode == "merge",
+                        commit_properties=commit,
+                    )
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute()
+                )
+        elif mode is WriteMode.REPLACE_PARTITIONS:
+            if not partition_by:
+                raise ValueError(f"replace_partitions into {uri} needs partition_by")
+            present = _distinct_partitions(data, partition_by)
+            if not present:
+                return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW)
+            predicate = None if existing is None else _partition_predicate(present, data.schema)
+            write_deltalake(
+                uri,
+                data,
+                mode="overwrite",
+                partition_by=list(partition_by),
+                predicate=predicate,
+                schema_mode=schema_mode,
+                storage_options=self.storage_options,
+                commit_properties=commit,
+                description=description,
+            )
+        else:
+            write_deltalake(
+                uri,
+                data,
+                mode=mode.value,
+                partition_by=list(partition_by) or None,
+                schema_mode=schema_mode,
+                storage_options=self.storage_options,
+                commit_properties=commit,
+                description=description,
+            )
+        counts = _arrow_partition_counts(data, partition_by)
+        return self._result(uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW)
+
+    def _write_distributed(
+        self,
+        df,
+        layer: str,
+        table: str,
+        mode: WriteMode,
+        partition_by: tuple[str, ...],
+        writer_id: str | None,
+        batch_id: str | None,
+    ) -> WriteResult:
+        uri = self.uri(layer, table)
+        schema = spark_schema_to_arrow(df.schema)
+        existing = self._existing(uri)
+        if existing is not None:
+            _check_partitioning(uri, existing, partition_by)
+            table_schema = delta_schema_to_arrow(existing.schema())
+            new_columns = check_compatible(uri, table_schema, schema)
+            # The commit declares the evolved schema: old columns first, new ones appended.
+            commit_schema = pa.schema(list(table_schema) + [schema.field(c) for c in new_columns])
+        else:
+            commit_schema, new_columns = schema, []
+        app_id = _app_id(writer_id, batch_id)
+        if app_id and existing is not None and existing.transaction_version(app_id) is not None:
+            log.info("%s: batch %s already committed; nothing written", uri, app_id)
+            return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED, True)
+
+        # Executors write into a fresh folder under the table root; only the commit below makes
+        # the files part of the table, so a failed job leaves orphans for vacuum, never bad data.
+        staging = f"spark-{uuid.uuid4().hex}"
+        writer = df.write.mode("errorifexists")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(files.join(uri, staging))
+        written = files.list_parquet(uri, staging, self.storage_options)
+        now_ms = int(time.time() * 1000)
+        actions = [
+            AddAction(
+                path=f.relative_path,
+                size=f.size,
+                partition_values=f.partition_values,
+                modification_time=now_ms,
+                data_change=True,
+                stats=json.dumps({"numRecords": f.num_rows}),
+            )
+            for f in written
+        ]
+        counts: Counter[str] = Counter()
+        for f in written:
+            if partition_by:
+                counts[partition_key(f.partition_values, partition_by)] += f.num_rows
+        rows = sum(f.num_rows for f in written)
+
+        if existing is None:
+            DeltaTable.create(
+                uri,
+                commit_schema,
+                partition_by=list(partition_by) or None,
+                storage_options=self.storage_options,
+            )
+            existing = self._existing(uri)
+        elif new_columns:
+            # create_write_transaction does not evolve the schema itself; add the new nullable
+            # columns first (harmless if the data commit below then fails: they read as null).
+            fields = DeltaSchema.from_arrow(pa.schema([schema.field(c) for c in new_columns]))
+            existing.alter.add_columns(fields.fields)
+            existing = self._existing(uri)
+        commit = _commit_properties(app_id, mode)
+        if mode is WriteMode.MERGE:
+            raise ValueError("merge runs on the arrow path")
+        if mode is WriteMode.REPLACE_PARTITIONS:
+            if not partition_by:
+                raise ValueError(f"replace_partitions into {uri} needs partition_by")
+            present = [dict(f.partition_values) for f in written]
+            unique = [dict(t) for t in {tuple(sorted(p.items())) for p in present}]
+            if not unique:
+                return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED)
+            filters = [[(c, "=", p[c]) for c in partition_by] for p in unique]
+            existing.create_write_transaction(
+                actions,
+                mode="overwrite",
+                schema=commit_schema,
+                partition_by=list(partition_by),
+                partition_filters=filters if len(filters) > 1 else filters[0],
+                commit_properties=commit,
+            )
+        else:
+            existing.create_write_transaction(
+                actions,
+                mode=mode.value,
+                schema=commit_schema,
+                partition_by=list(partition_by) or None,
+                commit_properties=commit,
+            )
+        return self._result(uri, rows, schema, partition_by, dict(counts), WritePath.DISTRIBUTED)
+
+    def _result(self, uri, rows, schema, partition_by, counts, path, skipped=False) -> WriteResult:
+        dt = DeltaTable(uri, storage_options=self.storage_options)
+        return WriteResult(
+            uri=uri,
+            version=dt.version(),
+            rows_written=rows,
+            table_rows=count_rows(dt),
+            schema=delta_schema_to_arrow(dt.schema()),
+            partition_by=tuple(partition_by),
+            partition_row_counts=counts,
+            path=path,
+            skipped=skipped,
+        )
+
+    # ------------------------------------------------------------------ reads
+    def read(
+        self,
+        spark,
+        layer: str,
+        table: str,
+        *,
+        partitions: Mapping[str, Sequence[Any]] | None = None,
+        version: int | None = None,
+        columns: Sequence[str] | None = None,
+        path: WritePath | str = WritePath.AUTO,
+    ):
+        """Read a table (or some partitions, or a past version) as a Spark DataFrame."""
+        dt = self.table(layer, table, version)
+        path = WritePath(path)
+        if path is WritePath.AUTO:
+            big = table_size_bytes(dt) > self.distributed_threshold_bytes
+            path = WritePath.DISTRIBUTED if big or not is_local_master(spark) else WritePath.ARROW
+        if path is WritePath.ARROW:
+            data = read_arrow_table(dt, partitions, columns)
+            return spark.createDataFrame(data, schema=arrow_schema_to_spark(data.schema))
+        return _read_distributed(spark, dt, partitions, columns)
+
+    def read_arrow(
+        self,
+        layer: str,
+        table: str,
+        *,
+        partitions: Mapping[str, Sequence[Any]] | None = None,
+        version: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Read into Arrow without Spark (for assets that never start a JVM)."""
+        return read_arrow_table(self.table(layer, table, version), partitions, columns)
+
+    def vacuum(self, layer: str, table: str, retention_hours: int = 168) -> list[str]:
+        dt = self.table(layer, table)
+        return dt.vacuum(
+            retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def count_rows(dt: DeltaTable) -> int:
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return 0
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
+
+
+def table_size_bytes(dt: DeltaTable) -> int:
+    actions = pa.table(dt.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return 0
+    return int(pc.sum(actions.column("size_bytes")).as_py() or 0)
+
+
+def partition_row_counts(dt: DeltaTable) -> dict[str, int]:
+    """Row count per partition of the current snapshot, from the log (no data read)."""
+    partition_by = dt.metadata().partition_columns
+    if not partition_by:
+        return {}
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+    counts: Counter[str] = Counter()
+    for a in actions:
+        values = {c: a[f"partition.{c}"] for c in partition_by}
+        counts[partition_key(values, partition_by)] += a["num_records"] or 0
+    return dict(counts)
+
+
+def read_arrow_table(dt: DeltaTable, partitions=None, columns=None) -> pa.Table:
+    filters = _partition_filters(partitions)
+    data = pa.table(
+        dt.to_pyarrow_table(partitions=filters, columns=list(columns) if columns else None)
+    )
+    return normalize_arrow_table(data)
+
+
+def _read_distributed(spark, dt: DeltaTable, partitions, columns):
+    from pyspark.sql import functions as F
+
+    schema = delta_schema_to_arrow(dt.schema())
+    partition_by = list(dt.metadata().partition_columns)
+    data_schema = pa.schema([f for f in schema if f.name not in partition_by])
+    wanted = _selected_files(dt, partition_by, partitions)
+    spark_schema = arrow_schema_to_spark(schema)
+    if not wanted:
+        return spark.createDataFrame([], spark_schema).select(*(columns or schema.names))
+    uris = [u for u, _ in wanted]
+    df = spark.read.schema(arrow_schema_to_spark(data_schema)).parquet(*uris)
+    if partition_by:
+        # Files do not carry partition columns (Delta keeps them in the log): join them back by
+        # file path, typed as the table declares, never inferred from folder names.
+        rows = [(files.normalize_path(u), *[pv.get(c) for c in partition_by]) for u, pv in wanted]
+        mapping = spark.createDataFrame(
+            rows, ["_c360_file", *[f"_p_{c}" for c in partition_by]]
+        ).hint("broadcast")
+        # Same spelling as files.normalize_path, in SQL so no Python worker is involved.
+        file_col = F.regexp_replace(F.url_decode(F.col("_metadata.file_path")), "^file:/+", "/")
+        df = df.withColumn("_c360_file", file_col).join(mapping, "_c360_file")
+        for c in partition_by:
+            df = df.withColumn(c, F.col(f"_p_{c}").cast(spark_schema[c].dataType))
+        df = df.select(*schema.names)
+    return df.select(*(columns or schema.names))
+
+
+def _selected_files(dt: DeltaTable, partition_by, partitions) -> list[tuple[str, dict]]:
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+    base = dt.table_uri.rstrip("/")
+    out = []
+    for a in actions:
+        values = {c: a.get(f"partition.{c}") for c in partition_by}
+        if partitions and not all(
+            _as_partition_str(values.get(c)) in {_as_partition_str(v) for v in allowed}
+            for c, allowed in partitions.items()
+        ):
+            continue
+        out.append((files.join(base, unquote(a["path"])), values))
+    return out
+
+
+def _as_partition_str(v) -> str | None:
+    return None if v is None else str(v)
+
+
+def _partition_filters(partitions):
+    if not partitions:
+        return None
+    return [(c, "in", [str(v) for v in values]) for c, values in partitions.items()]
+
+
+def _check_partitioning(uri: str, dt: DeltaTable, partition_by: Sequence[str]) -> None:
+    current = tuple(dt.metadata().partition_columns)
+    if current != tuple(partition_by):
+        raise SchemaMismatchError(
+            f"table {uri} is partitioned by {list(current)} but the write asked for "
+            f"{list(partition_by)}; the table was left unchanged"
+        )
+
+
+def _check_unique_keys(uri: str, data: pa.Table, keys: Sequence[str]) -> None:
+    grouped = data.group_by(list(keys)).aggregate([([], "count_all")])
+    dupes = grouped.filter(pc.greater(grouped["count_all"], 1))
+    if dupes.num_rows:
+        example = {k: dupes[k][0].as_py() for k in keys}
+        raise ValueError(
+            f"merge into {uri}: {dupes.num_rows} key(s) appear more than once in the source, "
+            f"e.g. {example}"
+        )
+
+
+def _distinct_partitions(data: pa.Table, partition_by: Sequence[str]) -> list[dict]:
+    if data.num_rows == 0:
+        return []
+    return data.select(list(partition_by)).group_by(list(partition_by)).aggregate([]).to_pylist()
+
+
+def _arrow_partition_counts(data: pa.Table, partition_by: Sequence[str]) -> dict[str, int]:
+    if not partition_by or data.num_rows == 0:
+        return {}
+    grouped = data.group_by(list(partition_by)).aggregate([([], "count_all")]).to_pylist()
+    return {partition_key(g, partition_by): g["count_all"] for g in grouped}
+
+
+def _sql_literal(value: Any, type_: pa.DataType) -> str:
+    if pa.types.is_integer(type_) or pa.types.is_floating(type_) or pa.types.is_decimal(type_):
+        return str(value)
+    if pa.types.is_boolean(type_):
+        return "true" if value else "false"
+    text = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _partition_predicate(present: list[dict], schema: pa.Schema) -> str:
+    clauses = []
+    for values in present:
+        parts = []
+        for col, value in values.items():
+            if value is None:
+                parts.append(f"`{col}` IS NULL")
+            else:
+                parts.append(f"`{col}` = {_sql_literal(value, schema.field(col).type)}")
+        clauses.append("(" + " AND ".join(parts) + ")")
+    return " OR ".join(clauses)
+
+
+def _app_id(writer_id: str | None, batch_id: str | None) -> str | None:
+    if writer_id is None and batch_id is None:
+        return None
+    if not writer_id or not batch_id:
+        raise ValueError("exactly-once writes need both writer_id and batch_id")
+    return f"{writer_id}/{batch_id}"
+
+
+def _commit_properties(app_id: str | None, mode: WriteMode) -> CommitProperties:
+    meta = {"customer360.mode": mode.value}
+    txns = [Transaction(app_id, 1)] if app_id else None
+    return CommitProperties(custom_metadata=meta, app_transactions=txns)

@@ -1,0 +1,76 @@
+"""The one environment switch: where state lives and which profile (local or azure) is active.
+
+Everything that needs a path or a profile asks this module, so `C360_ENV` and `C360_HOME` are read
+in exactly one place. Nothing here imports Dagster.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    AZURE = "azure"
+
+
+#: Environment variables read by the azure profile (documented in README "Configuration").
+AZURE_STORAGE_ACCOUNT = "AZURE_STORAGE_ACCOUNT_NAME"
+AZURE_LAKE_CONTAINER = "C360_AZURE_LAKE_CONTAINER"
+AZURE_LANDING_CONTAINER = "C360_AZURE_LANDING_CONTAINER"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved run-time layout. See DESIGN.md "Where things live at run time"."""
+
+    env: Environment
+    home: Path
+
+    @property
+    def lake_root(self) -> str:
+        """Root URI of the Delta lake: a local folder, or `abfss://` in azure mode."""
+        if self.env is Environment.AZURE:
+            account = _require(AZURE_STORAGE_ACCOUNT)
+            container = os.environ.get(AZURE_LAKE_CONTAINER, "lake")
+            return f"abfss://{container}@{account}.dfs.core.windows.net"
+        return str(self.home / "lake")
+
+    @property
+    def landing_root(self) -> str:
+        if self.env is Environment.AZURE:
+            account = _require(AZURE_STORAGE_ACCOUNT)
+            container = os.environ.get(AZURE_LANDING_CONTAINER, "landing")
+            return f"abfss://{container}@{account}.dfs.core.windows.net"
+        return str(self.home / "landing")
+
+    @property
+    def dataverse_dir(self) -> Path:
+        """The local Dataverse emulator's database, certificates and config."""
+        return self.home / "dataverse"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"C360_ENV=azure needs the environment variable {name}")
+    return value
+
+
+def get_settings() -> Settings:
+    """Read `C360_ENV` (local|azure, default local) and `C360_HOME` (default ./.c360)."""
+    raw_env = os.environ.get("C360_ENV", Environment.LOCAL.value).strip().lower()
+    try:
+        env = Environment(raw_env)
+    except ValueError:
+        allowed = ", ".join(e.value for e in Environment)
+        raise RuntimeError(f"C360_ENV={raw_env!r} is not one of: {allowed}") from None
+    home = Path(os.environ.get("C360_HOME", ".c360")).expanduser().resolve()
+    return Settings(env=env, home=home)

@@ -1,0 +1,94 @@
+"""The lakehouse resource: the one way assets read and write Delta tables.
+
+The logic lives in `customer360.lakehouse` (Dagster-free); this wrapper adds configuration and turns
+write results into the Dagster metadata every asset reports.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from dagster_deltalake import AzureConfig, LocalConfig
+from pydantic import Field
+
+from customer360.lakehouse import DeltaLake, WriteMode, WritePath, WriteResult
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Delta tables at `<root_uri>/<layer>/<table>`, local or on ADLS Gen2."""
+
+    root_uri: str = Field(description="Lake root: a local folder or abfss://container@account…")
+    storage: LocalConfig | AzureConfig = Field(
+        default_factory=LocalConfig, discriminator="provider"
+    )
+    distributed_threshold_mb: int = Field(
+        default=256, description="Writes/reads above this estimated size take the Spark path."
+    )
+
+    @property
+    def lake(self) -> DeltaLake:
+        options = self.storage.str_dict() if isinstance(self.storage, AzureConfig) else None
+        return DeltaLake(
+            self.root_uri,
+            storage_options=options,
+            distributed_threshold_bytes=self.distributed_threshold_mb * 1024 * 1024,
+        )
+
+    def uri(self, layer: str, table: str) -> str:
+        return self.lake.uri(layer, table)
+
+    def exists(self, layer: str, table: str) -> bool:
+        return self.lake.exists(layer, table)
+
+    def write(self, df, layer: str, table: str, **kwargs: Any) -> WriteResult:
+        return self.lake.write(df, layer, table, **kwargs)
+
+    def write_arrow(self, data: pa.Table, layer: str, table: str, **kwargs: Any) -> WriteResult:
+        return self.lake.write_arrow(data, layer, table, **kwargs)
+
+    def read(self, spark, layer: str, table: str, **kwargs: Any):
+        return self.lake.read(spark, layer, table, **kwargs)
+
+    def read_arrow(self, layer: str, table: str, **kwargs: Any) -> pa.Table:
+        return self.lake.read_arrow(layer, table, **kwargs)
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable)
+            )
+            for f in schema
+        ]
+    )
+
+
+def write_metadata(result: WriteResult, **extra: Any) -> dict[str, Any]:
+    """The metadata every lake write reports: row count, schema, URI, Delta version, partitions."""
+    meta: dict[str, Any] = {
+        "dagster/row_count": result.table_rows,
+        "dagster/column_schema": column_schema(result.schema),
+        "dagster/uri": dg.MetadataValue.path(result.uri),
+        "table_uri": dg.MetadataValue.path(result.uri),
+        "delta_version": result.version,
+        "rows_written": result.rows_written,
+        "write_path": result.path.value,
+    }
+    if result.partition_row_counts:
+        meta["partition_row_counts"] = dg.MetadataValue.json(result.partition_row_counts)
+    if result.skipped:
+        meta["skipped_already_committed"] = True
+    meta.update(extra)
+    return meta
+
+
+__all__ = [
+    "LakehouseResource",
+    "WriteMode",
+    "WritePath",
+    "column_schema",
+    "write_metadata",
+]

@@ -44,15 +44,45 @@ def main() -> None:
     """
 
 
+def _run_graph() -> bool:
+    from customer360.definitions import defs
+    from customer360.runner import materialize_graph
+    from sensors.landing import register_landing_partitions
+
+    instance = _instance()
+    # What the landing sensors would do with a daemon running: register new partitions.
+    register_landing_partitions(instance, defs.resources["landing"])
+    summary = materialize_graph(defs, instance)
+    _print_summary(summary)
+    return summary.success
+
+
 @main.command()
 def run() -> None:
     """Materialise the whole asset graph on whatever is in landing."""
-    from customer360.definitions import defs
-    from customer360.runner import materialize_graph
+    sys.exit(0 if _run_graph() else 1)
 
-    summary = materialize_graph(defs, _instance())
-    _print_summary(summary)
-    sys.exit(0 if summary.success else 1)
+
+@main.group()
+def generate() -> None:
+    """Write sample data into landing (under C360_HOME)."""
+
+
+@generate.command("customers")
+@click.option("--change-folders", default=3, show_default=True, help="export folders after sync")
+@click.option("--seed", default=7, show_default=True)
+def generate_customers(change_folders: int, seed: int) -> None:
+    """Synapse Link export of the sample customers (updates, deletes, re-creates, a column
+    added mid-stream) and finance files."""
+    from customer360.generate import generate_customer_landing
+
+    landing = Path(get_settings().landing_root)
+    out = generate_customer_landing(landing, change_folders=change_folders, seed=seed)
+    click.echo(
+        f"wrote {len(out.folders)} export folders ({out.versions:,} rows) to {landing}/dataverse "
+        f"and {len(out.finance_files)} finance files to {landing}/finance; expect "
+        f"{out.live_customers:,} live customers"
+    )
 
 
 @main.command()
@@ -60,12 +90,13 @@ def demo() -> None:
     """Make sample data, materialise the whole graph and print a summary."""
     settings = get_settings()
     click.echo(f"customer360 demo — C360_HOME={settings.home}")
-    from customer360.definitions import defs
-    from customer360.runner import materialize_graph
+    landing = Path(settings.landing_root)
+    if not (landing / "dataverse").exists():
+        from customer360.generate import generate_customer_landing
 
-    summary = materialize_graph(defs, _instance())
-    _print_summary(summary)
-    sys.exit(0 if summary.success else 1)
+        out = generate_customer_landing(landing)
+        click.echo(f"generated {len(out.folders)} Synapse Link folders and finance files")
+    sys.exit(0 if _run_graph() else 1)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,23 @@ class GraphRun:
         return not self.failed
 
 
+def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The error of every failed step, for a summary a person can act on."""
+    out = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # the user code's exception, not Dagster's wrapper
+            message = error.message.strip() if error else "unknown error"
+            out.append(f"{event.step_key}: {message}")
+    return out
+
+
 def _record(result: dg.ExecuteInProcessResult, summary: GraphRun, label: str) -> None:
     summary.runs += 1
     if not result.success:
-        summary.failed.append(label)
+        summary.failed.append(f"{label}: {'; '.join(failure_messages(result))}")
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
@@ -41,6 +54,19 @@ def _record(result: dg.ExecuteInProcessResult, summary: GraphRun, label: str) ->
             )
 
 
+def materialize_assets(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    asset_keys: list[dg.AssetKey],
+    partition_key: str | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of exactly these assets (and their checks)."""
+    job = defs.get_repository_def().get_implicit_job_def_for_assets(asset_keys)
+    return job.get_subset(asset_selection=set(asset_keys)).execute_in_process(
+        instance=instance, partition_key=partition_key, raise_on_error=False
+    )
+
+
 def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> GraphRun:
     start = time.monotonic()
     summary = GraphRun()
@@ -48,7 +74,6 @@ def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> Gra
     specs = [graph.get(key) for key in graph.materializable_asset_keys]
     partitioned = [n for n in specs if n.partitions_def is not None]
     unpartitioned = [n.key for n in specs if n.partitions_def is None]
-    job_defs = defs.get_repository_def()
 
     for partitions_def in {n.partitions_def for n in partitioned}:
         keys = [n.key for n in partitioned if n.partitions_def == partitions_def]
@@ -60,16 +85,10 @@ def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> Gra
             )
             if done:
                 continue
-            job = job_defs.get_implicit_job_def_for_assets(keys)
-            result = job.get_subset(asset_selection=set(keys)).execute_in_process(
-                instance=instance, partition_key=partition_key, raise_on_error=False
-            )
+            result = materialize_assets(defs, instance, keys, partition_key)
             _record(result, summary, f"{keys} [{partition_key}]")
     if unpartitioned:
-        job = job_defs.get_implicit_job_def_for_assets(unpartitioned)
-        result = job.get_subset(asset_selection=set(unpartitioned)).execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = materialize_assets(defs, instance, unpartitioned)
         _record(result, summary, "unpartitioned assets")
     summary.seconds = time.monotonic() - start
     return summary

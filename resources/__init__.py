@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from dagster_azure.adls2 import ADLS2DefaultAzureCredential, ADLS2Resource
 from dagster_deltalake import AzureConfig
 
-from customer360.settings import AZURE_STORAGE_ACCOUNT, Environment, Settings, get_settings
+from customer360.settings import (
+    AZURE_LANDING_CONTAINER,
+    AZURE_STORAGE_ACCOUNT,
+    Environment,
+    Settings,
+    get_settings,
+)
 from resources.lakehouse import LakehouseResource
+from resources.landing import AdlsLandingZone, LocalLandingZone
 from resources.spark import build_spark_resource
 
 
@@ -27,9 +35,18 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     if settings.env is Environment.AZURE:
         lakehouse = LakehouseResource(root_uri=settings.lake_root, storage=_azure_storage())
+        landing = AdlsLandingZone(
+            adls2=ADLS2Resource(
+                storage_account=dg.EnvVar(AZURE_STORAGE_ACCOUNT),
+                credential=ADLS2DefaultAzureCredential(kwargs={}),
+            ),
+            file_system=dg.EnvVar(AZURE_LANDING_CONTAINER),
+        )
     else:
         lakehouse = LakehouseResource(root_uri=settings.lake_root)
+        landing = LocalLandingZone(root=settings.landing_root)
     return {
         "spark": build_spark_resource(),
         "lakehouse": lakehouse,
+        "landing": landing,
     }

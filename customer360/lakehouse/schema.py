@@ -80,3 +80,20 @@ def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
 def delta_schema_to_arrow(delta_schema) -> pa.Schema:
     """delta-rs 1.x hands out an arro3 schema; convert it to a pyarrow one."""
     return normalize_arrow_schema(pa.schema(delta_schema.to_arrow()))
+
+
+def conform_to_table(data: pa.Table, table_schema: pa.Schema) -> pa.Table:
+    """Table columns first, in table order (missing ones as nulls), then the new columns; so an
+    older-shaped batch can be written into an evolved table."""
+    columns, fields = [], []
+    for field in table_schema:
+        if field.name in data.column_names:
+            columns.append(data[field.name].cast(field.type))
+        else:
+            columns.append(pa.nulls(data.num_rows, field.type))
+        fields.append(field.with_nullable(True) if field.name not in data.column_names else field)
+    for field in data.schema:
+        if field.name not in table_schema.names:
+            columns.append(data[field.name])
+            fields.append(field)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))

@@ -32,6 +32,7 @@ from customer360.lakehouse import files
 from customer360.lakehouse.schema import (
     SchemaMismatchError,
     check_compatible,
+    conform_to_table,
     delta_schema_to_arrow,
     normalize_arrow_table,
 )
@@ -189,10 +190,10 @@ class DeltaLake:
         schema_mode = None
         if existing is not None:
             _check_partitioning(uri, existing, partition_by)
-            new_columns = check_compatible(
-                uri, delta_schema_to_arrow(existing.schema()), data.schema
-            )
+            table_schema = delta_schema_to_arrow(existing.schema())
+            new_columns = check_compatible(uri, table_schema, data.schema)
             schema_mode = "merge" if new_columns else None
+            data = conform_to_table(data, table_schema)
         app_id = _app_id(writer_id, batch_id)
         if app_id and existing is not None and existing.transaction_version(app_id) is not None:
             log.info("%s: batch %s already committed; nothing written", uri, app_id)
@@ -258,6 +259,53 @@ class DeltaLake:
                 description=description,
             )
         counts = _arrow_partition_counts(data, partition_by)
+        return self._result(uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW)
+
+    def replace_where(
+        self,
+        data: pa.Table,
+        layer: str,
+        table: str,
+        where: Mapping[str, Any],
+        *,
+        partition_by: Sequence[str] | None = None,
+    ) -> WriteResult:
+        """Atomically replace every row matching `where` (column = value) with `data`, which may
+        be empty: re-running a partition whose input shrank converges too."""
+        uri = self.uri(layer, table)
+        data = normalize_arrow_table(data)
+        partition_by = tuple(partition_by or ())
+        for column, value in where.items():
+            if data.num_rows and pc.any(pc.not_equal(data[column], value)).as_py():
+                raise ValueError(f"{uri}: rows outside {column} = {value!r} in replace_where")
+        existing = self._existing(uri)
+        schema_mode = None
+        if existing is None:
+            write_deltalake(
+                uri,
+                data,
+                mode="overwrite",
+                partition_by=list(partition_by) or None,
+                storage_options=self.storage_options,
+            )
+        else:
+            _check_partitioning(uri, existing, partition_by)
+            table_schema = delta_schema_to_arrow(existing.schema())
+            if check_compatible(uri, table_schema, data.schema):
+                schema_mode = "merge"
+            data = conform_to_table(data, table_schema)
+            predicate = _partition_predicate([dict(where)], table_schema)
+            write_deltalake(
+                uri,
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                schema_mode=schema_mode,
+                partition_by=list(partition_by) or None,
+                storage_options=self.storage_options,
+                commit_properties=_commit_properties(None, WriteMode.REPLACE_PARTITIONS),
+            )
+        counts = {partition_key(where, list(where)): data.num_rows}
         return self._result(uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW)
 
     def _write_distributed(
@@ -389,7 +437,10 @@ class DeltaLake:
             path = WritePath.DISTRIBUTED if big or not is_local_master(spark) else WritePath.ARROW
         if path is WritePath.ARROW:
             data = read_arrow_table(dt, partitions, columns)
-            return spark.createDataFrame(data, schema=arrow_schema_to_spark(data.schema))
+            spark_schema = arrow_schema_to_spark(data.schema)
+            if data.num_rows == 0:  # Spark cannot take a table without chunks
+                return spark.createDataFrame([], spark_schema)
+            return spark.createDataFrame(data, schema=spark_schema)
         return _read_distributed(spark, dt, partitions, columns)
 
     def read_arrow(

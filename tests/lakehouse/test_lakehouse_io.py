@@ -211,3 +211,40 @@ def test_vacuum_keeps_current_version_readable(spark, lake, frame):
     base = lake.uri("gold", "v") + "/"
     assert {base + r for r in removed} == old_files
     assert lake.read_arrow("gold", "v").num_rows == 1
+
+
+def test_replace_where_replaces_matching_rows_even_with_empty_data(lake):
+    rows = pa.table({"k": ["a", "a", "b"], "v": [1, 2, 3]})
+    lake.replace_where(rows.slice(0, 2), "bronze", "r", {"k": "a"}, partition_by=["k"])
+    lake.replace_where(rows.slice(2), "bronze", "r", {"k": "b"}, partition_by=["k"])
+    lake.replace_where(
+        pa.table({"k": ["a"], "v": [9]}), "bronze", "r", {"k": "a"}, partition_by=["k"]
+    )
+    assert sorted(lake.read_arrow("bronze", "r").column("v").to_pylist()) == [3, 9]
+    lake.replace_where(rows.slice(0, 0), "bronze", "r", {"k": "a"}, partition_by=["k"])
+    assert lake.read_arrow("bronze", "r").column("v").to_pylist() == [3]
+    with pytest.raises(ValueError, match="rows outside k = 'b'"):
+        lake.replace_where(rows, "bronze", "r", {"k": "b"}, partition_by=["k"])
+
+
+def test_older_shaped_batch_goes_into_an_evolved_table(lake):
+    lake.write_arrow(pa.table({"k": ["a"], "v": [1]}), "bronze", "o", partition_by=["k"])
+    lake.write_arrow(
+        pa.table({"k": ["b"], "v": [2], "extra": ["x"]}),
+        "bronze",
+        "o",
+        mode="append",
+        partition_by=["k"],
+    )
+    lake.replace_where(
+        pa.table({"k": ["a"], "v": [3]}), "bronze", "o", {"k": "a"}, partition_by=["k"]
+    )
+    lake.write_arrow(
+        pa.table({"k": ["c"], "v": [4]}), "bronze", "o", mode="append", partition_by=["k"]
+    )
+    rows = sorted(lake.read_arrow("bronze", "o").to_pylist(), key=lambda r: r["k"])
+    assert rows == [
+        {"k": "a", "v": 3, "extra": None},
+        {"k": "b", "v": 2, "extra": "x"},
+        {"k": "c", "v": 4, "extra": None},
+    ]

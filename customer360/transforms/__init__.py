@@ -1,0 +1,1 @@
+"""Pure Spark transforms per layer: DataFrames in, DataFrames out; no I/O, no Dagster."""

@@ -85,6 +85,24 @@ def generate_customers(change_folders: int, seed: int) -> None:
     )
 
 
+@main.group()
+def dataverse() -> None:
+    """The local Dataverse (Web API + Entra token endpoint + Synapse Link exporter)."""
+
+
+@dataverse.command(
+    "serve",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def dataverse_serve(ctx: click.Context) -> None:
+    """Start the local Dataverse over HTTPS on 127.0.0.1 (see docs/emulator.md; --help)."""
+    from customer360.emulator.serve import main as serve
+
+    sys.exit(serve(ctx.args))
+
+
 @main.command()
 def demo() -> None:
     """Make sample data, materialise the whole graph and print a summary."""

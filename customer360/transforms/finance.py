@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -25,8 +26,6 @@ BRONZE_SCHEMA = pa.schema(
     ]
 )
 REQUIRED = ("cid",)
-KNOWN = ("cid", "month", "income", "spend")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -37,67 +36,156 @@ class RejectedFinanceRow:
     reason: str
 
 
-def _money(text: str, column: str) -> Decimal | None:
-    if text == "":
-        return None
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"{column} {text!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{column} {text!r} must be a non-negative amount")
-    if abs(value) >= Decimal(10) ** 16:
-        raise ValueError(f"{column} {text!r} is too large for decimal(18,2)")
-    return value.quantize(Decimal("0.01"))
+_INTEGER = r"^-?[0-9]+$"
+_AMOUNT = r"^[0-9]{1,16}(\.[0-9]{1,2})?$"
+_NEGATIVE = r"^-[0-9]+(\.[0-9]+)?$"
+_MONTH_RE = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 
-def _month(text: str) -> str | None:
-    if text == "":
-        return None
-    match = _MONTH.match(text)
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"month {text!r} is not yyyy-MM")
-    return text
+def _physical_lines(data: bytes) -> np.ndarray:
+    """1-based physical line number of every non-empty line (CR, LF or CRLF endings), in order;
+    pyarrow numbers rows by non-empty lines, this maps them back for error messages."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    is_cr = raw == 13
+    is_lf = raw == 10
+    crlf = is_lf & np.concatenate(([False], is_cr[:-1]))  # the LF of a CRLF ends nothing new
+    ends = np.flatnonzero(is_cr | (is_lf & ~crlf))
+    starts = np.concatenate(
+        (
+            [0],
+            ends
+            + 1
+            + (
+                crlf[np.minimum(ends + 1, len(raw) - 1)]
+                if len(raw)
+                else np.array([], dtype=np.int64)
+            ),
+        )
+    )
+    ends = np.concatenate((ends, [len(raw)]))
+    lengths = ends - starts[: len(ends)]
+    return np.flatnonzero(lengths > 0) + 1
+
+
+def _problem(values: pa.Array, column: str, pattern: str, message: str, allow_blank: bool):
+    """Per row: null when the value is fine, else the reason naming column and value."""
+    blank = pc.equal(values, "")
+    ok = pc.match_substring_regex(values, pattern)
+    if allow_blank:
+        ok = pc.or_(ok, blank)
+    text = pc.binary_join_element_wise(f"{column} '", values, f"' {message}", "")
+    return pc.if_else(ok, pa.scalar(None, pa.string()), text)
+
+
+def _amount_problem(values: pa.Array, column: str):
+    negative = pc.match_substring_regex(values, _NEGATIVE)
+    message = pc.if_else(
+        negative, "must be a non-negative amount", "is not an amount (max 2 decimals)"
+    )
+    ok = pc.or_(pc.match_substring_regex(values, _AMOUNT), pc.equal(values, ""))
+    text = pc.binary_join_element_wise(f"{column} '", values, "' ", message, "")
+    return pc.if_else(ok, pa.scalar(None, pa.string()), text)
 
 
 def parse_finance_csv(data: bytes, source_file: str) -> tuple[pa.Table, list[RejectedFinanceRow]]:
     """Parse one finance file (header row with `cid` and any of month, income, spend; CR, LF or
-    CRLF line endings). Bad rows are returned with file, line and reason, never dropped."""
-    text = data.decode("utf-8-sig", errors="strict")
-    lines = text.splitlines()  # CR-only files (the sample's customer_spend.csv) split too
-    reader = csv.reader(io.StringIO("\n".join(lines), newline=""))
+    CRLF line endings; no multi-line values). Vectorised with pyarrow, so a 12-million-row file
+    is seconds, not minutes. Bad rows come back with file, line and reason, never dropped."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
-        header = [h.strip().lower() for h in next(reader)]
-    except StopIteration:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source_file}: not UTF-8 text ({exc})") from None
+    lines = _physical_lines(data)
+    if len(lines) == 0:
         return BRONZE_SCHEMA.empty_table(), []
+    invalid: list[tuple[int, str, str]] = []
+
+    def on_invalid(row) -> str:
+        reason = f"has {row.actual_columns} fields, the header has {row.expected_columns}"
+        invalid.append((row.number, row.text, reason))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=64 << 20),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_all_strings(data), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{source_file}: not a readable CSV ({exc})") from None
+    header = [c.strip().lower() for c in table.column_names]
+    table = table.rename_columns(header)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ValueError(f"{source_file}: header {header} lacks required column(s) {missing}")
-    index = {c: header.index(c) for c in KNOWN if c in header}
-    rows, rejected = [], []
-    for record in reader:
-        line = reader.line_num
-        if not any(v.strip() for v in record):
-            continue  # blank line
-        try:
-            if len(record) != len(header):
-                raise ValueError(f"has {len(record)} fields, the header has {len(header)}")
-            value = {c: record[i].strip() for c, i in index.items()}
-            if not re.fullmatch(r"-?\d+", value["cid"]):
-                raise ValueError(f"cid {value['cid']!r} is not an integer")
-            rows.append(
-                {
-                    "cid": int(value["cid"]),
-                    "month": _month(value.get("month", "")),
-                    "income": _money(value.get("income", ""), "income"),
-                    "spend": _money(value.get("spend", ""), "spend"),
-                    "_source_file": source_file,
-                    "_source_line": line,
-                }
+    n = table.num_rows
+    bad_numbers = {number for number, _, _ in invalid}
+    # Row numbers count non-empty lines with the header as 1; skip the rejected ones.
+    good_rows = np.array([i for i in range(2, n + len(invalid) + 2) if i not in bad_numbers])
+    line_of_row = lines[good_rows - 1] if n else np.array([], dtype=np.int64)
+
+    def col(name: str) -> pa.Array:
+        if name in header:
+            return pc.utf8_trim_whitespace(table[name].combine_chunks())
+        return pa.array([""] * n, pa.string())
+
+    cid, month, income, spend = col("cid"), col("month"), col("income"), col("spend")
+    income, spend = pc.replace_substring(income, ",", ""), pc.replace_substring(spend, ",", "")
+    problems = [
+        _problem(cid, "cid", _INTEGER, "is not an integer", allow_blank=False),
+        _problem(month, "month", _MONTH_RE, "is not yyyy-MM", allow_blank=True),
+        _amount_problem(income, "income"),
+        _amount_problem(spend, "spend"),
+    ]
+    reason = pc.coalesce(*problems)
+    bad = pc.is_valid(reason)
+    rejected = [
+        RejectedFinanceRow(source_file, int(lines[number - 1]), text, why)
+        for number, text, why in invalid
+    ]
+    if pc.any(bad).as_py():
+        raw = pc.binary_join_element_wise(*[table[c].combine_chunks() for c in header], ",")
+        for i in np.flatnonzero(bad.to_numpy(zero_copy_only=False)):
+            rejected.append(
+                RejectedFinanceRow(
+                    source_file, int(line_of_row[i]), raw[i].as_py(), reason[i].as_py()
+                )
             )
-        except ValueError as exc:
-            rejected.append(RejectedFinanceRow(source_file, line, ",".join(record), str(exc)))
-    return pa.Table.from_pylist(rows, schema=BRONZE_SCHEMA), rejected
+    rejected.sort(key=lambda r: r.line)
+    keep = pc.invert(bad)
+
+    def money(values: pa.Array) -> pa.Array:
+        values = values.filter(keep)
+        # Blank → null before the cast (if_else evaluates both branches).
+        return pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values).cast(MONEY)
+
+    out = pa.table(
+        {
+            "cid": cid.filter(keep).cast(pa.int64()),
+            "month": pc.if_else(pc.equal(month, ""), pa.scalar(None, pa.string()), month).filter(
+                keep
+            ),
+            "income": money(income),
+            "spend": money(spend),
+            "_source_file": pa.array(
+                [source_file] * int(pc.sum(keep.cast(pa.int64())).as_py() or 0), pa.string()
+            ),
+            "_source_line": pa.array(line_of_row[keep.to_numpy(zero_copy_only=False)], pa.int64()),
+        },
+        schema=BRONZE_SCHEMA,
+    )
+    return out, rejected
+
+
+def _all_strings(data: bytes) -> dict[str, pa.DataType]:
+    first = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n", 1)[0]
+    names = next(csv.reader([first.decode("utf-8")]), [])
+    return {name: pa.string() for name in names}
 
 
 def monthly_finance(bronze: DataFrame) -> DataFrame:

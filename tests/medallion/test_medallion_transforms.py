@@ -209,3 +209,14 @@ def test_segment_rules_file_errors_name_the_file(tmp_path):
     bad.write_text("age_bands: []\n")
     with pytest.raises(ValueError, match=r"bad\.yaml: invalid segment rules"):
         SegmentRules.load(bad)
+
+
+def test_finance_parser_line_numbers_survive_blank_lines_and_field_count_errors():
+    data = b"\xef\xbb\xbfcid,spend\r\n1,5\r\n\r\n2,6,7\r\n\r\n3,1.234\r\n4,8\r\n"
+    table, rejected = parse_finance_csv(data, "crlf.csv")
+    assert table.column("cid").to_pylist() == [1, 4]
+    assert table.column("_source_line").to_pylist() == [2, 7]
+    assert [(r.line, r.raw, r.reason) for r in rejected] == [
+        (4, "2,6,7", "has 3 fields, the header has 2"),
+        (6, "3,1.234", "spend '1.234' is not an amount (max 2 decimals)"),
+    ]

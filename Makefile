@@ -52,7 +52,7 @@ run: setup
 
 dev: setup
 	@mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/customer360 dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

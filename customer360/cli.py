@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -11,12 +12,21 @@ import click
 from customer360.settings import get_settings
 
 
+def _dagster_home() -> Path:
+    """DAGSTER_HOME under C360_HOME, with a dagster.yaml (telemetry off: no network here)."""
+    os.environ.setdefault("DAGSTER_HOME", str(get_settings().dagster_home))
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
 def _instance():
     import dagster as dg
 
-    settings = get_settings()
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _dagster_home()
     return dg.DagsterInstance.get()
 
 
@@ -29,6 +39,12 @@ def _print_summary(summary) -> None:
         rows = meta.get("dagster/row_count")
         where = meta.get("table_uri") or meta.get("dagster/uri") or ""
         rows_text = f"{rows:>10,} rows" if isinstance(rows, int) else " " * 15
+        if "published" in meta:  # a Dynamics publish: outcome counts instead of a table
+            where = (
+                f"published {meta['published']:,}, unchanged {meta['unchanged']:,}, "
+                f"failed {meta['failed']:,}, deferred {meta['deferred']:,} "
+                f"({meta['records_per_second']:,.0f} rows/s)"
+            )
         click.echo(f"  {key:<40} {rows_text}  {where}")
     for check in summary.failed_checks:
         click.echo(f"  check failed: {check}")
@@ -45,10 +61,11 @@ def main() -> None:
 
 
 def _run_graph() -> bool:
-    from customer360.definitions import defs
+    from customer360.definitions import build_definitions
     from customer360.runner import materialize_graph
     from sensors.landing import register_landing_partitions
 
+    defs = build_definitions()
     instance = _instance()
     # What the landing sensors would do with a daemon running: register new partitions.
     register_landing_partitions(instance, defs.resources["landing"])
@@ -57,10 +74,47 @@ def _run_graph() -> bool:
     return summary.success
 
 
+@contextlib.contextmanager
+def _dataverse_for_local_runs(seed_customers: bool = False):
+    """In local mode without a configured Dataverse, run the project's own for the block."""
+    from customer360.local_dataverse import URL_ENV, local_dataverse
+    from customer360.settings import Environment
+
+    settings = get_settings()
+    if settings.env is not Environment.LOCAL or os.environ.get(URL_ENV):
+        yield None
+        return
+    with local_dataverse(settings.home) as handle:
+        click.echo(f"local Dataverse on {handle.base_url} (CA {handle.ca_file})")
+        if seed_customers:
+            from customer360.generate.customers import SAMPLE_DATA
+
+            loaded = handle.admin(
+                "POST",
+                "load",
+                {"table": "crc33_customer", "path": str(SAMPLE_DATA / "customer.csv")},
+            )
+            click.echo(f"loaded the sample customers into Dataverse: {loaded}")
+        yield handle
+
+
 @main.command()
 def run() -> None:
     """Materialise the whole asset graph on whatever is in landing."""
-    sys.exit(0 if _run_graph() else 1)
+    with _dataverse_for_local_runs():
+        ok = _run_graph()
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+def dev() -> None:
+    """The Dagster UI (dagster dev -w workspace.yaml) with the local Dataverse beside it."""
+    import subprocess
+
+    _dagster_home()
+    with _dataverse_for_local_runs():
+        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
+        sys.exit(subprocess.call(command))
 
 
 @main.group()
@@ -114,7 +168,9 @@ def demo() -> None:
 
         out = generate_customer_landing(landing)
         click.echo(f"generated {len(out.folders)} Synapse Link folders and finance files")
-    sys.exit(0 if _run_graph() else 1)
+    with _dataverse_for_local_runs(seed_customers=True):
+        ok = _run_graph()
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ def build_definitions() -> dg.Definitions:
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         sensors=sensors.all_sensors(),
+        jobs=sensors.all_jobs(),
         resources=build_resources(settings),
         executor=executor,
     )

@@ -67,11 +67,19 @@ def materialize_assets(
     )
 
 
-def materialize_graph(defs: dg.Definitions, instance: dg.DagsterInstance) -> GraphRun:
+def materialize_graph(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    selection: dg.AssetSelection | None = None,
+) -> GraphRun:
+    """Run every (selected) asset: new partitions first, then the unpartitioned ones."""
     start = time.monotonic()
     summary = GraphRun()
     graph = defs.resolve_asset_graph()
-    specs = [graph.get(key) for key in graph.materializable_asset_keys]
+    keys = graph.materializable_asset_keys
+    if selection is not None:
+        keys = selection.resolve(graph) & keys
+    specs = [graph.get(key) for key in keys]
     partitioned = [n for n in specs if n.partitions_def is not None]
     unpartitioned = [n.key for n in specs if n.partitions_def is None]
 

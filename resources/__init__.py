@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dagster as dg
@@ -15,6 +16,8 @@ from customer360.settings import (
     Settings,
     get_settings,
 )
+from resources.churn import ChurnSettingsResource, NotifierResource
+from resources.dynamics import build_dynamics_resource
 from resources.lakehouse import LakehouseResource
 from resources.landing import AdlsLandingZone, LocalLandingZone
 from resources.spark import build_spark_resource
@@ -27,6 +30,26 @@ def _azure_storage() -> AzureConfig:
         client_id=dg.EnvVar("AZURE_CLIENT_ID"),
         client_secret=dg.EnvVar("AZURE_CLIENT_SECRET"),
         tenant_id=dg.EnvVar("AZURE_TENANT_ID"),
+    )
+
+
+def _notifier(settings: Settings) -> NotifierResource:
+    """The churn alert channel from C360_ALERT_* variables (default: files under C360_HOME)."""
+    recipients = os.environ.get("C360_ALERT_SMTP_TO", "")
+    return NotifierResource(
+        channel=os.environ.get("C360_ALERT_CHANNEL", "file"),
+        queue_dir=os.environ.get("C360_ALERT_QUEUE_DIR", str(settings.home / "alerts")),
+        smtp_host=os.environ.get("C360_ALERT_SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(os.environ.get("C360_ALERT_SMTP_PORT", "25")),
+        smtp_sender=os.environ.get("C360_ALERT_SMTP_FROM", "customer360@localhost"),
+        smtp_recipients=[r.strip() for r in recipients.split(",") if r.strip()],
+        smtp_username_env="C360_ALERT_SMTP_USER"
+        if os.environ.get("C360_ALERT_SMTP_USER")
+        else None,
+        smtp_password_env="C360_ALERT_SMTP_PASSWORD"
+        if os.environ.get("C360_ALERT_SMTP_USER")
+        else None,
+        webhook_url=os.environ.get("C360_ALERT_WEBHOOK_URL"),
     )
 
 
@@ -45,7 +68,11 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     else:
         lakehouse = LakehouseResource(root_uri=settings.lake_root)
         landing = LocalLandingZone(root=settings.landing_root)
+    local_ca = None if settings.env is Environment.AZURE else str(settings.dataverse_dir / "ca.pem")
     return {
+        "churn": ChurnSettingsResource(),
+        "notifier": _notifier(settings),
+        "dynamics": build_dynamics_resource(local_ca),
         "spark": build_spark_resource(),
         "lakehouse": lakehouse,
         "landing": landing,

@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from sensors.churn_alert import churn_alert_job, churn_alert_sensor
+from sensors.deferred import deferred_publish_sensor
 from sensors.landing import dataverse_landing_sensor, finance_landing_sensor
 
 
@@ -9,6 +11,8 @@ def all_sensors() -> list[dg.SensorDefinition]:
     return [
         dataverse_landing_sensor,
         finance_landing_sensor,
+        deferred_publish_sensor,
+        churn_alert_sensor,
         # Silver, gold and the lake database follow their upstreams (AutomationCondition.eager).
         dg.AutomationConditionSensorDefinition(
             "medallion_automation",
@@ -16,3 +20,7 @@ def all_sensors() -> list[dg.SensorDefinition]:
             default_status=dg.DefaultSensorStatus.RUNNING,
         ),
     ]
+
+
+def all_jobs() -> list:
+    return [churn_alert_job]

@@ -234,6 +234,14 @@ class DeltaLake:
                 raise ValueError(f"replace_partitions into {uri} needs partition_by")
             present = _distinct_partitions(data, partition_by)
             if not present:
+                if existing is None:  # nothing to replace, but the table should exist
+                    write_deltalake(
+                        uri,
+                        data,
+                        mode="overwrite",
+                        partition_by=list(partition_by),
+                        storage_options=self.storage_options,
+                    )
                 return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW)
             predicate = None if existing is None else _partition_predicate(present, data.schema)
             write_deltalake(

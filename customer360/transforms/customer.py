@@ -97,7 +97,11 @@ def standardize_customers(df: DataFrame) -> DataFrame:
 
 
 def validation_failures(df: DataFrame, today: dt.date | None = None) -> Column:
-    """An array of the names of the rules a row breaks (empty when the row is valid)."""
+    """An array of the names of the rules a row breaks (empty when the row is valid).
+
+    A rule that depends on the date may only ever turn a failing row into a passing one as days
+    go by (as `dateofbirth_plausible` does): an incremental silver/customer run re-validates the
+    quarantined customers, not the valid ones."""
     today = today or dt.date.today()
     rules = {
         "id_present": F.col("Id").isNotNull(),

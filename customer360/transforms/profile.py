@@ -3,6 +3,8 @@ data-quality flags; plus customer × segment membership. Segment rules come from
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,30 @@ class SegmentRules:
             raise ValueError(f"{path}: invalid segment rules ({exc})") from None
 
 
+def rules_fingerprint(path: str | Path) -> str:
+    """A digest of a rules file: gold is rebuilt in full when its rules change."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def as_of_day(latest_export: dt.datetime | None) -> dt.datetime | None:
+    """The profile's `as_of`: 00:00 UTC of the day of the latest export in the data.
+
+    A whole day, not the export instant, so that the many exports of one day leave age and
+    tenure of the customers they do not touch unchanged (gold can then be updated incrementally);
+    the first export of a new day moves it and gold is rebuilt. Deterministic for given data."""
+    if latest_export is None:
+        return None
+    utc = latest_export.astimezone(dt.UTC) if latest_export.tzinfo else latest_export
+    return dt.datetime(utc.year, utc.month, utc.day, tzinfo=dt.UTC)
+
+
+def email_counts(customers: DataFrame) -> DataFrame:
+    """How many customers share each (non-null) e-mail: `email`, `_n`."""
+    return (
+        customers.filter(F.col("email").isNotNull()).groupBy("email").agg(F.count("*").alias("_n"))
+    )
+
+
 def _first_match(rules: tuple[Rule, ...]) -> Column:
     expr = None
     for rule in rules:
@@ -70,20 +96,28 @@ def finance_measures(monthly: DataFrame) -> DataFrame:
 
 
 def build_profile(
-    customers: DataFrame, monthly: DataFrame, as_of: Column, rules: SegmentRules
+    customers: DataFrame,
+    monthly: DataFrame,
+    as_of: Column,
+    rules: SegmentRules,
+    shared_emails: DataFrame | None = None,
 ) -> DataFrame:
     """One row per customer. `as_of` (a timestamp column expression) pins age and tenure, so a
-    re-run on the same data gives the same table."""
-    email_counts = (
-        customers.filter(F.col("email").isNotNull()).groupBy("email").agg(F.count("*").alias("_n"))
-    )
+    re-run on the same data gives the same table.
+
+    `shared_emails` (`email`, `_n` as from `email_counts`) counts e-mails over all customers;
+    pass it when `customers` is only the part of them being rebuilt. Default: counted over
+    `customers`."""
+    counts = email_counts(customers) if shared_emails is None else shared_emails
     base = (
         customers.join(finance_measures(monthly), "cid", "left")
-        .join(email_counts, "email", "left")
+        .join(counts.select("email", "_n"), "email", "left")
         .withColumn("as_of", as_of)
     )
     age = F.floor(F.months_between(F.to_date("as_of"), F.col("dateofbirth")) / 12).cast("int")
-    tenure = F.round(F.months_between(F.col("as_of"), F.col("createdon")) / 12, 2)
+    months = F.months_between(F.col("as_of"), F.col("createdon"))
+    # Created on the as_of day itself (after 00:00): tenure 0, never a negative fraction.
+    tenure = F.when(months < 0, F.lit(0.0)).otherwise(F.round(months / 12, 2))
     profile = base.withColumns(
         {
             "age": age,

@@ -1,0 +1,300 @@
+"""Benchmark the Dynamics publish engine against the local Dataverse emulator.
+
+    .venv/bin/python bench/publish.py                       # everything, default sizes
+    .venv/bin/python bench/publish.py --only throughput --rows 50000
+    .venv/bin/python bench/publish.py --only memory --memory-sizes 100000,1000000
+
+Throughput: service-protection limits are scaled down in time (window 20 s instead of 300 s,
+request and execution-time budgets divided by the same factor, so the sustainable rate — the
+ceiling — is the production one while a run spans many windows), server execution time is
+simulated (the emulator sleeps for the modelled cost). Batches of 100 keep one request's
+duration small next to the window (0.8 s : 20 s ≈ production's 8 s : 300 s), because the server
+charges execution time when a request ends but ages it from when it started. Reported:
+records/s with 1 and 4 principals, the theoretical ceiling from `/_emulator/limits`, the ratio,
+and 429s after ramp-up.
+Memory: peak RSS of a publish process as the row count grows (streaming generator source,
+limits off). Baseline: one request per record, no batching, no parallelism.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from customer360.dynamics import (
+    DataverseConnection,
+    NullSink,
+    Principal,
+    PublishOptions,
+    ServiceLimits,
+    load_spec,
+    plot_throughput,
+    publish,
+)
+from customer360.dynamics.odata import record_path
+from customer360.dynamics.transport import TransportOptions
+from customer360.emulator.testing import run_emulator
+
+SCALE = 15  # 300 s window → 20 s
+BATCH = 100
+WINDOW = 300.0 / SCALE
+MAX_REQUESTS = 6000 // SCALE
+MAX_EXECUTION = 1200.0 / SCALE
+COLUMNS = {
+    "crc33_name": "Name",
+    "crc33_firstname": "FirstName",
+    "crc33_lastname": "LastName",
+    "crc33_email": "Email",
+    "crc33_city": "City",
+    "crc33_country": "Country",
+    "crc33_dateofbirth": "DateOfBirth",
+    "crc33_totalspend": "Spend",
+    "crc33_churnprobability": "Churn",
+}
+SPEC = {
+    "table": "crc33_customer",
+    "entity_set": "crc33_customers",
+    "mode": "upsert",
+    "key": {"columns": {"crc33_cid": "cid"}},
+    "columns": COLUMNS,
+    "change_detection": False,  # every row is an UpsertMultiple item: what the ceiling assumes
+}
+
+
+def rows(n: int, start: int = 0):
+    """A streaming source: nothing is materialised."""
+    for i in range(start, start + n):
+        yield {
+            "cid": i,
+            "Name": f"Customer {i}",
+            "FirstName": f"First{i}",
+            "LastName": f"Last{i % 997}",
+            "Email": f"c{i}@contoso.com",
+            "City": "Seattle",
+            "Country": "United States",
+            "DateOfBirth": f"19{70 + i % 30}-0{1 + i % 9}-1{i % 10}",
+            "Spend": 1000 + (i % 4000) * 1.25,
+            "Churn": (i % 100) / 100,
+        }
+
+
+def limited_config() -> dict[str, Any]:
+    return {
+        "limits": {
+            "enabled": True,
+            "window_seconds": WINDOW,
+            "max_requests": MAX_REQUESTS,
+            "max_execution_seconds": MAX_EXECUTION,
+            "time_scale": 1.0,
+            # Retry-After penalties and caps shrink with the window
+            "penalty_seconds": 1.0 / SCALE,
+            "max_retry_after_seconds": 300.0 / SCALE,
+            "concurrency_retry_after_seconds": 1.0 / SCALE,
+        },
+        "cost_model": {"simulate_latency": True},
+    }
+
+
+def connection(emu, principals: int) -> DataverseConnection:
+    return DataverseConnection(
+        api_url=emu.api_url,
+        authority=emu.authority,
+        principals=tuple(Principal(c, s) for c, s in emu.principals[:principals]),
+        ca_file=str(emu.ca_file),
+    )
+
+
+def throughput(emu, principals: int, n: int, paced: bool) -> dict[str, Any]:
+    emu.admin("POST", "reset")
+    limits = ServiceLimits(
+        window_seconds=WINDOW, max_requests=MAX_REQUESTS, max_execution_seconds=MAX_EXECUTION
+    )
+    options = PublishOptions(
+        transport=TransportOptions(limits=limits if paced else None),
+        bulk_batch_size=BATCH,
+        progress_interval_seconds=0.5,
+    )
+    metrics = publish(
+        rows(n), load_spec(SPEC), connection(emu, principals), sink=NullSink(), options=options
+    )
+    series = metrics.throughput
+    # steady state: from the end of the first window (ramp-up and the initial burst the empty
+    # window allows) to the last sample
+    after = [p for p in series if p[0] >= WINDOW]
+    steady = (after[-1][1] - after[0][1]) / (after[-1][0] - after[0][0]) if len(after) > 2 else 0
+    stats = emu.admin("GET", "stats")["totals"]
+    return {
+        "principals": principals,
+        "rows": n,
+        "paced": paced,
+        "seconds": round(metrics.duration_seconds, 1),
+        "records_per_second": round(metrics.records_per_second, 1),
+        "steady_records_per_second": round(steady, 1),
+        "write_requests": metrics.requests,
+        "throttled": metrics.throttled_total,
+        "throttled_pct_of_requests": round(
+            100 * metrics.throttled_total / max(stats["requests"], 1), 2
+        ),
+        "server_429": stats["throttled"]["total"],
+        "published": metrics.published,
+        "series": series,
+    }
+
+
+def naive(emu, n: int) -> dict[str, Any]:
+    """One PATCH (upsert) per record, one at a time: what a simple script does."""
+    emu.admin("POST", "reset")
+    client_id, secret = emu.principals[0]
+    http = emu.http_client(timeout=120.0)
+    token = http.post(
+        f"{emu.authority}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": emu.scope,
+        },
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    started = time.monotonic()
+    done = throttled = 0
+    for row in rows(n):
+        body = {target: row[source] for target, source in COLUMNS.items()}
+        url = emu.api_url + record_path("crc33_customers", {"crc33_cid": row["cid"]})
+        while True:
+            response = http.patch(url, json=body, headers=headers)
+            if response.status_code != 429:
+                break
+            throttled += 1
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        assert response.status_code < 300, response.text
+        done += 1
+    elapsed = time.monotonic() - started
+    http.close()
+    return {
+        "rows": done,
+        "seconds": round(elapsed, 1),
+        "records_per_second": round(done / elapsed, 1),
+        "throttled": throttled,
+    }
+
+
+def memory_child(n: int, home: str) -> None:
+    """Runs in its own process so that its peak RSS belongs to one publish only."""
+    with run_emulator(home, config={"limits": {"enabled": False}}) as emu:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        metrics = publish(
+            rows(n),
+            load_spec({**SPEC, "change_detection": True}),
+            connection(emu, 2),
+            sink=NullSink(),
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(
+            json.dumps(
+                {
+                    "rows": n,
+                    "published": metrics.published,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "rss_before_mib": round(before / 1024, 1),
+                    "peak_rss_mib": round(peak / 1024, 1),
+                }
+            )
+        )
+
+
+def memory(sizes: list[int]) -> list[dict[str, Any]]:
+    results = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="c360-bench-mem-") as home:
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(n), "--home", home],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=dict(os.environ),
+            )
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  memory {n:>9,} rows: {results[-1]}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["throughput", "memory", "naive"], default=None)
+    parser.add_argument("--rows", type=int, default=50_000, help="rows per throughput run")
+    parser.add_argument("--memory-sizes", default="100000,300000,1000000")
+    parser.add_argument("--naive-rows", type=int, default=400)
+    parser.add_argument(
+        "--runs",
+        default="1p,4p,1u",
+        help="throughput runs: <principals>p (paced with the known limits) or <n>u (unpaced)",
+    )
+    parser.add_argument("--out", default=".c360/bench", help="where the PNG and JSON go")
+    parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--home", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.runs = [(int(r[:-1]), r.endswith("p")) for r in args.runs.split(",")]
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.home)
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"}
+    if args.only in (None, "throughput", "naive"):
+        with (
+            tempfile.TemporaryDirectory(prefix="c360-bench-") as home,
+            run_emulator(home, config=limited_config()) as emu,
+        ):
+            ceiling = emu.admin(
+                "GET", f"limits?batch_size={BATCH}&operation=upsert&columns={len(COLUMNS)}"
+            )["ceiling"]
+            per_user = ceiling["records_per_second_per_user"]
+            report["ceiling"] = ceiling
+            print(
+                f"limits: window {WINDOW:g} s, {MAX_REQUESTS} requests, "
+                f"{MAX_EXECUTION:g} s execution per user; ceiling {per_user:,.1f} records/s "
+                f"per principal ({ceiling['binding_limit']} binds)",
+                flush=True,
+            )
+            if args.only in (None, "throughput"):
+                runs = []
+                for principals, paced in args.runs:
+                    result = throughput(emu, principals, args.rows * principals, paced)
+                    result["ceiling_records_per_second"] = round(per_user * principals, 1)
+                    result["ratio_to_ceiling"] = round(
+                        result["steady_records_per_second"] / (per_user * principals), 3
+                    )
+                    runs.append(result)
+                    shown = {k: v for k, v in result.items() if k != "series"}
+                    print(f"  {shown}", flush=True)
+                report["throughput"] = [{k: v for k, v in r.items() if k != "series"} for r in runs]
+                plot_throughput(
+                    {
+                        f"{r['principals']} principal(s){'' if r['paced'] else ', unpaced'}": r[
+                            "series"
+                        ]
+                        for r in runs
+                    },
+                    out / "publish_throughput.png",
+                )
+            if args.only in (None, "naive"):
+                report["naive"] = naive(emu, args.naive_rows)
+                print(f"  naive: {report['naive']}", flush=True)
+    if args.only in (None, "memory"):
+        report["memory"] = memory([int(s) for s in args.memory_sizes.split(",")])
+    (out / "publish_bench.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "ceiling"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The reference feature set (58 inputs): transaction features (28) and activity features (30).
+
+A period P is the month whose expirations are labelled (training) or predicted (scoring).
+Every feature uses only data dated before P: transactions and user logs are filtered to
+`< P` before anything is computed, subscription windows included, so nothing leaks from the
+outcome month. The "current" subscription is the one with start < P and end > P − 30 days
+(at most one per member, see docs/churn.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from customer360.churn.periods import periods_frame
+from customer360.churn.schemas import BD_MAX, BD_MIN
+from customer360.churn.transactions import with_changes, with_subscription
+
+#: Look-back of the activity window and of the "current subscription" test, in days.
+LOOKBACK_DAYS = 30
+
+TRANSACTION_FEATURES: tuple[str, ...] = (
+    "start_year",
+    "start_month",
+    "subscription_age",
+    "renewals",
+    "total_list_price",
+    "total_amount_paid",
+    "total_discount",
+    "days_since_last_account_action",
+    "last_plan_list_price",
+    "last_actual_amount_paid",
+    "last_discount",
+    "last_payment_plan_days",
+    "last_payment_method",
+    "last_is_cancel",
+    "last_is_auto_renew",
+    "last_change_in_list_price",
+    "last_change_in_discount",
+    "last_change_in_payment_plan_days",
+    "last_change_in_payment_method_id",
+    "last_change_in_cancellation",
+    "last_change_in_auto_renew",
+    "last_days_change_in_membership_expire_date",
+    "days_until_expiration",
+    "total_subscription_count",
+    "city",
+    "bd",
+    "gender",
+    "registered_via",
+)
+
+_ACTIVITY_MEASURES = ("sessions_total", "seconds_total", "number_uniq", "number_total")
+
+ACTIVITY_FEATURES: tuple[str, ...] = (
+    "days_total",
+    "days_with_session",
+    "ratio_days_with_session_to_days",
+    "days_after_exp",
+    "days_after_exp_with_session",
+    "ratio_days_after_exp_with_session_to_days_after_exp",
+    *[
+        name
+        for x in _ACTIVITY_MEASURES
+        for name in (
+            x,
+            f"ratio_{x}_to_days_total",
+            f"ratio_{x}_to_days_with_session",
+            f"{x}_after_exp",
+            f"ratio_{x}_after_exp_to_days_after_exp",
+            f"ratio_{x}_after_exp_to_days_after_exp_with_session",
+        )
+    ],
+)
+
+_SUMMED = (*_ACTIVITY_MEASURES, *(f"{x}_after_exp" for x in _ACTIVITY_MEASURES))
+
+#: All 58 model inputs, in the order the model sees them.
+FEATURE_COLUMNS: tuple[str, ...] = TRANSACTION_FEATURES + ACTIVITY_FEATURES
+#: Codes, not quantities: the model treats them as categories.
+CATEGORICAL_FEATURES: tuple[str, ...] = ("last_payment_method", "city", "gender", "registered_via")
+
+
+def current_subscriptions(clean: DataFrame, period_start: dt.date) -> DataFrame:
+    """Per member with a current subscription at P, its last transaction before P.
+
+    Columns: period_start, the clean transaction columns of that last transaction,
+    subscription_seq/start/end, the `transactions_enhanced` change columns, renewals,
+    total_list_price, total_amount_paid, total_discount (over the subscription's transactions
+    whose expiry moved later) and total_subscription_count (subscriptions started before P).
+    """
+    return _current(clean, [period_start])
+
+
+def transaction_features(clean: DataFrame, members: DataFrame, period_start: dt.date) -> DataFrame:
+    """msno, period_start + the 28 transaction features for P (see `TRANSACTION_FEATURES`).
+
+    `clean` is `transactions_clean` over all transactions (it is cut at P here); `members` is
+    the members reader's output (a member missing from it gets NULL demographics).
+    """
+    return _transaction_features(_current(clean, [period_start]), members)
+
+
+def activity_features(clean: DataFrame, user_logs: DataFrame, period_start: dt.date) -> DataFrame:
+    """msno, period_start + the 30 activity features for P (see `ACTIVITY_FEATURES`).
+
+    Window: from max(subscription start, P − 30) to P − 1. `user_logs` are the reader's rows
+    (several per member and day are summed). Days without a log row count as no session.
+    """
+    return _activity_features(_current(clean, [period_start]), user_logs, [period_start])
+
+
+def period_features(
+    clean: DataFrame, user_logs: DataFrame, members: DataFrame, period_start: dt.date
+) -> DataFrame:
+    """msno, period_start and all 58 features (`FEATURE_COLUMNS`) for members current at P."""
+    return features_for_periods(clean, user_logs, members, [period_start])
+
+
+def features_for_periods(
+    clean: DataFrame, user_logs: DataFrame, members: DataFrame, periods: Sequence[dt.date]
+) -> DataFrame:
+    """`period_features` for several periods in one Spark pass (rows tagged by period_start).
+
+    The period is a column, so the query plan is the same whatever the periods: computing
+    training, validation and scoring periods together costs one job instead of three.
+    """
+    current = _current(clean, periods)
+    transaction = _transaction_features(current, members)
+    activity = _activity_features(current, user_logs, periods)
+    return transaction.join(activity, ["msno", "period_start"], "inner").select(
+        "msno", "period_start", *FEATURE_COLUMNS
+    )
+
+
+def _current(clean: DataFrame, periods: Sequence[dt.date]) -> DataFrame:
+    """Windows partitioned by (member, period) only, so one shuffle whatever the data size."""
+    bounds = F.broadcast(periods_frame(clean.sparkSession, periods)).select("period_start")
+    keys = ("msno", "period_start")
+    # Each period sees only the transactions dated before it: no leakage.
+    before = clean.join(bounds, F.col("transaction_date") < F.col("period_start"), "inner")
+    rows = with_changes(with_subscription(before, keys=keys), keys=keys)
+    member = Window.partitionBy(*keys)
+    subscription = Window.partitionBy(*keys, "subscription_seq")
+    moved_later = F.col("days_change_in_membership_expire_date") > 0
+
+    def renewal_sum(column: str) -> Column:
+        return F.sum(F.when(moved_later, F.col(column)).otherwise(0)).over(subscription)
+
+    lookback = F.date_sub(F.col("period_start"), LOOKBACK_DAYS)
+    latest_first = member.orderBy(F.col("transaction_date").desc())
+    return (
+        rows.withColumn("renewals", F.sum(moved_later.cast("int")).over(subscription))
+        .withColumn("total_list_price", renewal_sum("plan_list_price"))
+        .withColumn("total_amount_paid", renewal_sum("actual_amount_paid"))
+        .withColumn("total_discount", renewal_sum("discount"))
+        .withColumn("total_subscription_count", F.max("subscription_seq").over(member) + F.lit(1))
+        .withColumn("_rank", F.row_number().over(latest_first))
+        # The last transaction is in the member's last subscription, which started before P;
+        # it is current unless it ended 30 days or more before P.
+        .where((F.col("_rank") == 1) & (F.col("subscription_end") > lookback))
+        .drop("_rank")
+    )
+
+
+def _transaction_features(current: DataFrame, members: DataFrame) -> DataFrame:
+    p = F.col("period_start")
+    gender = F.when(F.col("gender") == "female", 0).when(F.col("gender") == "male", 1).cast("int")
+    bd = F.when(F.col("bd").between(BD_MIN, BD_MAX), F.col("bd")).cast("int")
+    demographics = members.select(
+        "msno",
+        F.col("city").cast("int").alias("city"),
+        bd.alias("bd"),
+        gender.alias("gender"),
+        F.col("registered_via").cast("int").alias("registered_via"),
+    ).dropDuplicates(["msno"])
+    features = current.select(
+        "msno",
+        "period_start",
+        F.year("subscription_start").alias("start_year"),
+        F.month("subscription_start").alias("start_month"),
+        F.datediff("transaction_date", "subscription_start").alias("subscription_age"),
+        F.col("renewals").cast("int").alias("renewals"),
+        F.col("total_list_price").cast("long").alias("total_list_price"),
+        F.col("total_amount_paid").cast("long").alias("total_amount_paid"),
+        F.col("total_discount").cast("long").alias("total_discount"),
+        F.datediff(p, F.col("transaction_date")).alias("days_since_last_account_action"),
+        F.col("plan_list_price").alias("last_plan_list_price"),
+        F.col("actual_amount_paid").alias("last_actual_amount_paid"),
+        F.col("discount").alias("last_discount"),
+        F.col("payment_plan_days").alias("last_payment_plan_days"),
+        F.col("payment_method_id").alias("last_payment_method"),
+        F.col("is_cancel").alias("last_is_cancel"),
+        F.col("is_auto_renew").alias("last_is_auto_renew"),
+        F.col("change_in_list_price").alias("last_change_in_list_price"),
+        F.col("change_in_discount").alias("last_change_in_discount"),
+        F.col("change_in_payment_plan_days").alias("last_change_in_payment_plan_days"),
+        F.col("change_in_payment_method_id").alias("last_change_in_payment_method_id"),
+        F.col("change_in_cancellation").alias("last_change_in_cancellation"),
+        F.col("change_in_auto_renew").alias("last_change_in_auto_renew"),
+        F.col("days_change_in_membership_expire_date").alias(
+            "last_days_change_in_membership_expire_date"
+        ),
+        F.datediff(p, F.col("membership_expire_date")).alias("days_until_expiration"),
+        F.col("total_subscription_count").cast("int").alias("total_subscription_count"),
+    )
+    joined = features.join(demographics, "msno", "left")
+    return joined.select("msno", "period_start", *TRANSACTION_FEATURES)
+
+
+def _ratio(numerator: Column, denominator: Column) -> Column:
+    """numerator / denominator, 0 when the denominator is 0 (the reference's coalesce)."""
+    return F.when(denominator != 0, numerator / denominator).otherwise(F.lit(0.0)).cast("double")
+
+
+def _activity_features(
+    current: DataFrame, user_logs: DataFrame, periods: Sequence[dt.date]
+) -> DataFrame:
+    window_to = F.date_sub(F.col("period_start"), 1)
+    state = current.select(
+        "msno",
+        "period_start",
+        F.greatest(
+            F.col("subscription_start"), F.date_sub(F.col("period_start"), LOOKBACK_DAYS)
+        ).alias("window_start"),
+        F.col("membership_expire_date").alias("last_exp_at"),
+    )
+    total_plays = sum(
+        (F.col(c) for c in ("num_25", "num_50", "num_75", "num_985", "num_100")), F.lit(0)
+    )
+    # A literal date range first, so the scan prunes (and Parquet skips) everything else.
+    first_day = min(periods) - dt.timedelta(days=LOOKBACK_DAYS)
+    last_day = max(periods) - dt.timedelta(days=1)
+    logs = user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
+    daily = logs.groupBy("msno", "date").agg(
+        F.count("*").alias("sessions_total"),
+        F.sum("total_secs").alias("seconds_total"),
+        F.sum("num_unq").alias("number_uniq"),
+        F.sum(total_plays).alias("number_total"),
+    )
+    after_exp = F.col("date") > F.col("last_exp_at")
+    sums = [F.sum(F.col(x)).alias(x) for x in _ACTIVITY_MEASURES] + [
+        F.sum(F.when(after_exp, F.col(x)).otherwise(0)).alias(f"{x}_after_exp")
+        for x in _ACTIVITY_MEASURES
+    ]
+    in_window = (
+        (daily["msno"] == state["msno"])
+        & (F.col("date") >= F.col("window_start"))
+        & (F.col("date") <= window_to)
+    )
+    activity = (
+        daily.join(state, in_window, "inner")
+        .drop(daily["msno"])
+        .groupBy("msno", "period_start")
+        .agg(
+            F.count("*").alias("days_with_session"),
+            F.sum(after_exp.cast("int")).alias("days_after_exp_with_session"),
+            *sums,
+        )
+    )
+    days_total = F.datediff(window_to, F.col("window_start")) + 1
+    first_after_exp = F.greatest(F.date_sub(F.col("window_start"), 1), F.col("last_exp_at"))
+    days_after_exp = F.greatest(F.lit(0), F.datediff(window_to, first_after_exp))
+    counted = ["days_with_session", "days_after_exp_with_session"]
+    base = state.withColumn("days_total", days_total).withColumn("days_after_exp", days_after_exp)
+    joined = base.join(activity, ["msno", "period_start"], "left").fillna(
+        0, subset=[*counted, *_SUMMED]
+    )
+    columns: dict[str, Column] = {
+        "days_total": F.col("days_total").cast("int"),
+        "days_with_session": F.col("days_with_session").cast("int"),
+        "ratio_days_with_session_to_days": _ratio(F.col("days_with_session"), F.col("days_total")),
+        "days_after_exp": F.col("days_after_exp").cast("int"),
+        "days_after_exp_with_session": F.col("days_after_exp_with_session").cast("int"),
+        "ratio_days_after_exp_with_session_to_days_after_exp": _ratio(
+            F.col("days_after_exp_with_session"), F.col("days_after_exp")
+        ),
+    }
+    for x in _ACTIVITY_MEASURES:
+        total, after = F.col(x), F.col(f"{x}_after_exp")
+        kind = "double" if x == "seconds_total" else "long"
+        columns[x] = total.cast(kind)
+        columns[f"ratio_{x}_to_days_total"] = _ratio(total, F.col("days_total"))
+        columns[f"ratio_{x}_to_days_with_session"] = _ratio(total, F.col("days_with_session"))
+        columns[f"{x}_after_exp"] = after.cast(kind)
+        columns[f"ratio_{x}_after_exp_to_days_after_exp"] = _ratio(after, F.col("days_after_exp"))
+        columns[f"ratio_{x}_after_exp_to_days_after_exp_with_session"] = _ratio(
+            after, F.col("days_after_exp_with_session")
+        )
+    return joined.select(
+        "msno", "period_start", *[columns[name].alias(name) for name in ACTIVITY_FEATURES]
+    )

@@ -1,0 +1,548 @@
+"""Synthetic KKBox data: the Kaggle files, same headers and formats, with learnable churn.
+
+`generate_kkbox` simulates each member's subscription life with numpy (all members at once, one
+transaction per member per loop step), so 100,000 members take seconds, not minutes:
+
+- plans of 30/90/180/410 days with KKBox-like list prices (NTD), payment methods, promotions
+  (paid 0 or half price), auto-renew (about 80%), active cancels (immediate or end-of-term);
+- at each expiry the member renews or churns; churn is more likely with auto-renew off, after a
+  cancel, when the member is "fading" (listening falls towards the expiry), on a discounted or
+  cheap plan, for young members and some registration channels/cities; a churner may come back
+  after more than 30 days (a new subscription);
+- daily listening (`user_logs`) for the last five months of the range: per-member activity and
+  volume, counts num_25..num_100, num_unq, total_secs, a few members with two rows on a day;
+- `train_v2.csv` holds the labels of the last month, computed by the official rules from the
+  simulated future (which, as with Kaggle, is not in the transaction files).
+
+Files are split as Kaggle's: `transactions.csv` / `user_logs.csv` before the last month,
+`transactions_v2.csv` / `user_logs_v2.csv` the last month (the month of `end`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from customer360.churn.ids import msno_for_customer
+from customer360.churn.periods import add_months, period_bounds
+from customer360.churn.schemas import (
+    MEMBERS_COLUMNS,
+    TRAIN_COLUMNS,
+    TRANSACTIONS_COLUMNS,
+    USER_LOGS_COLUMNS,
+)
+
+DEFAULT_START = dt.date(2016, 1, 1)
+#: Kaggle's data end; the last month (March 2017) goes to the *_v2 files and train_v2.csv.
+DEFAULT_END = dt.date(2017, 3, 31)
+#: User logs cover the last months of the range (enough for four labelled periods' windows).
+LOG_MONTHS = 5
+
+_EPOCH = dt.date(1970, 1, 1)
+_NEVER = np.iinfo(np.int32).max // 2
+_PLAN_DAYS = np.array([30, 90, 180, 410])
+_PLAN_SHARE = np.array([0.80, 0.07, 0.05, 0.08])
+#: List prices (NTD) per plan and their shares; the 30-day 99/129 plans are the cheap ones.
+_PLAN_PRICES = {
+    30: (np.array([149, 99, 129, 180]), np.array([0.70, 0.15, 0.10, 0.05])),
+    90: (np.array([447, 480]), np.array([0.8, 0.2])),
+    180: (np.array([894, 536]), np.array([0.7, 0.3])),
+    410: (np.array([1788, 1599, 2000]), np.array([0.6, 0.3, 0.1])),
+}
+_AUTO_METHODS = (np.array([41, 40, 39, 38, 37, 36]), np.array([0.55, 0.12, 0.1, 0.1, 0.08, 0.05]))
+_MANUAL_METHODS = (
+    np.array([34, 32, 30, 33, 29, 31, 35, 27, 28, 22, 20]),
+    np.array([0.25, 0.15, 0.12, 0.1, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02]),
+)
+_CITIES = np.array([1, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 21, 22])
+_CITY_SHARE = np.array(
+    [0.45, 0.02, 0.06, 0.08, 0.04, 0.03, 0.02, 0.02, 0.02, 0.02, 0.1, 0.03, 0.04, 0.01, 0.02,
+     0.02, 0.02]
+)  # fmt: skip
+_CHANNELS = np.array([7, 9, 3, 4, 13])
+_CHANNEL_SHARE = np.array([0.33, 0.27, 0.17, 0.2, 0.03])
+_CHANNEL_EFFECT = {7: -0.6, 9: 0.0, 3: 0.2, 4: 0.45, 13: 0.1}
+_BD_OUTLIERS = np.array([-7000, -38, 1, 3, 105, 931, 1051, 2015])
+#: Typical seconds per play in each listened-fraction bucket (num_25 … num_100).
+_SECONDS_PER_PLAY = np.array([18.0, 65.0, 115.0, 175.0, 245.0])
+
+
+def generate_kkbox(
+    out_dir: str | Path,
+    members: int,
+    seed: int = 0,
+    start: dt.date = DEFAULT_START,
+    end: dt.date = DEFAULT_END,
+    customer_ids: Sequence[int] | None = None,
+) -> dict[str, Path]:
+    """Write the Kaggle KKBox files for `members` simulated members into `out_dir`.
+
+    `end` must be the last day of a month (that month is the "v2" month and the labelled one of
+    train_v2.csv); the range must span at least four months. With `customer_ids` (one per
+    member) member i's msno is `msno_for_customer(customer_ids[i])`, tying members to
+    customers; otherwise msnos are random 44-char base64 strings. Same arguments → same bytes.
+    Returns {file stem: path} for members_v3, transactions, transactions_v2, user_logs,
+    user_logs_v2 and train_v2.
+    """
+    if members <= 0:
+        raise ValueError(f"members must be positive, got {members}")
+    if (end + dt.timedelta(days=1)).day != 1:
+        raise ValueError(f"end must be the last day of a month, got {end}")
+    last_month = end.replace(day=1)
+    if add_months(start.replace(day=1), 4) > last_month:
+        raise ValueError(f"the range {start}..{end} must span at least four months")
+    if customer_ids is not None and len(customer_ids) != members:
+        raise ValueError(f"customer_ids has {len(customer_ids)} ids for {members} members")
+
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    msno = _msnos(rng, members, customer_ids)
+    traits = _member_traits(rng, members, _day(start), _day(end))
+    # Simulate two months past `end`: the renewals that decide the last month's labels.
+    sim_end = _day(add_months(last_month, 3)) - 1
+    sim = _simulate(rng, traits, _day(start), sim_end)
+
+    v2_from = _day(last_month)
+    tx = sim.transactions
+    observed = tx["transaction_date"] <= _day(end)
+    paths = {
+        "members_v3": _write_members(out / "members_v3.csv", msno, traits),
+        "transactions": _write_transactions(
+            out / "transactions.csv", msno, tx[observed & (tx["transaction_date"] < v2_from)]
+        ),
+        "transactions_v2": _write_transactions(
+            out / "transactions_v2.csv", msno, tx[observed & (tx["transaction_date"] >= v2_from)]
+        ),
+    }
+    log_from = _day(add_months(last_month, -(LOG_MONTHS - 1)))
+    logs = _user_logs(rng, traits, sim.terms, log_from, _day(end))
+    paths["user_logs"] = _write_logs(out / "user_logs.csv", msno, logs[logs["date"] < v2_from])
+    paths["user_logs_v2"] = _write_logs(
+        out / "user_logs_v2.csv", msno, logs[logs["date"] >= v2_from]
+    )
+    labels = label_period_arrays(tx, last_month)
+    paths["train_v2"] = _write_csv(
+        out / "train_v2.csv",
+        TRAIN_COLUMNS,
+        {"msno": msno[labels["member"].to_numpy()], "is_churn": labels["is_churn"].to_numpy()},
+    )
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# members
+
+
+@dataclass
+class _Traits:
+    join_day: np.ndarray
+    auto: np.ndarray  # initial auto-renew
+    plan: np.ndarray  # index into _PLAN_DAYS
+    price: np.ndarray  # list price of the member's plan
+    activity: np.ndarray  # probability of listening on an active day
+    volume: np.ndarray  # mean plays per listening day
+    skip_share: np.ndarray  # (n, 5) shares of plays per listened-fraction bucket
+    risk: np.ndarray  # member-level churn propensity (logit units)
+    city: np.ndarray
+    bd: np.ndarray
+    gender: np.ndarray  # object array: "male" / "female" / ""
+    channel: np.ndarray
+    registration_day: np.ndarray
+
+
+def _msnos(rng: np.random.Generator, n: int, customer_ids: Sequence[int] | None) -> np.ndarray:
+    if customer_ids is not None:
+        return np.array([msno_for_customer(int(c)) for c in customer_ids], dtype=object)
+    raw = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    return np.array([base64.b64encode(row.tobytes()).decode("ascii") for row in raw], dtype=object)
+
+
+def _member_traits(rng: np.random.Generator, n: int, start: int, end: int) -> _Traits:
+    # 45% are already members at the start; the rest join evenly until three weeks before end.
+    existing = rng.random(n) < 0.45
+    join_day = np.where(
+        existing, rng.integers(start, start + 30, n), rng.integers(start + 30, end - 20, n)
+    )
+    plan = rng.choice(len(_PLAN_DAYS), size=n, p=_PLAN_SHARE)
+    price = np.empty(n, dtype=np.int64)
+    for index, days in enumerate(_PLAN_DAYS):
+        chosen = plan == index
+        values, share = _PLAN_PRICES[int(days)]
+        price[chosen] = rng.choice(values, size=int(chosen.sum()), p=share)
+    gender = rng.choice(np.array(["", "male", "female"], dtype=object), n, p=[0.55, 0.23, 0.22])
+    age = np.clip(np.rint(rng.normal(29, 9, n)), 14, 70).astype(np.int64)
+    unknown_age = (gender == "") & (rng.random(n) < 0.8)
+    bd = np.where(unknown_age, 0, age)
+    outlier = rng.random(n) < 0.005
+    bd[outlier] = rng.choice(_BD_OUTLIERS, int(outlier.sum()))
+    channel = rng.choice(_CHANNELS, n, p=_CHANNEL_SHARE)
+    city = rng.choice(_CITIES, n, p=_CITY_SHARE)
+    city_effect = dict(zip(_CITIES.tolist(), rng.normal(0, 0.25, len(_CITIES)), strict=True))
+    demographic = (
+        np.vectorize(_CHANNEL_EFFECT.get)(channel)
+        + np.vectorize(city_effect.get)(city)
+        + 0.35 * ((bd >= 10) & (bd < 22))
+        - 0.2 * ((bd >= 40) & (bd <= 70))
+    )
+    registration = join_day - rng.integers(0, 3650, n) * (rng.random(n) < 0.6)
+    shares = rng.dirichlet([3.0, 1.0, 0.7, 0.6, 8.0], n)
+    return _Traits(
+        join_day=join_day.astype(np.int64),
+        auto=rng.random(n) < 0.8,
+        plan=plan,
+        price=price,
+        activity=rng.beta(4.0, 1.5, n),
+        volume=rng.lognormal(np.log(22), 0.6, n),
+        skip_share=shares,
+        risk=rng.normal(0, 0.35, n) + demographic,
+        city=city,
+        bd=bd,
+        gender=gender,
+        channel=channel,
+        registration_day=np.maximum(registration, _day(dt.date(2004, 3, 26))).astype(np.int64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# subscriptions
+
+
+@dataclass
+class _Simulation:
+    transactions: pd.DataFrame  # member + TRANSACTIONS_COLUMNS (dates as day numbers)
+    terms: list[dict[str, np.ndarray]]  # per loop step: member, start, end, fading
+
+
+def _pick(rng: np.random.Generator, table: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray:
+    values, share = table
+    return rng.choice(values, size=size, p=share)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _simulate(rng: np.random.Generator, traits: _Traits, start: int, sim_end: int) -> _Simulation:
+    n = len(traits.join_day)
+    next_day = traits.join_day.copy()
+    prev_expiry = traits.join_day.copy()
+    auto = traits.auto.copy()
+    plan = traits.plan.copy()
+    price = traits.price.copy()
+    method = np.where(auto, _pick(rng, _AUTO_METHODS, n), _pick(rng, _MANUAL_METHODS, n))
+    parts: list[dict[str, np.ndarray]] = []
+    terms: list[dict[str, np.ndarray]] = []
+    while True:
+        idx = np.nonzero(next_day <= sim_end)[0]
+        if idx.size == 0:
+            break
+        k = idx.size
+        day = next_day[idx]
+        plan_days = _PLAN_DAYS[plan[idx]]
+        list_price = price[idx]
+        promo = rng.random(k)
+        paid = np.where(promo < 0.04, 0, np.where(promo < 0.08, list_price // 2, list_price))
+        expiry = np.maximum(day, prev_expiry[idx]) + plan_days
+        is_auto = auto[idx]
+        parts.append(
+            _rows(idx, method[idx], plan_days, list_price, paid, is_auto, day, expiry, False)
+        )
+
+        fading = rng.random(k) < _sigmoid(-2.0 + 0.8 * traits.risk[idx])
+        cancel = rng.random(k) < _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
+        cancel_day = day + 1 + (rng.random(k) * np.maximum(plan_days - 2, 1)).astype(np.int64)
+        cancel_expiry = np.where(rng.random(k) < 0.5, cancel_day, expiry)
+        if cancel.any():
+            c = cancel
+            parts.append(
+                _rows(idx[c], method[idx][c], plan_days[c], list_price[c], paid[c],
+                      np.zeros(int(c.sum()), bool), cancel_day[c], cancel_expiry[c], True)
+            )  # fmt: skip
+        effective = np.where(cancel, cancel_expiry, expiry)
+        logit = (
+            -3.9
+            + 2.0 * ~is_auto
+            + 2.0 * cancel
+            + 3.3 * fading
+            + 1.2 * (paid < list_price)
+            + 0.7 * ((plan_days == 30) & (list_price < 149))
+            - 0.6 * (plan_days >= 180)
+            + traits.risk[idx]
+        )
+        churn = rng.random(k) < _sigmoid(logit)
+        terms.append({"member": idx, "start": day, "end": effective, "fading": fading})
+
+        # Renewers: auto-renew bills on (or the day before) the expiry; manual renewers come
+        # within a week before to three weeks after; a cancel that is not churn is a plan
+        # change (a new subscription within ten days of the cancel).
+        renew_day = np.where(
+            is_auto & ~cancel,
+            effective - (rng.random(k) < 0.3),
+            effective + rng.integers(-7, 22, k),
+        )
+        renew_day = np.where(cancel, cancel_day + rng.integers(0, 10, k), renew_day)
+        comeback = rng.random(k) < 0.25
+        after_churn = np.where(comeback, effective + rng.integers(31, 200, k), _NEVER)
+        next_day[idx] = np.maximum(np.where(churn, after_churn, renew_day), day + 1)
+        prev_expiry[idx] = effective
+
+        # Plan changes (after a cancel, or 3% of the time) and auto-renew switches.
+        change = cancel | (rng.random(k) < 0.03)
+        new_plan = rng.choice(len(_PLAN_DAYS), size=k, p=_PLAN_SHARE)
+        plan[idx] = np.where(change, new_plan, plan[idx])
+        for index, days in enumerate(_PLAN_DAYS):
+            pick = change & (new_plan == index)
+            values, share = _PLAN_PRICES[int(days)]
+            price[idx[pick]] = rng.choice(values, size=int(pick.sum()), p=share)
+        auto[idx] = np.where(cancel, rng.random(k) < 0.5, is_auto ^ (rng.random(k) < 0.02))
+        switched = auto[idx] != is_auto
+        method[idx] = np.where(
+            switched,
+            np.where(auto[idx], _pick(rng, _AUTO_METHODS, k), _pick(rng, _MANUAL_METHODS, k)),
+            method[idx],
+        )
+    transactions = pd.DataFrame({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+    return _Simulation(transactions=transactions, terms=terms)
+
+
+def _rows(member, method, plan_days, list_price, paid, auto, day, expiry, cancel) -> dict:
+    k = len(member)
+    return {
+        "member": np.asarray(member, dtype=np.int64),
+        "payment_method_id": np.asarray(method, dtype=np.int64),
+        "payment_plan_days": np.asarray(plan_days, dtype=np.int64),
+        "plan_list_price": np.asarray(list_price, dtype=np.int64),
+        "actual_amount_paid": np.asarray(paid, dtype=np.int64),
+        "is_auto_renew": np.asarray(auto, dtype=np.int64),
+        "transaction_date": np.asarray(day, dtype=np.int64),
+        "membership_expire_date": np.asarray(expiry, dtype=np.int64),
+        "is_cancel": np.full(k, int(cancel), dtype=np.int64),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# user logs
+
+
+def _user_logs(
+    rng: np.random.Generator,
+    traits: _Traits,
+    terms: list[dict[str, np.ndarray]],
+    first_day: int,
+    last_day: int,
+    chunk: int = 25_000,
+) -> pd.DataFrame:
+    n = len(traits.join_day)
+    days = np.arange(first_day, last_day + 1)
+    frames = []
+    for m0 in range(0, n, chunk):
+        m1 = min(n, m0 + chunk)
+        active = np.zeros((m1 - m0, len(days)), dtype=bool)
+        level = np.ones((m1 - m0, len(days)), dtype=np.float32)
+        for term in terms:
+            lo, hi = np.searchsorted(term["member"], [m0, m1])
+            if lo == hi:
+                continue
+            rows = term["member"][lo:hi] - m0
+            start = term["start"][lo:hi, None]
+            end = term["end"][lo:hi, None]
+            active[rows] |= (days >= start) & (days <= end)
+            # Fading members listen less and less over the 90 days before the expiry (which
+            # may reach back into the previous subscription term).
+            ramp = np.clip((days - (end - 90)) / 90.0, 0.0, 1.0)
+            fading = term["fading"][lo:hi, None] & (days >= end - 90) & (days <= end)
+            level[rows] = np.where(fading, np.minimum(level[rows], 1.0 - 0.95 * ramp), level[rows])
+        # Lapsed members still listen a little (free tier).
+        level = np.where(active, level, 0.1).astype(np.float32)
+        chance = traits.activity[m0:m1, None].astype(np.float32) * level
+        hit_row, hit_col = np.nonzero(rng.random(chance.shape, dtype=np.float32) < chance)
+        member = hit_row + m0
+        strength = level[hit_row, hit_col]
+        plays = rng.poisson(traits.volume[member] * (0.3 + 0.7 * strength))
+        frames.append(_log_rows(rng, member, days[hit_col], plays, traits.skip_share[member]))
+        # A few members have a second row on the same day (as in the real file).
+        twice = rng.random(member.size) < 0.015
+        extra = rng.poisson(3, int(twice.sum()))
+        frames.append(
+            _log_rows(
+                rng, member[twice], days[hit_col][twice], extra, traits.skip_share[member[twice]]
+            )
+        )
+    logs = pd.concat(frames, ignore_index=True)
+    return logs.sort_values(["date", "member"], kind="stable", ignore_index=True)
+
+
+def _log_rows(rng, member, day, plays, share) -> pd.DataFrame:
+    counts = rng.poisson(plays[:, None] * share)
+    total = counts.sum(axis=1)
+    noise = rng.lognormal(0.0, 0.15, member.size)
+    seconds = np.round((counts * _SECONDS_PER_PLAY).sum(axis=1) * noise, 3)
+    frame = pd.DataFrame(counts, columns=["num_25", "num_50", "num_75", "num_985", "num_100"])
+    frame.insert(0, "date", day.astype(np.int64))
+    frame.insert(0, "member", member.astype(np.int64))
+    frame["num_unq"] = rng.binomial(total, 0.85)
+    frame["total_secs"] = seconds
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# labels (the official rules on day-number arrays; the Spark twin is labels.label_period)
+
+
+def label_period_arrays(transactions: pd.DataFrame, period_start: dt.date) -> pd.DataFrame:
+    """The official labels of one period from a pandas transaction table (day-number dates).
+
+    Same rules as `customer360.churn.labels.label_period` (tested to agree on generated data);
+    used to write train_v2.csv from the simulated future without Spark. Columns of
+    `transactions`: member (any key), the KKBox transaction columns with `transaction_date` and
+    `membership_expire_date` as days since 1970-01-01. Returns member, is_churn, last_expire,
+    renewal_gap_days.
+    """
+    start_date, end_date = period_bounds(period_start)
+    start, end = _day(start_date), _day(end_date)
+    history_start = _day(add_months(start_date, -1))
+    t = transactions[transactions["transaction_date"] >= history_start]
+    signature = (
+        t["plan_list_price"].astype(str)
+        + t["payment_plan_days"].astype(str)
+        + t["payment_method_id"].astype(str)
+    )
+    cancel = t["is_cancel"].to_numpy() == 1
+    expiry_key = np.where(cancel, -t["membership_expire_date"], t["membership_expire_date"])
+    t = t.assign(_sig=signature.to_numpy(), _key=expiry_key).sort_values(
+        ["member", "transaction_date", "_sig", "is_cancel", "_key"],
+        ascending=[True, True, False, True, True],
+        kind="mergesort",
+    )
+    day = t["transaction_date"].to_numpy()
+    expiry = t["membership_expire_date"].to_numpy()
+    cancel = t["is_cancel"].to_numpy() == 1
+    member = t["member"].to_numpy()
+    pos = np.arange(len(t))
+    in_history = day < start
+    in_period = (day >= start) & (day <= end)
+
+    def per_member(values: np.ndarray, how: str) -> pd.Series:
+        return pd.Series(values).groupby(member).transform(how).to_numpy()
+
+    nan = np.nan
+    period_cancel = per_member((in_period & cancel).astype(float), "max") == 1
+    last_sub = per_member(np.where(in_period & ~cancel, pos, nan), "max")
+    search_from = np.where(period_cancel, end + 1, start)
+    searched = day >= search_from
+    first_renewal = per_member(np.where(searched & ~cancel, pos, nan), "min")
+
+    frame = pd.DataFrame(
+        {
+            "member": member,
+            "history_pos": np.where(in_history, pos, nan),
+            "history_expire": np.where(in_history, expiry, nan),
+            "period_cancel": period_cancel,
+            "period_sub_expire": np.where(pos == last_sub, expiry, nan),
+            "period_cancel_expire": np.where(
+                in_period & cancel & (np.isnan(last_sub) | (pos > last_sub)), expiry, nan
+            ),
+            "search_cancel_expire": np.where(
+                searched & cancel & (np.isnan(first_renewal) | (pos < first_renewal)), expiry, nan
+            ),
+            "renewal_date": np.where(pos == first_renewal, day, nan),
+        }
+    )
+    # The last history row per member carries history_expire; NaN rows sort first in max.
+    last_history = frame.dropna(subset=["history_pos"]).groupby("member")["history_expire"].last()
+    grouped = frame.groupby("member").agg(
+        period_cancel=("period_cancel", "first"),
+        period_sub_expire=("period_sub_expire", "max"),
+        period_cancel_expire=("period_cancel_expire", "min"),
+        search_cancel_expire=("search_cancel_expire", "min"),
+        renewal_date=("renewal_date", "max"),
+    )
+    grouped = grouped.join(last_history.rename("history_expire"), how="inner")
+    plan_change = np.fmin(
+        grouped["period_sub_expire"].fillna(grouped["history_expire"]),
+        grouped["period_cancel_expire"],
+    )
+    scope = np.where(grouped["period_cancel"], plan_change, grouped["history_expire"])
+    reference = np.fmin(scope, grouped["search_cancel_expire"].to_numpy())
+    gap = grouped["renewal_date"].to_numpy() - reference
+    result = pd.DataFrame(
+        {
+            "member": grouped.index.to_numpy(),
+            "last_expire": scope,
+            "renewal_gap_days": gap,
+        }
+    )
+    result = result[(result["last_expire"] >= start) & (result["last_expire"] <= end)]
+    churn = result["renewal_gap_days"].isna() | (result["renewal_gap_days"] >= 30)
+    result = result.assign(
+        is_churn=churn.astype(np.int64), last_expire=result["last_expire"].astype(np.int64)
+    )
+    return result[["member", "is_churn", "last_expire", "renewal_gap_days"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def _day(value: dt.date) -> int:
+    return (value - _EPOCH).days
+
+
+def _yyyymmdd(days: np.ndarray) -> np.ndarray:
+    dates = np.asarray(days, dtype="int64").astype("datetime64[D]")
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day_of_month = (dates - dates.astype("datetime64[M]")).astype(np.int64) + 1
+    return years * 10000 + months * 100 + day_of_month
+
+
+def _write_csv(path: Path, header: Sequence[str], columns: dict[str, np.ndarray]) -> Path:
+    """Kaggle style: unquoted header and values, blank for a missing value."""
+    table = pa.table({name: columns[name] for name in header})
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as sink:
+        sink.write((",".join(header) + "\n").encode())
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    tmp.replace(path)
+    return path
+
+
+def _write_members(path: Path, msno: np.ndarray, traits: _Traits) -> Path:
+    return _write_csv(
+        path,
+        MEMBERS_COLUMNS,
+        {
+            "msno": msno,
+            "city": traits.city,
+            "bd": traits.bd,
+            "gender": traits.gender,
+            "registered_via": traits.channel,
+            "registration_init_time": _yyyymmdd(traits.registration_day),
+        },
+    )
+
+
+def _write_transactions(path: Path, msno: np.ndarray, tx: pd.DataFrame) -> Path:
+    tx = tx.sort_values(["transaction_date", "member"], kind="stable")
+    columns = {name: tx[name].to_numpy() for name in TRANSACTIONS_COLUMNS if name != "msno"}
+    columns["msno"] = msno[tx["member"].to_numpy()]
+    columns["transaction_date"] = _yyyymmdd(columns["transaction_date"])
+    columns["membership_expire_date"] = _yyyymmdd(columns["membership_expire_date"])
+    return _write_csv(path, TRANSACTIONS_COLUMNS, columns)
+
+
+def _write_logs(path: Path, msno: np.ndarray, logs: pd.DataFrame) -> Path:
+    columns = {name: logs[name].to_numpy() for name in USER_LOGS_COLUMNS if name != "msno"}
+    columns["msno"] = msno[logs["member"].to_numpy()]
+    columns["date"] = _yyyymmdd(columns["date"])
+    return _write_csv(path, USER_LOGS_COLUMNS, columns)

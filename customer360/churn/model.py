@@ -1,0 +1,419 @@
+"""The churn model: gradient-boosted trees, time-based tuning, calibrated probabilities.
+
+`train_churn_model` fits scikit-learn's HistGradientBoostingClassifier (balanced class weights,
+native categorical splits for the code columns) on an earlier period for each point of a small
+grid, keeps the point with the best average precision on a later validation period, then
+calibrates it on that validation period (isotonic by default), so `predict_churn` returns
+probabilities, never 0/1 labels. Metrics (AP, log loss, ROC AUC, Brier, a decile calibration
+table, a precision-recall curve, permutation importances) are plain dicts and lists, ready for
+JSON or Dagster metadata.
+
+Persisted bundles are a directory: `model.joblib` + `manifest.json` (version, features,
+metrics, library versions, SHA-256 of the joblib file). Loading unpickles Python objects:
+only load bundles you wrote yourself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
+
+from customer360.churn.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+LABEL_COLUMN = "is_churn"
+PROBABILITY_COLUMN = "churn_probability"
+
+#: The default tuning grid: 4 fits. Each point overrides `BASE_PARAMS`.
+DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
+    {"learning_rate": lr, "max_leaf_nodes": leaves}
+    for lr, leaves in itertools.product((0.05, 0.1), (7, 15))
+)
+BASE_PARAMS: dict[str, Any] = {
+    "max_iter": 300,
+    "min_samples_leaf": 30,
+    "l2_regularization": 1.0,
+    "class_weight": "balanced",
+    "early_stopping": True,
+    "validation_fraction": 0.15,
+    "n_iter_no_change": 20,
+}
+
+
+@dataclass
+class ModelBundle:
+    """A fitted, calibrated churn model and what is needed to use and trust it."""
+
+    model: Any  # sklearn estimator with predict_proba on a DataFrame of `feature_columns`
+    version: str
+    feature_columns: list[str]
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    trained_at: str
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. train/validation periods
+
+
+class FeatureMismatchError(ValueError):
+    """The scoring frame lacks feature columns the model was trained on."""
+
+
+def train_churn_model(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame | None = None,
+    *,
+    grid: Sequence[Mapping[str, Any]] = DEFAULT_GRID,
+    calibration: str = "isotonic",
+    random_state: int = 0,
+    version: str | None = None,
+    importance_repeats: int = 3,
+    threads: int | None = 1,
+) -> ModelBundle:
+    """Tune on `validation` (a later period than `train`), calibrate on it, evaluate.
+
+    Each frame holds `FEATURE_COLUMNS` and `is_churn` (0/1), e.g. `period_features` joined with
+    `label_period` and converted with `toPandas()`. With `test` (a still later period) the
+    headline metrics are on `test`, which neither tuning nor calibration saw; without it they
+    are on `validation` and flagged `optimistic`. `calibration` is "isotonic" or "sigmoid".
+    `threads` caps the trees' OpenMP threads (1 by default: on a small shared machine OpenMP
+    spin-waiting costs far more than it gains; None = all cores).
+    """
+    with _thread_limit(threads):
+        return _train(
+            train, validation, test, grid, calibration, random_state, version, importance_repeats
+        )
+
+
+def _train(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame | None,
+    grid: Sequence[Mapping[str, Any]],
+    calibration: str,
+    random_state: int,
+    version: str | None,
+    importance_repeats: int,
+) -> ModelBundle:
+    if calibration not in ("isotonic", "sigmoid"):
+        raise ValueError(f"calibration must be 'isotonic' or 'sigmoid', got {calibration!r}")
+    x_train, y_train = _xy(train, "train")
+    x_valid, y_valid = _xy(validation, "validation")
+    if not grid:
+        raise ValueError("grid must hold at least one parameter set")
+
+    tried = []
+    best: tuple[float, Pipeline, dict[str, Any]] | None = None
+    for point in grid:
+        params = {**BASE_PARAMS, **point, "random_state": random_state}
+        pipeline = _pipeline(params).fit(x_train, y_train)
+        ap = float(average_precision_score(y_valid, pipeline.predict_proba(x_valid)[:, 1]))
+        tried.append({"params": dict(point), "validation_average_precision": ap})
+        if best is None or ap > best[0]:
+            best = (ap, pipeline, params)
+    assert best is not None
+    _, fitted, params = best
+
+    calibrated = CalibratedClassifierCV(FrozenEstimator(fitted), method=calibration)
+    calibrated.fit(x_valid, y_valid)
+
+    metrics: dict[str, Any] = {
+        "grid": tried,
+        "chosen_params": {k: v for k, v in params.items() if k != "random_state"},
+        "calibration_method": calibration,
+        "train": {"rows": len(y_train), "positives": int(y_train.sum())},
+        "validation": evaluate(calibrated, validation),
+    }
+    metrics["validation"]["optimistic"] = True  # tuned and calibrated on it
+    if test is not None:
+        metrics["test"] = evaluate(calibrated, test)
+    metrics["headline"] = "test" if test is not None else "validation"
+    metrics["feature_importance"] = feature_importance(
+        fitted, validation, repeats=importance_repeats, random_state=random_state
+    )
+    x_eval, y_eval = _xy(test if test is not None else validation, metrics["headline"])
+    metrics["precision_recall_curve"] = pr_curve(y_eval, calibrated.predict_proba(x_eval)[:, 1])
+    now = dt.datetime.now(dt.UTC)
+    return ModelBundle(
+        model=calibrated,
+        version=version or now.strftime("%Y%m%dT%H%M%SZ"),
+        feature_columns=list(FEATURE_COLUMNS),
+        metrics=metrics,
+        params=metrics["chosen_params"],
+        trained_at=now.isoformat(),
+    )
+
+
+def evaluate(model: Any, frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
+    """AP, log loss, ROC AUC, Brier, base rate and a calibration table on a labelled frame."""
+    x, y = _xy(frame, "evaluation")
+    probability = model.predict_proba(x)[:, 1]
+    both_classes = 0 < y.sum() < len(y)
+    return {
+        "rows": len(y),
+        "positives": int(y.sum()),
+        "base_rate": float(y.mean()) if len(y) else float("nan"),
+        "average_precision": float(average_precision_score(y, probability))
+        if both_classes
+        else None,
+        "roc_auc": float(roc_auc_score(y, probability)) if both_classes else None,
+        "log_loss": float(log_loss(y, probability, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, probability)),
+        "calibration": calibration_table(y, probability, bins=bins),
+    }
+
+
+def calibration_table(
+    y_true: np.ndarray, probability: np.ndarray, bins: int = 10
+) -> list[dict[str, float]]:
+    """Equal-count bins by predicted probability (deciles by default): predicted vs observed."""
+    order = np.argsort(probability, kind="stable")
+    rows = []
+    for index, chunk in enumerate(np.array_split(order, bins), start=1):
+        if chunk.size == 0:
+            continue
+        rows.append(
+            {
+                "bin": index,
+                "rows": int(chunk.size),
+                "mean_predicted": float(probability[chunk].mean()),
+                "observed_rate": float(np.asarray(y_true)[chunk].mean()),
+            }
+        )
+    return rows
+
+
+def pr_curve(y_true: np.ndarray, probability: np.ndarray, max_points: int = 200) -> dict:
+    """Precision-recall curve, thinned to at most `max_points` points (for the dashboard)."""
+    precision, recall, thresholds = precision_recall_curve(y_true, probability)
+    keep = np.unique(
+        np.linspace(0, len(thresholds) - 1, min(max_points, len(thresholds))).astype(int)
+    )
+    return {
+        "precision": [float(v) for v in precision[keep]],
+        "recall": [float(v) for v in recall[keep]],
+        "thresholds": [float(v) for v in thresholds[keep]],
+        "average_precision": float(average_precision_score(y_true, probability)),
+    }
+
+
+def feature_importance(
+    model: Any,
+    frame: pd.DataFrame,
+    repeats: int = 3,
+    random_state: int = 0,
+    max_rows: int = 10_000,
+) -> list[dict[str, float]]:
+    """Permutation importance (drop in average precision), most important first.
+
+    At most `max_rows` rows (a seeded sample) are used: 58 features × `repeats` predictions
+    over a full period would cost more than the training itself.
+    """
+    if len(frame) > max_rows:
+        frame = frame.sample(n=max_rows, random_state=random_state)
+    x, y = _xy(frame, "importance")
+    result = permutation_importance(
+        model,
+        x,
+        y,
+        scoring="average_precision",
+        n_repeats=repeats,
+        random_state=random_state,
+        n_jobs=1,
+    )
+    rows = [
+        {"feature": name, "importance": float(mean), "std": float(std)}
+        for name, mean, std in zip(
+            x.columns, result.importances_mean, result.importances_std, strict=True
+        )
+    ]
+    return sorted(rows, key=lambda r: r["importance"], reverse=True)
+
+
+def predict_churn(
+    bundle: ModelBundle, features: pd.DataFrame, threads: int | None = 1
+) -> pd.DataFrame:
+    """(msno, churn_probability) for each row of a feature frame (pandas)."""
+    x = feature_matrix(features, bundle.feature_columns)
+    with _thread_limit(threads):
+        probability = bundle.model.predict_proba(x)[:, 1]
+    return pd.DataFrame({"msno": features["msno"].to_numpy(), PROBABILITY_COLUMN: probability})
+
+
+def predict_churn_spark(bundle: ModelBundle, features: DataFrame) -> DataFrame:
+    """(msno, churn_probability) computed on the executors (mapInPandas); nothing is collected.
+
+    Use this for a full-size scoring period; `bundle` is shipped to the executors once per task.
+    """
+    missing = sorted(set(bundle.feature_columns) - set(features.columns))
+    if missing:
+        raise FeatureMismatchError(f"features lack the model's columns: {missing}")
+    columns = ["msno", *bundle.feature_columns]
+    model, feature_columns = bundle.model, list(bundle.feature_columns)
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            if batch.empty:
+                continue
+            x = feature_matrix(batch, feature_columns)
+            # Spark already runs one task per core: one OpenMP thread per task.
+            with _thread_limit(1):
+                probability = model.predict_proba(x)[:, 1]
+            yield pd.DataFrame({"msno": batch["msno"], PROBABILITY_COLUMN: probability})
+
+    schema = T.StructType(
+        [
+            T.StructField("msno", T.StringType()),
+            T.StructField(PROBABILITY_COLUMN, T.DoubleType()),
+        ]
+    )
+    return features.select(*columns).mapInPandas(score, schema)
+
+
+def feature_matrix(
+    frame: pd.DataFrame, feature_columns: Sequence[str] = FEATURE_COLUMNS
+) -> pd.DataFrame:
+    """The model's input: the feature columns in order, as float64 (NULL → NaN)."""
+    missing = [c for c in feature_columns if c not in frame.columns]
+    if missing:
+        raise FeatureMismatchError(f"features lack the model's columns: {missing}")
+    return frame[list(feature_columns)].apply(pd.to_numeric, errors="raise").astype("float64")
+
+
+def save_model(bundle: ModelBundle, path: str | Path) -> Path:
+    """Write `model.joblib` and `manifest.json` into directory `path` (created); returns it."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / MODEL_FILE
+    tmp = directory / (MODEL_FILE + ".tmp")
+    joblib.dump(bundle.model, tmp)
+    tmp.replace(model_path)
+    manifest = {
+        "version": bundle.version,
+        "trained_at": bundle.trained_at,
+        "feature_columns": bundle.feature_columns,
+        "params": bundle.params,
+        "metrics": bundle.metrics,
+        "info": bundle.info,
+        "model_file": MODEL_FILE,
+        "model_sha256": _sha256(model_path),
+        "sklearn_version": sklearn.__version__,
+    }
+    tmp_manifest = directory / (MANIFEST_FILE + ".tmp")
+    tmp_manifest.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+    tmp_manifest.replace(directory / MANIFEST_FILE)
+    return directory
+
+
+def load_model(path: str | Path) -> ModelBundle:
+    """Read a bundle written by `save_model`; refuses a model file whose hash does not match."""
+    directory = Path(path)
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path}: no model manifest")
+    manifest = json.loads(manifest_path.read_text())
+    model_path = directory / manifest.get("model_file", MODEL_FILE)
+    if _sha256(model_path) != manifest["model_sha256"]:
+        raise ValueError(f"{model_path}: SHA-256 differs from the manifest; refusing to load")
+    if manifest.get("sklearn_version") != sklearn.__version__:
+        raise ValueError(
+            f"{directory}: model was saved with scikit-learn {manifest.get('sklearn_version')}, "
+            f"this is {sklearn.__version__}; retrain it"
+        )
+    return ModelBundle(
+        model=joblib.load(model_path),
+        version=manifest["version"],
+        feature_columns=list(manifest["feature_columns"]),
+        metrics=manifest["metrics"],
+        params=manifest["params"],
+        trained_at=manifest["trained_at"],
+        info=manifest.get("info", {}),
+    )
+
+
+def _thread_limit(threads: int | None) -> contextlib.AbstractContextManager:
+    if threads is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="openmp")
+
+
+def _pipeline(params: Mapping[str, Any]) -> Pipeline:
+    categorical = list(CATEGORICAL_FEATURES)
+    numeric = [c for c in FEATURE_COLUMNS if c not in CATEGORICAL_FEATURES]
+    encode = ColumnTransformer(
+        [
+            (
+                "codes",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                    max_categories=250,  # HGB takes at most 255 categories per feature
+                ),
+                categorical,
+            ),
+            ("numbers", "passthrough", numeric),
+        ],
+        verbose_feature_names_out=False,
+    )
+    mask = [True] * len(categorical) + [False] * len(numeric)
+    trees = HistGradientBoostingClassifier(categorical_features=mask, **params)
+    return Pipeline([("encode", encode), ("trees", trees)])
+
+
+def _xy(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    if LABEL_COLUMN not in frame.columns:
+        raise ValueError(f"{name} frame has no {LABEL_COLUMN!r} column")
+    y = frame[LABEL_COLUMN].to_numpy()
+    if len(y) == 0:
+        raise ValueError(f"{name} frame is empty")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name} frame: {LABEL_COLUMN} must be 0 or 1")
+    return feature_matrix(frame), y.astype(np.int64)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

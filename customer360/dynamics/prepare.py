@@ -1,0 +1,159 @@
+"""Stage 2a: one source row → a `PreparedRow` (key, sanitised wire values, lookups, state).
+
+Pure: no I/O. Lookup references are collected here and resolved by the engine in bulk (one query
+per distinct chunk of values), then bound in `classify.py`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from customer360.dynamics.metadata import AttributeMetadata
+from customer360.dynamics.odata import KeyValue, key_segment
+from customer360.dynamics.plan import LookupPlan, TablePlan
+from customer360.dynamics.spec import KeyStrategy, LookupBy, NullPolicy, Rules, StateValue
+from customer360.dynamics.values import (
+    INVALID_STATE_STATUS,
+    INVALID_VALUE,
+    MISSING_KEY,
+    RowProblem,
+    to_wire,
+)
+
+_KEY_RULES = Rules(trim=True)
+
+
+@dataclass
+class PreparedRow:
+    row_number: int
+    row: dict[str, Any]
+    key: dict[str, KeyValue]
+    key_text: str
+    record_id: uuid.UUID | None = None  # the source's GUID (primary_id strategy)
+    values: dict[str, Any] = field(default_factory=dict)  # attribute → wire value (None: clear)
+    #: value attribute (`_x_value`) → (plan, reference); reference None means clear the lookup
+    lookups: dict[str, tuple[LookupPlan, Any]] = field(default_factory=dict)
+    state: tuple[int, int] | None = None
+
+
+def key_value(value: Any, attr: AttributeMetadata) -> KeyValue:
+    """A key part as the Web API compares it (integers stay integers, text is trimmed)."""
+    wire = to_wire(value, attr, _KEY_RULES)
+    if wire is None:
+        raise RowProblem(MISSING_KEY, f"key column {attr.logical_name!r} is empty")
+    if isinstance(wire, float):
+        raise RowProblem(INVALID_VALUE, f"key column {attr.logical_name!r}: {wire!r} is not exact")
+    return wire
+
+
+def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyValue], str]:
+    """(key attribute → value, canonical key text). Raises RowProblem for a missing/bad key."""
+    spec = plan.spec
+    if spec.key.strategy is KeyStrategy.PRIMARY_ID:
+        ((attribute, source),) = spec.key.columns.items()
+        raw = row.get(source)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            raise RowProblem(MISSING_KEY, f"key column {source!r} is empty")
+        try:
+            guid = uuid.UUID(str(raw).strip())
+        except ValueError:
+            raise RowProblem(
+                INVALID_VALUE, f"key column {source!r}: {raw!r} is not a GUID"
+            ) from None
+        return {attribute: guid}, str(guid)
+    key: dict[str, KeyValue] = {}
+    for attribute, source in spec.key.columns.items():
+        if source not in row:
+            raise RowProblem(MISSING_KEY, f"key column {source!r} is missing from the source row")
+        key[attribute] = key_value(row[source], plan.key_attrs[attribute])
+    return key, key_segment(key)
+
+
+def prepare_row(plan: TablePlan, row_number: int, row: Mapping[str, Any]) -> PreparedRow:
+    """Sanitise and check one source row. Raises RowProblem naming the column."""
+    key, key_text = extract_key(plan, row)
+    prepared = PreparedRow(row_number=row_number, row=dict(row), key=key, key_text=key_text)
+    if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
+        prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
+    for column in plan.columns:
+        source = column.spec.source
+        if source not in row:
+            raise RowProblem(INVALID_VALUE, f"source column {source!r} is missing from the row")
+        raw = row[source]
+        if column.lookup:
+            ref = _reference(raw, column.lookup, column.rules)
+            if ref is None and column.rules.null_policy is NullPolicy.IGNORE:
+                continue
+            prepared.lookups[column.lookup.value_attribute] = (column.lookup, ref)
+            continue
+        value = to_wire(
+            raw, column.attr, column.rules, column.spec.coerce, column.spec.option_labels
+        )
+        if value is None and column.rules.null_policy is NullPolicy.IGNORE:
+            continue
+        prepared.values[column.target] = value
+    if plan.owner:
+        ref = _reference(row.get(plan.spec.owner.source), plan.owner, plan.spec.defaults)
+        if ref is not None:  # no owner given: Dataverse keeps (or assigns) the caller
+            prepared.lookups[plan.owner.value_attribute] = (plan.owner, ref)
+    if plan.spec.state:
+        prepared.state = resolve_state(plan, row)
+    return prepared
+
+
+def _reference(raw: Any, lookup: LookupPlan, rules: Rules) -> Any:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if lookup.by is LookupBy.ID:
+        try:
+            return uuid.UUID(str(raw).strip())
+        except ValueError:
+            raise RowProblem(INVALID_VALUE, f"{lookup.navigation}: {raw!r} is not a GUID") from None
+    assert lookup.key_attr is not None
+    return key_value(raw, lookup.key_attr)
+
+
+def resolve_state(plan: TablePlan, row: Mapping[str, Any]) -> tuple[int, int]:
+    """(statecode, statuscode) for a row; labels allowed; the pair is checked."""
+    meta = plan.meta
+    spec = plan.spec.state
+    assert spec is not None
+    statecode = _state_number(spec.statecode, row, meta.state, "statecode")
+    if spec.statuscode is None:
+        statuscode = meta.default_status(statecode)
+        if statuscode is None:
+            raise RowProblem(INVALID_STATE_STATUS, f"statecode {statecode} has no default status")
+    else:
+        statuscode = _state_number(spec.statuscode, row, meta.status, "statuscode")
+    if not meta.valid_state_pair(statecode, statuscode):
+        raise RowProblem(
+            INVALID_STATE_STATUS,
+            f"statuscode {statuscode} is not valid for statecode {statecode}",
+        )
+    return statecode, statuscode
+
+
+def _state_number(
+    value: StateValue, row: Mapping[str, Any], attr: AttributeMetadata | None, name: str
+) -> int:
+    raw = row.get(value.source) if value.source else value.constant
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise RowProblem(INVALID_STATE_STATUS, f"{name} is empty")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        number = int(raw)
+    else:
+        text = str(raw).strip()
+        found = attr.option_value(text) if attr else None
+        if found is None and text.lstrip("-").isdigit():
+            found = int(text)
+        if found is None:
+            raise RowProblem(INVALID_STATE_STATUS, f"{name} {text!r} is not a known label")
+        number = found
+    if attr and attr.options and number not in attr.option_values:
+        raise RowProblem(INVALID_STATE_STATUS, f"{name} {number} is not a valid value")
+    return number

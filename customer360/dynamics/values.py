@@ -1,0 +1,289 @@
+"""Column values: source value → Web API JSON value (sanitise, coerce, check) and comparison.
+
+`to_wire` turns one source value into what the Web API expects for the target attribute, applying
+the column's rules (trim, length policy, option-set labels) and the attribute's limits; a value
+that cannot be published raises `RowProblem` with a Dataverse-like code. `comparable` normalises
+a wire value or a value read back from the Web API so that change detection compares like with
+like (numbers by value at the attribute's precision, dates as dates, "" as null).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Mapping
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from customer360.dynamics.metadata import (
+    CHOICE_TYPES,
+    DECIMAL_TYPES,
+    FLOAT_TYPES,
+    INTEGER_TYPES,
+    STRING_TYPES,
+    AttributeMetadata,
+)
+from customer360.dynamics.spec import Coercion, LengthPolicy, Rules
+
+# Codes for problems found before sending (the server's codes where one exists).
+INVALID_VALUE = "InvalidValue"
+VALUE_TOO_LONG = "0x80044331"  # the server's validation error code for max length
+REQUIRED_FIELD_MISSING = "0x80040200"
+INVALID_STATE_STATUS = "0x80048408"
+INVALID_OWNER_ID = "0x80040229"
+LOOKUP_NOT_FOUND = "0x80040217"
+RECORD_NOT_FOUND = "RecordNotFound"
+RECORD_EXISTS = "RecordAlreadyExists"
+DUPLICATE_SOURCE_KEY = "DuplicateSourceKey"
+MISSING_KEY = "MissingKey"
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+class RowProblem(Exception):
+    """A row cannot be published as it is; carries a code and a message naming the column."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def coercion_for(attr: AttributeMetadata) -> Coercion:
+    """The default coercion for a target attribute type."""
+    t = attr.attribute_type
+    if t in STRING_TYPES:
+        return Coercion.STRING
+    if t in INTEGER_TYPES:
+        return Coercion.INTEGER
+    if t in DECIMAL_TYPES:
+        return Coercion.DECIMAL
+    if t in FLOAT_TYPES:
+        return Coercion.FLOAT
+    if t == "Boolean":
+        return Coercion.BOOLEAN
+    if t == "DateTime":
+        return Coercion.DATE if attr.date_only else Coercion.DATETIME
+    if t == "Uniqueidentifier":
+        return Coercion.GUID
+    if t in CHOICE_TYPES:
+        return Coercion.CHOICE
+    return Coercion.STRING
+
+
+def to_wire(
+    value: Any,
+    attr: AttributeMetadata,
+    rules: Rules,
+    coercion: Coercion | None = None,
+    labels: Mapping[str, int] | bool = False,
+) -> Any:
+    """One source value as the JSON value to send; None means null. Raises RowProblem."""
+    name = attr.logical_name
+    if isinstance(value, str) and rules.trim:
+        value = value.strip()
+    if value is None or (isinstance(value, str) and value == ""):
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    kind = coercion or coercion_for(attr)
+    try:
+        if kind is Coercion.STRING:
+            return _string(value, attr, rules)
+        if kind is Coercion.INTEGER:
+            return _range(_integer(value), attr)
+        if kind is Coercion.DECIMAL:
+            number = _decimal(value, attr)
+            _range(number, attr)
+            return int(number) if number == number.to_integral_value() else float(number)
+        if kind is Coercion.FLOAT:
+            number = float(value)
+            if math.isinf(number):
+                raise ValueError("infinite")
+            if attr.precision is not None:
+                number = round(number, attr.precision)
+            return _range(number, attr)
+        if kind is Coercion.BOOLEAN:
+            return _boolean(value)
+        if kind is Coercion.DATE:
+            return _date(value).isoformat()
+        if kind is Coercion.DATETIME:
+            return _datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if kind is Coercion.GUID:
+            return str(uuid.UUID(str(value)))
+        if kind is Coercion.CHOICE:
+            return _choice(value, attr, labels)
+    except RowProblem:
+        raise
+    except (ValueError, TypeError, InvalidOperation, ArithmeticError) as exc:
+        raise RowProblem(
+            INVALID_VALUE, f"column {name!r}: {value!r} is not a valid {kind.value} ({exc})"
+        ) from None
+    raise AssertionError(f"unhandled coercion {kind}")
+
+
+def _string(value: Any, attr: AttributeMetadata, rules: Rules) -> str | None:
+    text = value if isinstance(value, str) else _plain_text(value)
+    if rules.trim:
+        text = text.strip()
+    if text == "":
+        return None
+    limit = attr.max_length
+    if limit is not None and limit > 0 and len(text) > limit:
+        if rules.length_policy is LengthPolicy.TRUNCATE:
+            text = text[:limit].rstrip() if rules.trim else text[:limit]
+        else:
+            raise RowProblem(
+                VALUE_TOO_LONG,
+                f"column {attr.logical_name!r}: length {len(text)} exceeds the maximum of {limit}",
+            )
+    return text
+
+
+def _plain_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | Decimal):
+        if value != int(value):
+            raise ValueError("has a fractional part")
+        return int(value)
+    return int(str(value).strip())
+
+
+def _decimal(value: Any, attr: AttributeMetadata) -> Decimal:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    if not number.is_finite():
+        raise ValueError("not finite")
+    if attr.precision is not None:
+        number = number.quantize(Decimal(1).scaleb(-attr.precision), rounding=ROUND_HALF_EVEN)
+    return number
+
+
+def _range(number: Any, attr: AttributeMetadata) -> Any:
+    if attr.min_value is not None and number < attr.min_value:
+        raise RowProblem(
+            INVALID_VALUE,
+            f"column {attr.logical_name!r}: {number} is below the minimum {attr.min_value:g}",
+        )
+    if attr.max_value is not None and number > attr.max_value:
+        raise RowProblem(
+            INVALID_VALUE,
+            f"column {attr.logical_name!r}: {number} is above the maximum {attr.max_value:g}",
+        )
+    return number
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected true/false")
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if "T" in text or " " in text:
+        return _datetime(text).date()
+    return dt.date.fromisoformat(text)
+
+
+def _datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:  # naive values are taken as UTC (the lake stores UTC)
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _choice(value: Any, attr: AttributeMetadata, labels: Mapping[str, int] | bool) -> int:
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        text = str(value).strip()
+        if isinstance(labels, Mapping):
+            number = labels.get(text)
+            if number is None:
+                folded = {k.casefold(): v for k, v in labels.items()}
+                number = folded.get(text.casefold())
+        elif labels:
+            number = attr.option_value(text)
+        if number is None and text.lstrip("-").isdigit():
+            number = int(text)
+        if number is None:
+            known = sorted(o.label for o in attr.options if o.label) or sorted(
+                labels if isinstance(labels, Mapping) else []
+            )
+            raise RowProblem(
+                INVALID_VALUE,
+                f"column {attr.logical_name!r}: {text!r} is not an option label ({known})",
+            )
+    if attr.options and number not in attr.option_values:
+        raise RowProblem(
+            INVALID_VALUE,
+            f"column {attr.logical_name!r}: {number} is not a value of its option set "
+            f"{sorted(attr.option_values)}",
+        )
+    return number
+
+
+def comparable(value: Any, attr: AttributeMetadata | None) -> Any:
+    """A normalised form for change detection; applies equally to sent and read-back values."""
+    if value is None or value == "":
+        return None
+    if attr is None:
+        return value
+    kind = coercion_for(attr)
+    try:
+        if kind is Coercion.STRING:
+            return str(value)
+        if kind in (Coercion.INTEGER, Coercion.CHOICE):
+            return int(value)
+        if kind is Coercion.DECIMAL:
+            return _decimal(value, attr).normalize()
+        if kind is Coercion.FLOAT:
+            number = float(value)
+            return round(number, attr.precision) if attr.precision is not None else number
+        if kind is Coercion.BOOLEAN:
+            return _boolean(value)
+        if kind is Coercion.DATE:
+            return _date(value)
+        if kind is Coercion.DATETIME:
+            return _datetime(value)
+        if kind is Coercion.GUID:
+            return uuid.UUID(str(value))
+    except (ValueError, TypeError, InvalidOperation):
+        return value
+    return value

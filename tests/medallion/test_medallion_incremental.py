@@ -1,0 +1,225 @@
+"""The pieces of the incremental medallion path on small hand-made data with known answers: the
+Spark-free liveness used by reconciliation, the change window on `_merged_at`, the one-commit
+upsert + delete, the state record, as_of, and the profile built for part of the customers.
+(That a whole incremental run equals a full rebuild is tested in test_medallion_graph.py.)"""
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+from pyspark.sql import functions as F
+
+from assets.silver import (
+    ConsumerState,
+    apply_changes,
+    full_refresh_reason,
+    next_marker,
+    read_state,
+    write_state,
+)
+from customer360.generate.synthetic import SyntheticLanding, change_sizes, synthetic_customers
+from customer360.lakehouse import DeltaLake, SchemaMismatchError
+from customer360.synapse_link import LocalFileSystem, list_export_folders, read_entity
+from customer360.synapse_link.sample import CUSTOMER_TABLE
+from customer360.transforms.dataverse import MERGED_AT, changed_keys, live_ids, live_ids_arrow
+from customer360.transforms.profile import SegmentRules, as_of_day, build_profile, email_counts
+
+UTC = dt.UTC
+T = dt.datetime
+
+
+def test_live_ids_without_spark_match_the_spark_version(spark):
+    rows = [
+        ("a", T(2024, 1, 1, tzinfo=UTC), 1, None),
+        ("a", T(2024, 1, 2, tzinfo=UTC), 2, None),
+        ("b", T(2024, 1, 1, tzinfo=UTC), 1, None),
+        ("b", T(2024, 1, 3, tzinfo=UTC), 5, True),  # deleted
+        ("c", T(2024, 1, 1, tzinfo=UTC), 1, None),
+        ("c", T(2024, 1, 2, tzinfo=UTC), 2, True),
+        ("c", T(2024, 1, 4, tzinfo=UTC), 3, None),  # re-created
+        ("d", T(2024, 1, 5, tzinfo=UTC), 7, None),
+        ("d", T(2024, 1, 5, tzinfo=UTC), 7, True),  # same instant: the delete wins
+        ("e", T(2024, 1, 5, tzinfo=UTC), 8, True),
+        ("e", T(2024, 1, 5, tzinfo=UTC), None, None),  # null version sorts first: still deleted
+        ("f", T(2024, 1, 6, tzinfo=UTC), 1, False),
+        ("a", T(2024, 1, 2, tzinfo=UTC), 2, None),  # exported twice
+    ]
+    schema = "Id string, SinkModifiedOn timestamp, versionnumber long, IsDelete boolean"
+    raw = spark.createDataFrame(rows, schema)
+    arrow = pa.table(
+        {
+            "Id": [r[0] for r in rows],
+            "SinkModifiedOn": pa.array([r[1] for r in rows], pa.timestamp("us", tz="UTC")),
+            "versionnumber": pa.array([r[2] for r in rows], pa.int64()),
+            "IsDelete": pa.array([r[3] for r in rows], pa.bool_()),
+        }
+    )
+    assert live_ids_arrow(arrow).to_pylist() == ["a", "c", "f"]
+    assert sorted(r.Id for r in live_ids(raw).collect()) == ["a", "c", "f"]
+    assert live_ids_arrow(arrow.slice(0, 0)).to_pylist() == []
+
+
+def test_changed_keys_is_the_window_after_the_watermark():
+    stamps = [T(2024, 1, d, tzinfo=UTC) for d in (1, 2, 3, 3)] + [None]
+    markers = pa.table(
+        {"Id": ["a", "b", "c", "c", "old"], MERGED_AT: pa.array(stamps, pa.timestamp("us", "UTC"))}
+    )
+    assert sorted(changed_keys(markers, T(2024, 1, 1, tzinfo=UTC)).to_pylist()) == ["b", "c"]
+    window = changed_keys(markers, T(2024, 1, 1, tzinfo=UTC), T(2024, 1, 2, tzinfo=UTC))
+    assert window.to_pylist() == ["b"]
+    assert sorted(changed_keys(markers, None).to_pylist()) == ["a", "b", "c", "old"]
+    assert changed_keys(markers, T(2024, 1, 3, tzinfo=UTC)).to_pylist() == []
+
+
+def test_next_marker_never_goes_back():
+    future = T(2999, 1, 1, tzinfo=UTC)
+    assert next_marker(future) == future + dt.timedelta(microseconds=1)
+    assert next_marker(None) > T(2024, 1, 1, tzinfo=UTC)
+
+
+def _customers(ids, cities, tier=None):
+    data = {
+        "Id": pa.array(ids, pa.string()),
+        "city": pa.array(cities, pa.string()),
+        "n": pa.array(range(len(ids)), pa.int64()),
+    }
+    if tier is not None:
+        data["tier"] = tier
+    return pa.table(data)
+
+
+def test_apply_changes_upserts_and_deletes_in_one_commit(tmp_path):
+    lake = DeltaLake(str(tmp_path))
+    lake.write_arrow(_customers(["a", "b", "c"], ["x", "y", "z"]), "silver", "t")
+    upserts = _customers(["b", "d"], ["y2", "w"])
+    remove = pa.table({"Id": ["a", "b", "missing"]})  # "b" is also upserted: it stays
+    result, deleted = apply_changes(lake, "silver", "t", upserts, remove, ["Id"])
+    assert (result.version, result.table_rows, result.rows_written, deleted) == (1, 3, 2, 1)
+    rows = sorted(lake.read_arrow("silver", "t").to_pylist(), key=lambda r: r["Id"])
+    assert rows == [
+        {"Id": "b", "city": "y2", "n": 0},
+        {"Id": "c", "city": "z", "n": 2},
+        {"Id": "d", "city": "w", "n": 1},
+    ]
+    # A new column is added (one schema commit, then the data commit); older rows read null.
+    evolved = _customers(["c"], ["z2"], tier=["gold"])
+    result, deleted = apply_changes(lake, "silver", "t", evolved, pa.table({"Id": ["d"]}), ["Id"])
+    assert (result.version, result.table_rows, deleted) == (3, 2, 1)
+    rows = sorted(lake.read_arrow("silver", "t").to_pylist(), key=lambda r: r["Id"])
+    assert rows == [
+        {"Id": "b", "city": "y2", "n": 0, "tier": None},
+        {"Id": "c", "city": "z2", "n": 0, "tier": "gold"},
+    ]
+    # Nothing to change (no rows, or only keys that are not there): no commit.
+    empty = _customers([], [], tier=pa.array([], pa.string()))
+    result, deleted = apply_changes(lake, "silver", "t", empty, pa.table({"Id": ["zz"]}), ["Id"])
+    assert (result.version, deleted) == (3, 0)
+    result, _ = apply_changes(lake, "silver", "t", empty, empty.select(["Id"]), ["Id"])
+    assert result.version == 3
+    # A type change is refused before anything is written.
+    wrong = pa.table({"Id": ["b"], "n": ["not a number"]})
+    with pytest.raises(SchemaMismatchError, match="column 'n' is int64"):
+        apply_changes(lake, "silver", "t", wrong, pa.table({"Id": ["c"]}), ["Id"])
+    assert lake.table("silver", "t").version() == 3
+    with pytest.raises(ValueError, match="1 key\\(s\\) repeat"):
+        apply_changes(lake, "silver", "t", _customers(["b", "b"], ["1", "2"]), empty, ["Id"])
+
+
+def test_state_round_trip_and_full_refresh_reasons(tmp_path):
+    lake = DeltaLake(str(tmp_path))
+    assert read_state(lake, "silver/customer") is None
+    lake.write_arrow(_customers(["a"], ["x"]), "silver", "customer")
+    mark = T(2024, 6, 3, 9, tzinfo=UTC)
+    state = ConsumerState("silver/customer", mark, {"history": "id-1"}, {"silver/customer": 0})
+    write_state(lake, state)
+    write_state(lake, ConsumerState("gold/customer_profile", None, {}, {}, {"n": 1}))
+    assert read_state(lake, "silver/customer") == state
+    assert read_state(lake, "gold/customer_profile").facts == {"n": 1}
+    outputs = [("silver", "customer")]
+    inputs = {"history": "id-1"}
+    assert full_refresh_reason(lake, state, inputs, outputs, False) is None
+    assert full_refresh_reason(lake, state, inputs, outputs, True) == "full_refresh requested"
+    assert full_refresh_reason(lake, None, inputs, outputs, False) == "no earlier build recorded"
+    assert full_refresh_reason(lake, state, {"history": "id-2"}, outputs, False) == (
+        "history changed"
+    )
+    missing = [("silver", "nothing")]
+    assert full_refresh_reason(lake, state, inputs, missing, False) == (
+        "silver/nothing does not exist"
+    )
+    lake.write_arrow(_customers(["b"], ["y"]), "silver", "customer", mode="append")
+    assert full_refresh_reason(lake, state, inputs, outputs, False) == (
+        "silver/customer was changed since the last build"
+    )
+
+
+def test_as_of_is_the_latest_export_day():
+    assert as_of_day(T(2024, 6, 3, 23, 59, tzinfo=UTC)) == T(2024, 6, 3, tzinfo=UTC)
+    assert as_of_day(T(2024, 6, 3, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == T(
+        2024, 6, 2, tzinfo=UTC
+    )
+    assert as_of_day(None) is None
+
+
+def test_profile_of_some_customers_uses_e_mail_counts_of_all(spark, tmp_path):
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(
+        "age_bands: [{name: any, min: 0, max: 200}]\n"
+        "value_segment: [{name: v, when: 'true'}]\n"
+        "life_stage_segment: [{name: s, when: 'true'}]\n"
+    )
+    rules = SegmentRules.load(rules_file)
+    schema = (
+        "Id string, cid long, firstname string, lastname string, name string, gender string, "
+        "email string, telephone string, telephone_e164 string, streetaddress string, "
+        "city string, state string, postcode string, country string, country_code string, "
+        "dateofbirth date, source string, createdon timestamp"
+    )
+    created = T(2024, 3, 1, 10, tzinfo=UTC)  # later than as_of (00:00 that day): tenure 0
+    people = [
+        (i, c, "F", "L", "F L", None, e, None, None, None, "c", None, None, None, None,
+         dt.date(1990, 1, 1), None, created)
+        for i, c, e in (("i1", 1, "same@x.co"), ("i2", 2, "same@x.co"), ("i3", 3, "own@x.co"))
+    ]  # fmt: skip
+    everyone = spark.createDataFrame(people, schema)
+    monthly = spark.createDataFrame([], "cid long, month string, income decimal(18,2), "
+                                        "spend decimal(18,2)")  # fmt: skip
+    as_of = F.lit(T(2024, 3, 1, tzinfo=UTC)).cast("timestamp")
+    alone = everyone.filter("Id = 'i1'")
+    wrong = build_profile(alone, monthly, as_of, rules).collect()[0]
+    right = build_profile(alone, monthly, as_of, rules, shared_emails=email_counts(everyone))
+    right = right.collect()[0]
+    assert (wrong.dq_duplicate_email, right.dq_duplicate_email) == (False, True)
+    assert right.tenure_years == 0.0 and right.age == 34
+
+
+def test_synthetic_export_has_the_documented_shape(tmp_path):
+    customers = synthetic_customers(500, seed=3)
+    assert customers.num_rows == 500 and customers["crc33_cid"].to_pylist()[:3] == [1, 2, 3]
+    assert len(set(customers["Id"].to_pylist())) == 500
+    landing = SyntheticLanding(tmp_path, customers, seed=3)
+    landing.write_initial()
+    updates, deletes = change_sizes(500, 2, 0.2, 0.02)
+    assert (updates, deletes) == (50, 5)
+    for _ in range(2):
+        landing.write_changes(updates, deletes)
+    path = landing.write_finance(months=12)
+    assert (landing.versions, landing.live_customers) == (500 + 2 * 55, 490)
+    fs = LocalFileSystem(tmp_path / "dataverse")
+    folders = list_export_folders(fs)
+    assert (
+        [f.name for f in folders]
+        == landing.folders
+        == [
+            "2024-06-03T08.00.00Z",
+            "2024-06-03T09.00.00Z",
+            "2024-06-03T10.00.00Z",
+        ]
+    )
+    last = read_entity(fs, folders[-1], CUSTOMER_TABLE)
+    assert last.rejected == [] and last.table.num_rows == 55
+    assert sum(1 for d in last.table["IsDelete"].to_pylist() if d) == 5
+    lines = path.read_text().splitlines()
+    assert lines[0] == "cid,month,income,spend"
+    assert len(lines) - 1 == landing.finance_rows
+    assert 0.9 * 500 * 12 < landing.finance_rows < 500 * 12

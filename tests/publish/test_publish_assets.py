@@ -1,0 +1,208 @@
+"""The Dagster side of publishing, against the real local Dataverse (HTTPS, msal, limits):
+publish assets from lake tables, ops tables, reconciliation checks and the deferred sensor."""
+
+import os
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+from dataverse_reader import Reader
+
+from assets.dynamics import DEFERRED_TABLE, FAILED_TABLE, publish_assets
+from customer360.emulator.testing import run_emulator
+from customer360.local_dataverse import connection_env
+from resources.dynamics import build_dynamics_resource
+from resources.lakehouse import LakehouseResource
+from sensors.deferred import deferred_publish_sensor
+
+PROFILE = pa.schema(
+    [("cid", pa.int64()), ("firstname", pa.string()), ("lastname", pa.string()),
+     ("name", pa.string()), ("email", pa.string()), ("telephone", pa.string()),
+     ("city", pa.string()), ("state", pa.string()), ("postcode", pa.string()),
+     ("country", pa.string()), ("total_spend", pa.decimal128(18, 2)),
+     ("value_segment", pa.string()), ("life_stage_segment", pa.string())]
+)  # fmt: skip
+
+
+def _profile(n: int, segment: str = "high_value") -> pa.Table:
+    rows = [
+        {"cid": i, "firstname": f"F{i}", "lastname": f"L{i}", "name": f"F{i} L{i}",
+         "email": f"p{i}@example.com", "telephone": "801-555-0100", "city": "Provo",
+         "state": "UT", "postcode": "84601", "country": "United States",
+         "total_spend": None, "value_segment": segment, "life_stage_segment": "established"}
+        for i in range(n)
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=PROFILE)
+
+
+@pytest.fixture
+def world(tmp_path):
+    with run_emulator(tmp_path / "home", config={"limits": {"enabled": False}}) as emu:
+        saved = dict(os.environ)
+        os.environ.update(connection_env(emu))
+        try:
+            lakehouse = LakehouseResource(root_uri=str(tmp_path / "lake"))
+            resources = {
+                "lakehouse": lakehouse,
+                "dynamics": build_dynamics_resource(str(emu.ca_file)),
+            }
+            yield emu, lakehouse, resources
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def _asset(name):
+    return next(a for a in publish_assets if a.key.path[-1] == name)
+
+
+def _customers(emu) -> dict[int, dict]:
+    reader = Reader(emu)
+    try:
+        rows = reader.table(
+            "crc33_customers", ["crc33_cid", "crc33_valuesegment", "statecode", "crc33_customerid"]
+        )
+    finally:
+        reader.close()
+    return {r["crc33_cid"]: r for r in rows}
+
+
+def test_publish_then_nothing_to_send_then_deactivate(world):
+    emu, lakehouse, resources = world
+    lakehouse.write_arrow(_profile(300), "gold", "customer_profile")
+    asset = _asset("crc33_customer")
+    first = dg.materialize([asset], resources=resources)
+    assert first.success
+    meta = first.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["published"].value == 300 and meta["failed"].value == 0
+    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
+    assert checks == {"reconciliation": True, "no_failed_rows": True, "deferred_backlog_age": True}
+    assert os.path.exists(meta["throughput_plot"].value)
+
+    second = dg.materialize([asset], resources=resources)
+    meta2 = second.get_asset_materialization_events()[0].materialization.metadata
+    assert meta2["unchanged"].value == 300 and meta2["published"].value == 0  # change detection
+
+    lakehouse.write_arrow(_profile(300, segment="low_value"), "gold", "customer_profile")
+    third = dg.materialize([asset], resources=resources)
+    meta3 = third.get_asset_materialization_events()[0].materialization.metadata
+    assert meta3["published"].value == 300
+    customers = _customers(emu)
+    assert len(customers) == 300
+    assert {r["crc33_valuesegment"] for r in customers.values()} == {"low_value"}
+
+
+def test_deferred_operations_are_replayed_by_the_sensor(world):
+    emu, lakehouse, resources = world
+    lakehouse.write_arrow(_profile(400), "gold", "customer_profile")
+    # One attempt per run and no delay: transient failures are deferred at once and due now.
+    resources = dict(resources)
+    base = resources["dynamics"]
+    fields = {name: getattr(base, name) for name in type(base).model_fields}
+    resources["dynamics"] = type(base)(
+        **{**fields, "max_attempts": 1, "defer_delay_seconds": 0.0, "bulk_batch_size": 25}
+    )
+    emu.admin("PATCH", "config", {"faults": {"seed": 3, "error_rate": 0.4}})
+    asset = _asset("crc33_customer")
+    first = dg.materialize([asset], resources=resources)
+    meta = first.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["deferred"].value > 0, meta
+    assert meta["published"].value + meta["deferred"].value + meta["failed"].value == 400
+    pending = lakehouse.read_arrow("ops", DEFERRED_TABLE).num_rows
+    assert pending == meta["deferred"].value
+    assert {c.check_name: c.passed for c in first.get_asset_check_evaluations()}["reconciliation"]
+
+    emu.admin("PATCH", "config", {"faults": {"error_rate": 0.0}})
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"lakehouse": lakehouse})
+        requests = deferred_publish_sensor(context)
+        assert [r.asset_selection for r in requests] == [[asset.key]]
+        request = requests[0]
+        assert request.run_key.startswith("deferred:crc33_customer:")
+        replay = dg.materialize(
+            [asset], resources=resources, run_config=request.run_config, instance=instance
+        )
+    replay_meta = replay.get_asset_materialization_events()[0].materialization.metadata
+    assert replay_meta["replay"].value is True
+    assert replay_meta["published"].value == pending
+    assert lakehouse.read_arrow("ops", DEFERRED_TABLE).num_rows == 0
+    assert len(_customers(emu)) == 400
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"lakehouse": lakehouse})
+        assert isinstance(deferred_publish_sensor(context), dg.SkipReason)
+
+
+def test_invalid_rows_end_in_failed_rows_table(world):
+    _emu, lakehouse, resources = world
+    table = _profile(50)
+    names = table.column("name").to_pylist()
+    names[7] = "x" * 5000  # longer than the column allows: truncation policy keeps it valid
+    emails = table.column("email").to_pylist()
+    table = table.set_column(table.schema.get_field_index("name"), "name", pa.array(names))
+    cids = table.column("cid").to_pylist()
+    cids[9] = None  # no business key: the row cannot be published
+    table = table.set_column(0, "cid", pa.array(cids, pa.int64()))
+    del emails
+    lakehouse.write_arrow(table, "gold", "customer_profile")
+    result = dg.materialize([_asset("crc33_customer")], resources=resources)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["published"].value == 49 and meta["failed"].value == 1
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["reconciliation"].passed and not checks["no_failed_rows"].passed
+    failed = lakehouse.read_arrow("ops", FAILED_TABLE).to_pylist()
+    assert len(failed) == 1 and failed[0]["row_number"] == 9 and failed[0]["error_code"]
+
+
+def test_upstream_deletes_are_deactivated(world):
+    emu, lakehouse, resources = world
+    lakehouse.write_arrow(_profile(20), "gold", "customer_profile")
+    assert dg.materialize([_asset("crc33_customer")], resources=resources).success
+    ids = {cid: row["crc33_customerid"] for cid, row in _customers(emu).items()}
+    history = pa.table(
+        {
+            "Id": [ids[3], ids[4], ids[5]],
+            "is_current": [True, True, False],
+            "is_deleted": [True, False, True],
+        }
+    )
+    lakehouse.write_arrow(history, "silver", "customer_history")
+    result = dg.materialize([_asset("crc33_customer_deactivation")], resources=resources)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["published"].value == 1
+    states = {cid: row["statecode"] for cid, row in _customers(emu).items()}
+    assert states[3] == 1 and states[4] == 0 and states[5] == 0
+    again = dg.materialize([_asset("crc33_customer_deactivation")], resources=resources)
+    assert (
+        again.get_asset_materialization_events()[0].materialization.metadata["unchanged"].value == 1
+    )
+
+
+def test_contacts_are_inserted_once_and_owned_by_state_team(world):
+    emu, lakehouse, resources = world
+    profile = pa.table(
+        {
+            "customer_id": [f"00000000-0000-0000-0000-00000000000{i}" for i in range(1, 4)],
+            "firstname": ["Ann", "Bo", "Cy"], "lastname": ["A", "B", "C"],
+            "email": ["a@x.co", "b@x.co", "c@x.co"],
+            "telephone_e164": ["+18015550100", None, "+442079460958"],
+            "city": ["Provo", "Austin", None], "state": ["UT", "TX", None],
+            "postcode": ["84601", "73301", None], "country": ["United States"] * 2 + [None],
+            "dateofbirth": pa.array([None, None, None], pa.date32()),
+        }
+    )  # fmt: skip
+    lakehouse.write_arrow(profile, "gold", "customer_profile")
+    first = dg.materialize([_asset("contact")], resources=resources)
+    meta = first.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["published"].value == 3 and meta["failed"].value == 0
+    again = dg.materialize([_asset("contact")], resources=resources)
+    meta2 = again.get_asset_materialization_events()[0].materialization.metadata
+    assert meta2["published"].value == 0 and meta2["unchanged"].value == 3
+    reader = Reader(emu)
+    try:
+        contacts = reader.table("contacts", ["contactid", "_ownerid_value", "firstname"])
+        teams = {t["teamid"]: t["name"] for t in reader.table("teams", ["teamid", "name"])}
+    finally:
+        reader.close()
+    assert len(contacts) == 3
+    owners = {c["firstname"]: teams.get(c["_ownerid_value"]) for c in contacts}
+    assert owners == {"Ann": "Sales", "Bo": "customer360", "Cy": "customer360"}

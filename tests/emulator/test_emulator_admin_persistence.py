@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import stat
-from pathlib import Path
 
 import pytest
 
 from customer360.emulator.testing import EmulatorAdminError, run_emulator
+from customer360.generate.customers import SAMPLE_DATA
 from customer360.synapse_link.sample import customer_id_for_cid
 
-# shared/ sits beside the repository (locally /work/shared, in CI beside the fresh clone).
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed_data" / "customer.csv"
+# The packaged copy of the public sample (customer360/sample_data, see SOURCES.md there).
+SEED = SAMPLE_DATA / "customer.csv"
 NO_LIMITS = {"limits": {"enabled": False}}
 
 

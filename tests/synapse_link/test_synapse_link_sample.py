@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from customer360.generate.customers import SAMPLE_DATA
 from customer360.synapse_link import (
     LocalFileSystem,
     SynapseLinkWriter,
@@ -20,7 +20,7 @@ from customer360.synapse_link.sample import (
     customer_rows_from_csv,
 )
 
-SEED_CSV = Path("/work/shared/seed_data/customer.csv")
+SEED_CSV = SAMPLE_DATA / "customer.csv"  # the packaged copy of the public sample
 EXPORT_TIME = datetime(2024, 1, 5, 10, 15, tzinfo=UTC)
 
 

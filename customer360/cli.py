@@ -45,6 +45,13 @@ def _print_summary(summary) -> None:
                 f"failed {meta['failed']:,}, deferred {meta['deferred']:,} "
                 f"({meta['records_per_second']:,.0f} rows/s)"
             )
+        if "roc_auc" in meta:  # the churn model: its scores
+            where = (
+                f"ROC AUC {meta['roc_auc']:.3f}, average precision "
+                f"{meta['average_precision']:.3f} (base rate {meta['base_rate']:.3f})"
+            )
+        if "dashboard_path" in meta:
+            where = f"dashboard: {meta['dashboard_path']}"
         click.echo(f"  {key:<40} {rows_text}  {where}")
     for check in summary.failed_checks:
         click.echo(f"  check failed: {check}")
@@ -139,6 +146,32 @@ def generate_customers(change_folders: int, seed: int) -> None:
     )
 
 
+@generate.command("kkbox")
+@click.option("--members", default=3000, show_default=True, help="KKBox members to simulate")
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--tie-to-customers/--no-tie-to-customers",
+    default=True,
+    show_default=True,
+    help="give the sample customers' cids KKBox member ids (msno) so churn risk enriches them",
+)
+def generate_kkbox_files(members: int, seed: int, tie_to_customers: bool) -> None:
+    """KKBox-format churn data (members, transactions, user logs, train labels)."""
+    _write_kkbox(members, seed, tie_to_customers)
+
+
+def _write_kkbox(members: int, seed: int = 0, tie_to_customers: bool = True) -> None:
+    from customer360.churn import generate_kkbox
+
+    ids = None
+    if tie_to_customers:
+        sample = list(range(min(members, 1400)))  # the sample customers' cids are 0..1399
+        ids = sample + list(range(100_000, 100_000 + members - len(sample)))
+    out = Path(get_settings().landing_root) / "kkbox"
+    files = generate_kkbox(out, members=members, seed=seed, customer_ids=ids)
+    click.echo(f"wrote {len(files)} KKBox files for {members:,} members to {out}")
+
+
 @main.group()
 def dataverse() -> None:
     """The local Dataverse (Web API + Entra token endpoint + Synapse Link exporter)."""
@@ -168,6 +201,8 @@ def demo() -> None:
 
         out = generate_customer_landing(landing)
         click.echo(f"generated {len(out.folders)} Synapse Link folders and finance files")
+    if not (landing / "kkbox").exists():
+        _write_kkbox(members=2500)
     with _dataverse_for_local_runs(seed_customers=True):
         ok = _run_graph()
     sys.exit(0 if ok else 1)

@@ -75,5 +75,11 @@ def test_cli_help_lists_commands():
         [sys.executable, "-m", "customer360.cli", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0
-    for command in ("demo", "run"):
+    for command in ("demo", "run", "generate", "dataverse", "dev"):
         assert command in out.stdout
+    generate = subprocess.run(
+        [sys.executable, "-m", "customer360.cli", "generate", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert "customers" in generate.stdout and "kkbox" in generate.stdout

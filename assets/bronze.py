@@ -6,7 +6,7 @@ retried or re-run partition converges (exactly-once per partition).
 """
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +21,7 @@ from customer360.synapse_link import (
     list_export_folders,
     read_entity,
 )
-from customer360.transforms.finance import parse_finance_csv
+from customer360.transforms.finance import BRONZE_SCHEMA, parse_finance_csv
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.landing import LandingZoneResource
 
@@ -188,6 +188,57 @@ def build_dataverse_bronze_asset(table: DataverseTable) -> dg.AssetsDefinition:
 dataverse_bronze_assets = [build_dataverse_bronze_asset(t) for t in configured_tables()]
 
 
+def ingest_file_drops(
+    context: dg.AssetExecutionContext,
+    landing: LandingZoneResource,
+    lakehouse: LakehouseResource,
+    area: str,
+    table: str,
+    parse: Callable[[bytes, str], tuple[pa.Table, list[RejectedRow]]],
+    empty: pa.Schema,
+) -> dg.MaterializeResult:
+    """Bronze for CSV files dropped in landing/<area>/: one partition per drop day; each day's
+    files are parsed with `parse(data, path)` and replace that day's rows (a re-run converges);
+    rejected rows go to bronze/_rejected with file, line and reason."""
+    ingested_at = datetime.now(UTC)
+    files = landing.list_files(area, suffix=".csv")
+    rows = rejected = 0
+    result = None
+    for day in context.partition_keys:
+        parts, bad = [empty.empty_table()], []
+        for f in (f for f in files if f.drop_day == day):
+            data, rejects = parse(landing.read_bytes(area, f.path), f.path)
+            parts.append(data)
+            bad += rejects
+        data = pa.concat_tables(parts)
+        data = data.append_column("_drop_day", pa.array([day] * data.num_rows, pa.string()))
+        data = data.append_column(
+            "_ingested_at", pa.array([ingested_at] * data.num_rows, pa.timestamp("us", "UTC"))
+        )
+        result = lakehouse.lake.replace_where(
+            data, "bronze", table, {"_drop_day": day}, partition_by=["_drop_day"]
+        )
+        rejected += _write_rejected(lakehouse, table, day, bad, ingested_at)
+        rows += data.num_rows
+        context.log.info(f"{table} {day}: {data.num_rows} rows, {len(bad)} rejected")
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            result,
+            rows_written=rows,
+            rejected_rows=rejected,
+            rejected_table=dg.MetadataValue.path(lakehouse.uri("bronze", REJECTED_TABLE)),
+        ),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_rejected_rows",
+                passed=rejected == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rejected_rows": rejected},
+            )
+        ],
+    )
+
+
 @dg.asset(
     key=["bronze", "customer_finance"],
     group_name="bronze",
@@ -204,35 +255,6 @@ def customer_finance_bronze(
     landing: LandingZoneResource,
     lakehouse: LakehouseResource,
 ) -> dg.MaterializeResult:
-    ingested_at = datetime.now(UTC)
-    files = landing.list_files("finance", suffix=".csv")
-    rows = rejected = 0
-    result = None
-    for day in context.partition_keys:
-        parts, bad = [], []
-        for f in (f for f in files if f.drop_day == day):
-            data, rejects = parse_finance_csv(landing.read_bytes("finance", f.path), f.path)
-            parts.append(data)
-            bad += rejects
-        data = pa.concat_tables(parts) if parts else parse_finance_csv(b"cid\n", "")[0]
-        data = data.append_column("_drop_day", pa.array([day] * data.num_rows, pa.string()))
-        data = data.append_column(
-            "_ingested_at", pa.array([ingested_at] * data.num_rows, pa.timestamp("us", "UTC"))
-        )
-        result = lakehouse.lake.replace_where(
-            data, "bronze", "customer_finance", {"_drop_day": day}, partition_by=["_drop_day"]
-        )
-        rejected += _write_rejected(lakehouse, "customer_finance", day, bad, ingested_at)
-        rows += data.num_rows
-        context.log.info(f"finance {day}: {data.num_rows} rows, {len(bad)} rejected")
-    return dg.MaterializeResult(
-        metadata=write_metadata(result, rows_written=rows, rejected_rows=rejected),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="no_rejected_rows",
-                passed=rejected == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rejected_rows": rejected},
-            )
-        ],
+    return ingest_file_drops(
+        context, landing, lakehouse, "finance", "customer_finance", parse_finance_csv, BRONZE_SCHEMA
     )

@@ -87,7 +87,7 @@ class RefreshConfig(dg.Config):
 
 
 # ---------------------------------------------------------------------------------------------
-# incremental bookkeeping (shared with assets/gold.py)
+# incremental bookkeeping
 
 
 @dataclass(frozen=True)
@@ -241,9 +241,7 @@ def apply_changes(
         target = lake.table(layer, table)
         schema = delta_schema_to_arrow(target.schema())
     keys = list(keys)
-    remove = normalize_arrow_table(remove.select(keys))
-    if upserts.num_rows and remove.num_rows:
-        remove = remove.join(upserts.select(keys), keys, join_type="left anti")
+    remove = without_keys(normalize_arrow_table(remove.select(keys)), upserts, keys)
     nullable = pa.schema([f.with_nullable(True) for f in schema])
     parts = [
         conform_to_table(part, schema)
@@ -270,6 +268,22 @@ def apply_changes(
         )  # fmt: skip
         deleted = int(metrics.get("num_target_rows_deleted", 0))
     return current_result(lake, layer, table, rows_written=upserts.num_rows), deleted
+
+
+def key_values(table: pa.Table, keys: Sequence[str]) -> pa.Array:
+    """One comparable value per row for (possibly composite) keys."""
+    if len(keys) == 1:
+        return table[keys[0]].combine_chunks()
+    parts = [pc.cast(table[k], pa.string()).combine_chunks() for k in keys]
+    return pc.binary_join_element_wise(*parts, "\x1f", null_handling="replace")
+
+
+def without_keys(table: pa.Table, other: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The rows of `table` whose keys do not occur in `other` (an anti-join)."""
+    if table.num_rows == 0 or other.num_rows == 0:
+        return table
+    found = pc.is_in(key_values(table, keys), key_values(other, keys))
+    return table.filter(pc.invert(found))
 
 
 def _check_unique_keys(uri: str, data: pa.Table, keys: list[str]) -> None:

@@ -68,15 +68,24 @@ def main() -> None:
 
 
 def _run_graph() -> bool:
+    import dagster as dg
+
     from customer360.definitions import build_definitions
     from customer360.runner import materialize_graph
     from sensors.landing import register_landing_partitions
 
     defs = build_definitions()
     instance = _instance()
+    landing = defs.resources["landing"]
     # What the landing sensors would do with a daemon running: register new partitions.
-    register_landing_partitions(instance, defs.resources["landing"])
-    summary = materialize_graph(defs, instance)
+    changed = register_landing_partitions(instance, landing)
+    selection = None
+    if not landing.list_files("kkbox", suffix=".csv"):
+        # Churn risk is enrichment: without KKBox data its graph has nothing to learn from.
+        click.echo("no KKBox files in landing/kkbox/: the churn assets are left out of this run")
+        selection = dg.AssetSelection.all() - dg.AssetSelection.groups("churn")
+        selection = selection - dg.AssetSelection.assets(["gold", "customer_churn_risk"])
+    summary = materialize_graph(defs, instance, selection, changed)
     _print_summary(summary)
     return summary.success
 
@@ -132,10 +141,20 @@ def generate() -> None:
 @generate.command("customers")
 @click.option("--change-folders", default=3, show_default=True, help="export folders after sync")
 @click.option("--seed", default=7, show_default=True)
-def generate_customers(change_folders: int, seed: int) -> None:
+@click.option(
+    "--second-source/--no-second-source",
+    default=True,
+    show_default=True,
+    help="also drop the second CRM system's export (residents_adls.csv) in landing/crm2/",
+)
+def generate_customers(change_folders: int, seed: int, second_source: bool) -> None:
     """Synapse Link export of the sample customers (updates, deletes, re-creates, a column
-    added mid-stream) and finance files."""
-    from customer360.generate import generate_customer_landing
+    added mid-stream), finance files, and the second CRM source."""
+    _write_customers(change_folders, seed, second_source)
+
+
+def _write_customers(change_folders: int = 3, seed: int = 7, second_source: bool = True) -> None:
+    from customer360.generate import generate_customer_landing, write_second_source
 
     landing = Path(get_settings().landing_root)
     out = generate_customer_landing(landing, change_folders=change_folders, seed=seed)
@@ -144,6 +163,8 @@ def generate_customers(change_folders: int, seed: int) -> None:
         f"and {len(out.finance_files)} finance files to {landing}/finance; expect "
         f"{out.live_customers:,} live customers"
     )
+    if second_source:
+        click.echo(f"wrote {write_second_source(landing)} (the second CRM source)")
 
 
 @generate.command("kkbox")
@@ -197,10 +218,11 @@ def demo() -> None:
     click.echo(f"customer360 demo — C360_HOME={settings.home}")
     landing = Path(settings.landing_root)
     if not (landing / "dataverse").exists():
-        from customer360.generate import generate_customer_landing
+        _write_customers()
+    # The sample's known true pairs: the link asset reports match precision and recall.
+    from customer360.generate import TRUTH_PAIRS_CSV
 
-        out = generate_customer_landing(landing)
-        click.echo(f"generated {len(out.folders)} Synapse Link folders and finance files")
+    os.environ.setdefault("C360_UNIFY_TRUTH", str(TRUTH_PAIRS_CSV))
     if not (landing / "kkbox").exists():
         _write_kkbox(members=2500)
     with _dataverse_for_local_runs(seed_customers=True):

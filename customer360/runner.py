@@ -71,8 +71,12 @@ def materialize_graph(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     selection: dg.AssetSelection | None = None,
+    changed_partitions: dict[str, set[str]] | None = None,
 ) -> GraphRun:
-    """Run every (selected) asset: new partitions first, then the unpartitioned ones."""
+    """Run every (selected) asset: partitions not yet materialised or listed in
+    `changed_partitions` (partitions definition name → keys whose landing content changed),
+    then the unpartitioned ones."""
+    changed_partitions = changed_partitions or {}
     start = time.monotonic()
     summary = GraphRun()
     graph = defs.resolve_asset_graph()
@@ -86,7 +90,7 @@ def materialize_graph(
     for partitions_def in {n.partitions_def for n in partitioned}:
         keys = [n.key for n in partitioned if n.partitions_def == partitions_def]
         for partition_key in partitions_def.get_partition_keys(dynamic_partitions_store=instance):
-            done = all(
+            done = partition_key not in changed_partitions.get(partitions_def.name, ()) and all(
                 instance.get_latest_materialization_event(k) is not None
                 and partition_key in instance.get_materialized_partitions(k)
                 for k in keys

@@ -53,6 +53,26 @@ def _notifier(settings: Settings) -> NotifierResource:
     )
 
 
+#: A folder inside the landing container that holds the areas (default: its root).
+AZURE_LANDING_PREFIX = "C360_AZURE_LANDING_PREFIX"
+#: Areas that live elsewhere, e.g. the Synapse Link container read in place:
+#: `dataverse=dataverse-myenv-myorg,finance=finance/incoming` (area=container[/folder]).
+AZURE_LANDING_AREAS = "C360_AZURE_LANDING_AREAS"
+
+
+def landing_areas(value: str) -> dict[str, str]:
+    """Parse `area=container[/folder],…` (C360_AZURE_LANDING_AREAS)."""
+    areas: dict[str, str] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        area, sep, place = (x.strip() for x in item.partition("="))
+        if not sep or not area or not place:
+            raise ValueError(f"{AZURE_LANDING_AREAS}: {item!r} is not area=container[/folder]")
+        areas[area] = place
+    return areas
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     """Every resource the graph uses, for `C360_ENV=local` (default) or `azure`."""
     settings = settings or get_settings()
@@ -63,7 +83,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
                 storage_account=dg.EnvVar(AZURE_STORAGE_ACCOUNT),
                 credential=ADLS2DefaultAzureCredential(kwargs={}),
             ),
-            file_system=dg.EnvVar(AZURE_LANDING_CONTAINER),
+            file_system=os.environ.get(AZURE_LANDING_CONTAINER) or "landing",
+            prefix=os.environ.get(AZURE_LANDING_PREFIX, ""),
+            areas=landing_areas(os.environ.get(AZURE_LANDING_AREAS, "")),
         )
     else:
         lakehouse = LakehouseResource(root_uri=settings.lake_root)

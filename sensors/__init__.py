@@ -4,13 +4,14 @@ import dagster as dg
 
 from sensors.churn_alert import churn_alert_job, churn_alert_sensor
 from sensors.deferred import deferred_publish_sensor
-from sensors.landing import dataverse_landing_sensor, finance_landing_sensor
+from sensors.landing import crm_landing_sensors, dataverse_landing_sensor, finance_landing_sensor
 
 
 def all_sensors() -> list[dg.SensorDefinition]:
     return [
         dataverse_landing_sensor,
         finance_landing_sensor,
+        *crm_landing_sensors,
         deferred_publish_sensor,
         churn_alert_sensor,
         # Silver, gold and the lake database follow their upstreams (AutomationCondition.eager).

@@ -9,8 +9,10 @@ import json
 import dagster as dg
 
 from assets.bronze import configured_tables
-from customer360.partitions import dataverse_exports, finance_drops
+from assets.crm import bronze_key
+from customer360.partitions import crm_drops, dataverse_exports, finance_drops
 from customer360.synapse_link import list_export_folders, read_entity
+from customer360.unify import CsvSourceMapping, unify_config
 from resources.landing import LandingZoneResource
 
 FINANCE_ASSET = dg.AssetKey(["bronze", "customer_finance"])
@@ -42,11 +44,17 @@ def dataverse_partition_keys(landing: LandingZoneResource) -> dict[str, str]:
     return keys
 
 
-def finance_partition_keys(landing: LandingZoneResource) -> dict[str, str]:
+def drop_day_keys(landing: LandingZoneResource, area: str) -> dict[str, str]:
+    """Drop day → a fingerprint of that day's CSV files (a changed or added file re-ingests the
+    day, idempotently)."""
     keys: dict[str, str] = {}
-    for f in landing.list_files("finance", suffix=".csv"):
+    for f in landing.list_files(area, suffix=".csv"):
         keys[f.drop_day] = keys.get(f.drop_day, "") + f"{f.path}:{f.size}:{f.modified.timestamp()};"
     return keys
+
+
+def finance_partition_keys(landing: LandingZoneResource) -> dict[str, str]:
+    return drop_day_keys(landing, "finance")
 
 
 def _evaluate(
@@ -103,13 +111,51 @@ def finance_landing_sensor(context: dg.SensorEvaluationContext, landing: Landing
     return _evaluate(context, finance_drops, found, [FINANCE_ASSET], "finance files")
 
 
-def register_landing_partitions(instance: dg.DagsterInstance, landing: LandingZoneResource) -> None:
-    """Add the partitions the sensors would add (used by `customer360 run` without a daemon)."""
+def build_crm_landing_sensor(mapping: CsvSourceMapping) -> dg.SensorDefinition:
+    asset = bronze_key(mapping.source)
+    area = mapping.landing_area
+
+    @dg.sensor(
+        name=f"crm_{mapping.source}_landing_sensor",
+        minimum_interval_seconds=60,
+        asset_selection=[asset],
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"New or changed CSV files in landing/{area}/ → {asset.to_user_string()} runs.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, landing: LandingZoneResource):
+        found = drop_day_keys(landing, area)
+        return _evaluate(context, crm_drops(mapping.source), found, [asset], f"{area} files")
+
+    return _sensor
+
+
+crm_landing_sensors = [build_crm_landing_sensor(m) for m in unify_config().csv_sources]
+
+
+def register_landing_partitions(
+    instance: dg.DagsterInstance, landing: LandingZoneResource
+) -> dict[str, set[str]]:
+    """Do what the sensors would (for `customer360 run` without a daemon): add new partitions,
+    and return, per partitions definition, the keys whose content is new or changed since the
+    last call (e.g. a second file dropped on an already ingested day), which must run again.
+    Fingerprints are kept in the instance's key-value store, like a sensor cursor."""
+    crm = [
+        (crm_drops(m.source), drop_day_keys(landing, m.landing_area))
+        for m in unify_config().csv_sources
+    ]
+    changed: dict[str, set[str]] = {}
     for partitions_def, found in (
         (dataverse_exports, dataverse_partition_keys(landing)),
         (finance_drops, finance_partition_keys(landing)),
+        *crm,
     ):
         known = set(instance.get_dynamic_partitions(partitions_def.name))
         new = [k for k in sorted(found) if k not in known]
         if new:
             instance.add_dynamic_partitions(partitions_def.name, new)
+        cursor_key = f"customer360/landing/{partitions_def.name}"
+        stored = instance.run_storage.get_cursor_values({cursor_key}).get(cursor_key)
+        seen: dict[str, str] = json.loads(stored) if stored else {}
+        changed[partitions_def.name] = {k for k, v in found.items() if seen.get(k) != v}
+        instance.run_storage.set_cursor_values({cursor_key: json.dumps(found, sort_keys=True)})
+    return changed

@@ -24,10 +24,6 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def month_start(day: dt.date) -> dt.date:
-    return day.replace(day=1)
-
-
 def periods_frame(spark: SparkSession, periods: Sequence[dt.date]) -> DataFrame:
     """One row per period: period_start, period_end, history_start (the month before).
 

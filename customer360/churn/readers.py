@@ -155,19 +155,21 @@ def _read_validated(
     )
     problems = [problem for field in fields for problem in _problems(field)]
     malformed = F.col(_CORRUPT).isNotNull()
-    reason = F.when(
-        malformed, F.lit(f"malformed line: expected {len(columns)} comma-separated fields")
-    ).otherwise(F.concat_ws("; ", *problems))
-    checked = staged.withColumn("reason", F.when(reason != "", reason))
-
-    good = checked.where(F.col("reason").isNull()).select(
+    # A cheap boolean decides good vs rejected; the reason text is built for rejected rows only.
+    any_problem = malformed
+    for bad, _ in problems:
+        any_problem = any_problem | F.coalesce(bad, F.lit(False))
+    good = staged.where(~any_problem).select(
         *[F.col(_TYPED + f.name).alias(f.name) for f in fields]
     )
+    reason = F.when(
+        malformed, F.lit(f"malformed line: expected {len(columns)} comma-separated fields")
+    ).otherwise(F.concat_ws("; ", *[F.when(bad, message) for bad, message in problems]))
     raw_line = F.coalesce(
         F.col(_CORRUPT), F.concat_ws(",", *[F.coalesce(F.col(c), F.lit("")) for c in columns])
     )
-    rejected = checked.where(F.col("reason").isNotNull()).select(
-        *columns, "source_file", raw_line.alias("raw_line"), "reason"
+    rejected = staged.where(any_problem).select(
+        *columns, "source_file", raw_line.alias("raw_line"), reason.alias("reason")
     )
     return good, rejected
 
@@ -215,32 +217,33 @@ def _compare_header(file: str, line: str, columns: Sequence[str]) -> None:
         raise KKBoxFileError(f"{file}: header is {header!r}; expected {','.join(columns)!r}")
 
 
-def _problems(field: _Field) -> list[Column]:
-    """One Column per possible problem: the message when the problem is present, else NULL."""
+def _problems(field: _Field) -> list[tuple[Column, Column]]:
+    """(is this problem present?, its message) for each check of one column."""
     raw = F.col(field.name)
     blank = raw.isNull() | (F.trim(raw) == "")
     typed = F.col(_TYPED + field.name)
     shown = F.concat(F.lit("'"), F.substring(raw, 1, 40), F.lit("'"))
     unparsed = ~blank & typed.isNull()
-    out: list[Column] = []
+
+    def says(text: str) -> Column:
+        return F.concat(F.lit(f"{field.name} {text}: "), shown)
+
+    out: list[tuple[Column, Column]] = []
     if field.required:
-        out.append(F.when(blank, F.lit(f"{field.name} is blank")))
+        out.append((blank, F.lit(f"{field.name} is blank")))
     if field.kind == "int":
-        out.append(F.when(unparsed, F.concat(F.lit(f"{field.name} is not an integer: "), shown)))
+        out.append((unparsed, says("is not an integer")))
     elif field.kind == "flag":
-        out.append(F.when(unparsed, F.concat(F.lit(f"{field.name} is not 0 or 1: "), shown)))
+        out.append((unparsed, says("is not 0 or 1")))
     elif field.kind == "date":
-        message = F.lit(f"{field.name} is not a yyyymmdd date: ")
-        out.append(F.when(unparsed, F.concat(message, shown)))
+        out.append((unparsed, says("is not a yyyymmdd date")))
     elif field.kind == "double":
         not_finite = unparsed | F.isnan(typed) | (F.abs(typed) == float("inf"))
-        out.append(F.when(not_finite, F.concat(F.lit(f"{field.name} is not a number: "), shown)))
+        out.append((not_finite, says("is not a number")))
     elif field.allowed is not None:
-        allowed = " or ".join(field.allowed)
-        message = F.lit(f"{field.name} must be {allowed} or blank: ")
-        out.append(F.when(unparsed, F.concat(message, shown)))
+        out.append((unparsed, says(f"must be {' or '.join(field.allowed)} or blank")))
     if field.non_negative:
-        out.append(F.when(typed < 0, F.concat(F.lit(f"{field.name} is negative: "), shown)))
+        out.append((typed < 0, says("is negative")))
     return out
 
 

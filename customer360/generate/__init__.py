@@ -1,5 +1,15 @@
 """Sample-data generators for landing (Dagster-free)."""
 
-from customer360.generate.customers import GeneratedLanding, generate_customer_landing
+from customer360.generate.customers import (
+    TRUTH_PAIRS_CSV,
+    GeneratedLanding,
+    generate_customer_landing,
+    write_second_source,
+)
 
-__all__ = ["GeneratedLanding", "generate_customer_landing"]
+__all__ = [
+    "TRUTH_PAIRS_CSV",
+    "GeneratedLanding",
+    "generate_customer_landing",
+    "write_second_source",
+]

@@ -54,6 +54,19 @@ def _set_mtime(path: Path, when: datetime) -> None:
     os.utime(path, (stamp, stamp))
 
 
+#: The second CRM system's export and its landing area (customer360/unify/match_rules.yaml).
+RESIDENTS_CSV = SAMPLE_DATA / "residents_adls.csv"
+TRUTH_PAIRS_CSV = SAMPLE_DATA / "unify_truth_pairs.csv"
+
+
+def write_second_source(landing_root: str | Path, area: str = "crm2") -> Path:
+    """Drop the second system's export (residents_adls.csv) in landing/<area>/."""
+    target = Path(landing_root) / area / RESIDENTS_CSV.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(RESIDENTS_CSV.read_bytes())
+    return target
+
+
 def generate_customer_landing(
     landing_root: str | Path,
     *,

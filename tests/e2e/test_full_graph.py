@@ -8,7 +8,7 @@ from dataverse_reader import Reader
 
 from customer360.churn import generate_kkbox
 from customer360.definitions import build_definitions
-from customer360.generate import generate_customer_landing
+from customer360.generate import generate_customer_landing, write_second_source
 from customer360.generate.customers import SAMPLE_DATA
 from customer360.local_dataverse import local_dataverse
 from customer360.runner import materialize_graph
@@ -24,6 +24,7 @@ def full_run(spark, tmp_path_factory):
         mp.setenv("C360_HOME", str(home))
         mp.setenv("C360_ENV", "local")
         landing = generate_customer_landing(home / "landing")
+        write_second_source(home / "landing")
         cids = list(range(1400)) + list(range(100_000, 101_100))
         generate_kkbox(home / "landing" / "kkbox", members=len(cids), seed=0, customer_ids=cids)
         with local_dataverse(home) as emu:
@@ -39,12 +40,14 @@ def full_run(spark, tmp_path_factory):
                 reader = Reader(emu)
                 try:
                     customers = reader.table(
-                        "crc33_customers", ["crc33_cid", "statecode", "crc33_valuesegment"]
+                        "crc33_customers",
+                        ["crc33_cid", "statecode", "crc33_valuesegment", "crc33_churnriskband"],
                     )
                     contacts = reader.table("contacts", ["contactid"])
                 finally:
                     reader.close()
-                yield defs, summary, landing, customers, contacts
+                profile = defs.resources["lakehouse"].lake.read_arrow("gold", "customer_profile")
+                yield defs, summary, landing, customers, contacts, profile.to_pylist()
 
 
 def test_every_asset_materialises_and_no_error_check_fails(full_run):
@@ -57,7 +60,7 @@ def test_every_asset_materialises_and_no_error_check_fails(full_run):
 
 
 def test_gold_reaches_dynamics(full_run):
-    _, summary, landing, customers, contacts = full_run
+    _, summary, landing, customers, contacts, profile = full_run
     live = landing.live_customers
     published = summary.materialized["dynamics/crc33_customer"]
     assert published["published"] + published["unchanged"] == live
@@ -67,15 +70,26 @@ def test_gold_reaches_dynamics(full_run):
     deactivated = summary.materialized["dynamics/crc33_customer_deactivation"]["published"]
     assert deactivated == len(landing.deleted_ids - landing.recreated_ids)
     assert sum(1 for c in by_cid.values() if c["statecode"] == 1) == deactivated
-    # Contacts need a last name in Dataverse; the sample has customers without one: they are
-    # not sent, they end in ops/publish_failed_rows (nothing lost, nothing half-created).
-    no_lastname = sum(1 for r in landing.live_rows.values() if not r.get("crc33_lastname"))
+    # One contact per person (unified profile: Dataverse and the second source). Contacts need
+    # a last name in Dataverse; the sample has people without one: they are not sent, they end
+    # in ops/publish_failed_rows (nothing lost, nothing half-created).
+    assert len(profile) > live  # the second source's own people are there too
+    no_lastname = sum(1 for r in profile if not r["lastname"])
     contact = summary.materialized["dynamics/contact"]
     assert no_lastname > 0 and contact["failed"] == no_lastname
-    assert len(contacts) == contact["published"] == live - no_lastname
+    assert len(contacts) == contact["published"] == len(profile) - no_lastname
 
 
-def test_churn_reaches_the_customer_profile_world(full_run):
-    _, summary, *_ = full_run
+def test_churn_reaches_the_customer_profile_and_dynamics(full_run):
+    _, summary, _, customers, _, profile = full_run
     assert summary.materialized["churn/model"]["roc_auc"] >= 0.7
-    assert summary.materialized["gold/customer_churn_risk"]["dagster/row_count"] > 0
+    risk_rows = summary.materialized["gold/customer_churn_risk"]["dagster/row_count"]
+    assert risk_rows > 0
+    # Members exist for the sample cids only: profiles without a Dataverse record get none.
+    scored = [r for r in profile if r["churn_probability"] is not None]
+    assert 0 < len(scored) <= risk_rows and all(r["dataverse_cids"] for r in scored)
+    bands = {r["churn_risk_band"] for r in scored}
+    assert bands <= {"low", "medium", "high"} and len(bands) > 1
+    # … and the Dynamics publish carries them to every Dataverse record of those people.
+    published = [c for c in customers if c["crc33_churnriskband"]]
+    assert len(published) == sum(len(r["dataverse_cids"]) for r in scored)

@@ -7,7 +7,6 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
-from pyspark.sql import functions as F
 
 from assets.silver import (
     ConsumerState,
@@ -15,6 +14,7 @@ from assets.silver import (
     full_refresh_reason,
     next_marker,
     read_state,
+    without_keys,
     write_state,
 )
 from customer360.generate.synthetic import SyntheticLanding, change_sizes, synthetic_customers
@@ -22,7 +22,7 @@ from customer360.lakehouse import DeltaLake, SchemaMismatchError
 from customer360.synapse_link import LocalFileSystem, list_export_folders, read_entity
 from customer360.synapse_link.sample import CUSTOMER_TABLE
 from customer360.transforms.dataverse import MERGED_AT, changed_keys, live_ids, live_ids_arrow
-from customer360.transforms.profile import SegmentRules, as_of_day, build_profile, email_counts
+from customer360.transforms.profile import as_of_day
 
 UTC = dt.UTC
 T = dt.datetime
@@ -125,6 +125,18 @@ def test_apply_changes_upserts_and_deletes_in_one_commit(tmp_path):
         apply_changes(lake, "silver", "t", _customers(["b", "b"], ["1", "2"]), empty, ["Id"])
 
 
+def test_without_keys_on_single_and_composite_keys():
+    old = pa.table({"id": ["a", "a", "b"], "type": ["v", "s", "v"], "seg": ["hi", "x", "lo"]})
+    new = pa.table({"id": ["a", "b"], "type": ["v", "v"], "seg": ["hi", "hi"]})
+    stale = without_keys(old, new, ["id", "type", "seg"])
+    assert stale.to_pylist() == [
+        {"id": "a", "type": "s", "seg": "x"},
+        {"id": "b", "type": "v", "seg": "lo"},
+    ]
+    assert without_keys(old, new, ["id"]).num_rows == 0
+    assert without_keys(old, new.slice(0, 0), ["id"]).num_rows == 3
+
+
 def test_state_round_trip_and_full_refresh_reasons(tmp_path):
     lake = DeltaLake(str(tmp_path))
     assert read_state(lake, "silver/customer") is None
@@ -159,38 +171,6 @@ def test_as_of_is_the_latest_export_day():
         2024, 6, 2, tzinfo=UTC
     )
     assert as_of_day(None) is None
-
-
-def test_profile_of_some_customers_uses_e_mail_counts_of_all(spark, tmp_path):
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(
-        "age_bands: [{name: any, min: 0, max: 200}]\n"
-        "value_segment: [{name: v, when: 'true'}]\n"
-        "life_stage_segment: [{name: s, when: 'true'}]\n"
-    )
-    rules = SegmentRules.load(rules_file)
-    schema = (
-        "Id string, cid long, firstname string, lastname string, name string, gender string, "
-        "email string, telephone string, telephone_e164 string, streetaddress string, "
-        "city string, state string, postcode string, country string, country_code string, "
-        "dateofbirth date, source string, createdon timestamp"
-    )
-    created = T(2024, 3, 1, 10, tzinfo=UTC)  # later than as_of (00:00 that day): tenure 0
-    people = [
-        (i, c, "F", "L", "F L", None, e, None, None, None, "c", None, None, None, None,
-         dt.date(1990, 1, 1), None, created)
-        for i, c, e in (("i1", 1, "same@x.co"), ("i2", 2, "same@x.co"), ("i3", 3, "own@x.co"))
-    ]  # fmt: skip
-    everyone = spark.createDataFrame(people, schema)
-    monthly = spark.createDataFrame([], "cid long, month string, income decimal(18,2), "
-                                        "spend decimal(18,2)")  # fmt: skip
-    as_of = F.lit(T(2024, 3, 1, tzinfo=UTC)).cast("timestamp")
-    alone = everyone.filter("Id = 'i1'")
-    wrong = build_profile(alone, monthly, as_of, rules).collect()[0]
-    right = build_profile(alone, monthly, as_of, rules, shared_emails=email_counts(everyone))
-    right = right.collect()[0]
-    assert (wrong.dq_duplicate_email, right.dq_duplicate_email) == (False, True)
-    assert right.tenure_years == 0.0 and right.age == 34
 
 
 def test_synthetic_export_has_the_documented_shape(tmp_path):

@@ -14,7 +14,14 @@ from customer360.transforms.dataverse import (
     strip_prefix,
 )
 from customer360.transforms.finance import monthly_finance, parse_finance_csv
-from customer360.transforms.profile import SegmentRules, build_profile, segment_memberships
+from customer360.transforms.profile import (
+    SegmentRules,
+    build_profile,
+    churn_per_profile,
+    dataverse_facts,
+    finance_measures,
+    segment_memberships,
+)
 
 pytestmark = pytest.mark.spark
 T = dt.datetime
@@ -158,7 +165,18 @@ def test_monthly_finance_latest_drop_wins_and_undated_files_use_drop_month(spark
     assert got == {(1, "2024-03"): 30.0, (1, "2024-02"): 20.0, (2, "2024-03"): 5.0}
 
 
-def test_profile_measures_segments_and_flags(spark, tmp_path):
+MERGED_DDL = (
+    "unified_customer_id string, firstname string, lastname string, name string, "
+    "gender string, email string, telephone string, telephone_e164 string, "
+    "streetaddress string, city string, state string, postcode string, country string, "
+    "country_code string, dateofbirth date, record_count int, sources array<string>, "
+    "source_records array<string>, last_modified_at timestamp, survivorship map<string,string>"
+)
+
+
+def test_profile_measures_segments_churn_and_flags(spark, tmp_path):
+    """u1 = Dataverse cids 1 and 3 (one person, two records) + a residents record; u2 = cid 2;
+    u3 = a residents-only person sharing u2's e-mail."""
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(
         "age_bands: [{name: young, min: 0, max: 29}, {name: older, min: 30, max: 200}]\n"
@@ -168,40 +186,73 @@ def test_profile_measures_segments_and_flags(spark, tmp_path):
         "extra_segments: [{name: new_customer, when: 'tenure_years < 1'}]\n"
     )
     rules = SegmentRules.load(rules_file)
-    customers = spark.createDataFrame(
+    utc = dt.UTC
+    merged = spark.createDataFrame(
         [
-            ("i1", 1, "A", None, "A", "female", "same@x.co", "1", "+11234567890", "s", "c", "s",
-             "p",
-             "US", "US", dt.date(2000, 1, 1), "S1", dt.datetime(2023, 6, 1, tzinfo=dt.UTC)),
-            ("i2", 2, "B", "B", "B", "male", "same@x.co", None, None, "s", None, "s", "p",
-             "US", "US", dt.date(1980, 1, 1), "S1", dt.datetime(2020, 1, 1, tzinfo=dt.UTC)),
+            ("u1", "A", None, "A", "female", "a@x.co", "1", "+11234567890", "s", "c", "s", "p",
+             "US", "US", dt.date(2000, 1, 1), 3, ["dataverse", "residents"],
+             ["dataverse/1", "dataverse/3", "residents/9"], None, {}),
+            ("u2", "B", "B", "B", "male", "same@x.co", None, None, "s", None, "s", "p",
+             "US", "US", dt.date(1980, 1, 1), 1, ["dataverse"], ["dataverse/2"], None, {}),
+            ("u3", "C", "C", "C", None, "same@x.co", None, None, None, "c", None, None,
+             None, None, None, 1, ["residents"], ["residents/8"], None, {}),
         ],
-        "Id string, cid long, firstname string, lastname string, name string, gender string, "
-        "email string, telephone string, telephone_e164 string, streetaddress string, city string, "
-        "state string, postcode string, country string, country_code string, "
-        "dateofbirth date, source string, createdon timestamp",
+        MERGED_DDL,
     )  # fmt: skip
+    links = spark.createDataFrame(
+        [("u1", "1"), ("u1", "3"), ("u2", "2")], "unified_customer_id string, source_key string"
+    )
+    customers = spark.createDataFrame(
+        [(1, "i1", dt.datetime(2023, 6, 1, tzinfo=utc)),
+         (3, "i3", dt.datetime(2023, 9, 1, tzinfo=utc)),
+         (2, "i2", dt.datetime(2020, 1, 1, tzinfo=utc))],
+        "cid long, Id string, createdon timestamp",
+    )  # fmt: skip
+    first_seen = spark.createDataFrame(
+        [("u1", dt.datetime(2023, 1, 1, tzinfo=utc)), ("u3", dt.datetime(2024, 1, 1, tzinfo=utc))],
+        "unified_customer_id string, _first_seen timestamp",
+    )
     monthly = (
         spark.createDataFrame(
-            [(1, "2024-01", 200.0, 100.0), (1, "2024-02", 200.0, 0.0), (2, "2024-01", 100.0, 10.0)],
-            "cid long, month string, income double, spend double",
+            [("1", "2024-01", 200.0, 100.0), ("1", "2024-02", 200.0, 0.0),
+             ("3", "2024-01", None, 20.0), ("2", "2024-01", 100.0, 10.0)],
+            "source_key string, month string, income double, spend double",
         )
         .withColumn("income", F.col("income").cast("decimal(18,2)"))
         .withColumn("spend", F.col("spend").cast("decimal(18,2)"))
+        .join(links, "source_key")
+    )  # fmt: skip
+    churn = churn_per_profile(
+        links,
+        spark.createDataFrame(
+            [(1, 0.2, "low"), (3, 0.7, "high"), (2, 0.4, "medium")],
+            "cid long, churn_probability double, churn_risk_band string",
+        ),
     )
-    as_of = F.lit(dt.datetime(2024, 3, 1, tzinfo=dt.UTC)).cast("timestamp")
-    profile = {r.cid: r for r in build_profile(customers, monthly, as_of, rules).collect()}
-    one, two = profile[1], profile[2]
-    assert float(one.total_spend) == 100.0 and float(one.avg_monthly_spend) == 50.0
-    assert one.months_active == 1 and one.spend_to_income_ratio == 0.25
+    as_of = F.lit(dt.datetime(2024, 3, 1, tzinfo=utc)).cast("timestamp")
+    facts = dataverse_facts(links, customers)
+    measures = finance_measures(monthly, key="unified_customer_id")
+    built = build_profile(merged, facts, first_seen, measures, churn, as_of, rules)
+    profile = {r.unified_customer_id: r for r in built.collect()}
+    one, two, three = profile["u1"], profile["u2"], profile["u3"]
+    # Both Dataverse records' January spend adds up: 120 in January, 0 in February.
+    assert float(one.total_spend) == 120.0 and float(one.avg_monthly_spend) == 60.0
+    assert one.months_active == 1 and one.spend_to_income_ratio == 0.3
+    assert (one.customer_id, one.cid, one.dataverse_cids) == ("i1", 1, [1, 3])
+    assert one.created_on == dt.datetime(2023, 1, 1)  # the residents record is older
+    assert (one.churn_probability, one.churn_risk_band) == (0.7, "high")  # the riskiest member
     assert one.age == 24 and one.age_band == "young" and one.value_segment == "big"
     assert two.age == 44 and two.age_band == "older" and two.value_segment == "small"
-    assert one.tenure_years == 0.75 and two.tenure_years == 4.17
-    assert one.dq_duplicate_email and two.dq_duplicate_email
+    assert one.tenure_years == 1.17 and two.tenure_years == 4.17
+    assert three.cid is None and three.dq_no_finance and three.churn_probability is None
+    assert three.tenure_years == 0.17 and three.value_segment == "small"
+    assert not one.dq_duplicate_email and two.dq_duplicate_email and three.dq_duplicate_email
     assert one.dq_missing_lastname and not two.dq_missing_lastname and two.dq_missing_city
-    members = segment_memberships(build_profile(customers, monthly, as_of, rules), rules).collect()
-    extra = sorted(r.cid for r in members if r.segment == "new_customer")
-    assert extra == [1] and len(members) == 2 * 3 + 1
+    members = segment_memberships(built, rules).collect()
+    extra = sorted(r.unified_customer_id for r in members if r.segment == "new_customer")
+    assert extra == ["u3"] and len(members) == 3 + 3 + 2 + 1  # u3 has no age band
+    without_churn = build_profile(merged, facts, first_seen, measures, None, as_of, rules)
+    assert without_churn.filter("churn_probability IS NOT NULL").count() == 0
 
 
 def test_segment_rules_file_errors_name_the_file(tmp_path):

@@ -15,21 +15,25 @@ from resources.dynamics import build_dynamics_resource
 from resources.lakehouse import LakehouseResource
 from sensors.deferred import deferred_publish_sensor
 
+# The gold profile's columns the publish specs read (one Dataverse record per person here).
 PROFILE = pa.schema(
-    [("cid", pa.int64()), ("firstname", pa.string()), ("lastname", pa.string()),
-     ("name", pa.string()), ("email", pa.string()), ("telephone", pa.string()),
+    [("dataverse_cids", pa.list_(pa.int64())), ("firstname", pa.string()),
+     ("lastname", pa.string()), ("name", pa.string()), ("email", pa.string()),
+     ("telephone", pa.string()),
      ("city", pa.string()), ("state", pa.string()), ("postcode", pa.string()),
      ("country", pa.string()), ("total_spend", pa.decimal128(18, 2)),
-     ("value_segment", pa.string()), ("life_stage_segment", pa.string())]
+     ("value_segment", pa.string()), ("life_stage_segment", pa.string()),
+     ("churn_probability", pa.float64()), ("churn_risk_band", pa.string())]
 )  # fmt: skip
 
 
 def _profile(n: int, segment: str = "high_value") -> pa.Table:
     rows = [
-        {"cid": i, "firstname": f"F{i}", "lastname": f"L{i}", "name": f"F{i} L{i}",
+        {"dataverse_cids": [i], "firstname": f"F{i}", "lastname": f"L{i}", "name": f"F{i} L{i}",
          "email": f"p{i}@example.com", "telephone": "801-555-0100", "city": "Provo",
          "state": "UT", "postcode": "84601", "country": "United States",
-         "total_spend": None, "value_segment": segment, "life_stage_segment": "established"}
+         "total_spend": None, "value_segment": segment, "life_stage_segment": "established",
+         "churn_probability": 0.25, "churn_risk_band": "medium"}
         for i in range(n)
     ]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=PROFILE)
@@ -139,9 +143,9 @@ def test_invalid_rows_end_in_failed_rows_table(world):
     names[7] = "x" * 5000  # longer than the column allows: truncation policy keeps it valid
     emails = table.column("email").to_pylist()
     table = table.set_column(table.schema.get_field_index("name"), "name", pa.array(names))
-    cids = table.column("cid").to_pylist()
-    cids[9] = None  # no business key: the row cannot be published
-    table = table.set_column(0, "cid", pa.array(cids, pa.int64()))
+    cids = table.column("dataverse_cids").to_pylist()
+    cids[9] = [None]  # no business key: the row cannot be published
+    table = table.set_column(0, "dataverse_cids", pa.array(cids, PROFILE.field(0).type))
     del emails
     lakehouse.write_arrow(table, "gold", "customer_profile")
     result = dg.materialize([_asset("crc33_customer")], resources=resources)
@@ -181,7 +185,9 @@ def test_contacts_are_inserted_once_and_owned_by_state_team(world):
     emu, lakehouse, resources = world
     profile = pa.table(
         {
-            "customer_id": [f"00000000-0000-0000-0000-00000000000{i}" for i in range(1, 4)],
+            "unified_customer_id": [
+                f"00000000-0000-0000-0000-00000000000{i}" for i in range(1, 4)
+            ],
             "firstname": ["Ann", "Bo", "Cy"], "lastname": ["A", "B", "C"],
             "email": ["a@x.co", "b@x.co", "c@x.co"],
             "telephone_e164": ["+18015550100", None, "+442079460958"],

@@ -1,0 +1,144 @@
+"""Other CRM systems' CSV exports (e.g. residents_adls.csv in landing/crm2/): bronze and silver.
+
+One pair of assets per source with a `csv:` block in the unify configuration
+(customer360/unify/match_rules.yaml): `bronze/crm_<source>` keeps every row of every drop day
+(like finance), `silver/crm_<source>` the current, standardised and validated row per key, with
+the rows that fail validation in `silver/crm_<source>_quarantine`. gold/customer_source_link
+matches them with the Dataverse customers.
+"""
+
+from functools import partial
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assets.bronze import ingest_file_drops
+from customer360.partitions import crm_drops
+from customer360.transforms.crm import latest_per_key, split_valid, standardize_source
+from customer360.unify import CsvSourceMapping, csv_output_schema, read_crm_csv, unify_config
+from resources.lakehouse import LakehouseResource, write_metadata
+from resources.landing import LandingZoneResource
+from resources.spark import SparkResource
+
+EAGER = dg.AutomationCondition.eager()
+
+
+def bronze_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["bronze", f"crm_{source}"])
+
+
+def silver_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["silver", f"crm_{source}"])
+
+
+def quarantine_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["silver", f"crm_{source}_quarantine"])
+
+
+def build_crm_bronze(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
+    key = bronze_key(mapping.source)
+    area = mapping.landing_area
+
+    @dg.asset(
+        key=key,
+        group_name="bronze",
+        kinds={"delta", "csv"},
+        partitions_def=crm_drops(mapping.source),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"CSV exports of source {mapping.source!r} dropped in landing/{area}/, as "
+        "text columns named by the configured mapping, with file and line; one partition per "
+        "drop day.",
+        check_specs=[dg.AssetCheckSpec("no_rejected_rows", asset=key)],
+        pool="delta_bronze",
+    )
+    def _bronze(
+        context: dg.AssetExecutionContext,
+        landing: LandingZoneResource,
+        lakehouse: LakehouseResource,
+    ) -> dg.MaterializeResult:
+        parse = partial(_parse, mapping=mapping)
+        return ingest_file_drops(
+            context, landing, lakehouse, area, key.path[-1], parse, csv_output_schema(mapping)
+        )
+
+    return _bronze
+
+
+def _parse(data: bytes, path: str, mapping: CsvSourceMapping):
+    try:
+        return read_crm_csv(data, path, mapping)
+    except ValueError as exc:  # a file-level problem (header, encoding): name the source too
+        raise dg.Failure(f"source {mapping.source!r}: {exc}") from None
+
+
+def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
+    source = mapping.source
+    current, quarantine = silver_key(source), quarantine_key(source)
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                current,
+                deps=[bronze_key(source)],
+                kinds={"pyspark", "delta"},
+                automation_condition=EAGER,
+                description=f"Source {source!r}: the newest row per source key, standardised "
+                "like the Dataverse customers (trimmed, e-mail lower-cased, E.164 phone, ISO "
+                "country, typed dates) and valid.",
+            ),
+            dg.AssetSpec(
+                quarantine,
+                deps=[bronze_key(source)],
+                kinds={"pyspark", "delta"},
+                automation_condition=EAGER,
+                description=f"Source {source!r}: current rows that failed validation, with "
+                "`failed_rules`.",
+            ),
+        ],
+        name=f"silver_crm_{source}",
+        group_name="silver",
+        check_specs=[dg.AssetCheckSpec("keys_unique", asset=current, blocking=True)],
+    )
+    def _silver(
+        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    ):
+        session = spark.spark_session
+        if lakehouse.exists("bronze", bronze_key(source).path[-1]):
+            bronze = lakehouse.read(session, "bronze", bronze_key(source).path[-1])
+        else:  # nothing dropped yet: empty tables, so the unified profile still builds
+            context.log.info(
+                f"no files of source {source!r} in landing/{mapping.landing_area}/ yet"
+            )
+            empty = csv_output_schema(mapping).append(pa.field("_drop_day", pa.string()))
+            bronze = session.createDataFrame([], _ddl(empty))
+        rows = standardize_source(latest_per_key(bronze)).cache()
+        valid, failed = split_valid(rows)
+        result = lakehouse.write(valid, "silver", current.path[-1])
+        failed_result = lakehouse.write(failed, "silver", quarantine.path[-1])
+        rows.unpersist()
+        keys = lakehouse.lake.read_arrow("silver", current.path[-1], columns=["source_key"])
+        distinct = pc.count_distinct(keys["source_key"]).as_py()
+        yield dg.MaterializeResult(asset_key=current, metadata=write_metadata(result))
+        yield dg.MaterializeResult(asset_key=quarantine, metadata=write_metadata(failed_result))
+        yield dg.AssetCheckResult(
+            check_name="keys_unique",
+            asset_key=current,
+            passed=distinct == keys.num_rows,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rows": keys.num_rows, "distinct_keys": distinct},
+        )
+
+    return _silver
+
+
+def _ddl(schema: pa.Schema) -> str:
+    kinds = {pa.string(): "string", pa.int64(): "bigint"}
+    return ", ".join(f"`{f.name}` {kinds[f.type]}" for f in schema)
+
+
+crm_assets = [
+    asset
+    for mapping in unify_config().csv_sources
+    for asset in (build_crm_bronze(mapping), build_crm_silver(mapping))
+]

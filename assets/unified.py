@@ -1,0 +1,226 @@
+"""Identity resolution in gold: every source record → one unified customer (customer360.unify).
+
+`gold/customer_source_link` (record → unified_customer_id, with the rule and score that linked
+it), `gold/customer_match_pairs` (which rule linked which records, per profile) and
+`gold/match_candidates` (pairs scored just below a rule's threshold, for human review) come from
+one resolution run over silver/customer (source `dataverse`, keyed by cid) and every configured
+CSV source (silver/crm_<source>). Ids are carried forward from the previous link table, so
+re-runs and unrelated changes keep them. docs/unify.md explains rules, ids and figures.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from assets.crm import silver_key
+from assets.silver import CUSTOMER_KEY
+from customer360.unify import (
+    UnifyConfig,
+    config_path,
+    evaluate,
+    quality_figures,
+    to_records,
+    unify,
+    unify_config,
+)
+from resources.lakehouse import LakehouseResource, write_metadata
+from resources.spark import SparkResource
+
+SOURCE_LINK_KEY = dg.AssetKey(["gold", "customer_source_link"])
+MATCH_PAIRS_KEY = dg.AssetKey(["gold", "customer_match_pairs"])
+CANDIDATES_KEY = dg.AssetKey(["gold", "match_candidates"])
+DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate key crc33_cid)
+#: A CSV of known true pairs (left_source, left_key, right_source, right_key); when set, the
+#: link asset reports the matches' precision and recall against it (the seed data ships one).
+TRUTH_ENV = "C360_UNIFY_TRUTH"
+
+DESCRIPTIONS = {
+    SOURCE_LINK_KEY: "Every source record (source, source_key) → its unified_customer_id, with "
+    "the rule, score and matched record that linked it, whether it is the profile's anchor, and "
+    "the profile's size.",
+    MATCH_PAIRS_KEY: "Which rule linked which two records in each profile: one row per matched "
+    "pair with its deciding rule, score and every rule that matched it.",
+    CANDIDATES_KEY: "Pairs scored between a rule's review threshold and its match threshold, in "
+    "different profiles: for a person to confirm or reject.",
+}
+
+
+def source_records(session: SparkSession, lakehouse: LakehouseResource, config: UnifyConfig):
+    """Every source's silver rows as unify `records` (customer360.unify.schema)."""
+    dataverse = lakehouse.read(session, "silver", "customer")
+    modified = F.coalesce(F.col("modifiedon").cast("timestamp"), F.col("SinkModifiedOn"))
+    records = to_records(
+        dataverse.withColumn("_modified", modified), DATAVERSE_SOURCE, "cid", "_modified"
+    )
+    for mapping in config.csv_sources:
+        silver = lakehouse.read(session, "silver", silver_key(mapping.source).path[-1])
+        records = records.unionByName(
+            to_records(silver, mapping.source, "source_key", "modified_at")
+        )
+    return records
+
+
+def _previous_links(session: SparkSession, lakehouse: LakehouseResource) -> DataFrame | None:
+    name = SOURCE_LINK_KEY.path[-1]
+    if not lakehouse.exists("gold", name):
+        return None
+    version = lakehouse.lake.table("gold", name).version()
+    # Pinned to the version read: the overwrite below must not change what this run compares to.
+    links = lakehouse.read(session, "gold", name, version=version)
+    return links.select("unified_customer_id", "source", "source_key")
+
+
+def _truth_pairs(session: SparkSession, records: DataFrame) -> DataFrame | None:
+    """The configured truth pairs whose two records are both present in this run."""
+    path = os.environ.get(TRUTH_ENV)
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise dg.Failure(f"{TRUTH_ENV}={path}: no such file")
+    truth = session.read.csv(path, header=True, schema=_TRUTH_DDL)
+    present = records.select("source", "source_key")
+    for side in ("left", "right"):
+        ids = present.select(
+            F.col("source").alias(f"{side}_source"), F.col("source_key").alias(f"{side}_key")
+        )
+        truth = truth.join(ids, [f"{side}_source", f"{side}_key"], "left_semi")
+    return truth
+
+
+_TRUTH_DDL = "left_source string, left_key string, right_source string, right_key string"
+
+
+def _previous_merge_rate(context: dg.AssetExecutionContext) -> float | None:
+    event = context.instance.get_latest_materialization_event(SOURCE_LINK_KEY)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("merge_rate")
+    return None if value is None else float(value.value)
+
+
+def merge_rate_check(
+    merge_rate: float | None, previous: float | None, tolerance: float
+) -> dg.AssetCheckResult:
+    """WARN when the merge rate moved by more than `tolerance` since the previous run."""
+    moved = None if merge_rate is None or previous is None else abs(merge_rate - previous)
+    return dg.AssetCheckResult(
+        check_name="merge_rate_stable",
+        asset_key=SOURCE_LINK_KEY,
+        passed=moved is None or moved <= tolerance,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "merge_rate": merge_rate,
+            "previous_merge_rate": previous,
+            "change": moved,
+            "max_merge_rate_change": tolerance,
+        },
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key,
+            deps=[CUSTOMER_KEY] + [silver_key(m.source) for m in unify_config().csv_sources],
+            kinds={"pyspark", "delta"},
+            automation_condition=dg.AutomationCondition.eager(),
+            description=DESCRIPTIONS[key],
+        )
+        for key in (SOURCE_LINK_KEY, MATCH_PAIRS_KEY, CANDIDATES_KEY)
+    ],
+    group_name="gold",
+    check_specs=[
+        dg.AssetCheckSpec("every_record_linked_once", asset=SOURCE_LINK_KEY, blocking=True),
+        dg.AssetCheckSpec(
+            "merge_rate_stable",
+            asset=SOURCE_LINK_KEY,
+            description="WARN when the merge rate moved more than quality.max_merge_rate_change "
+            "(match_rules.yaml) since the previous run",
+        ),
+    ],
+)
+def customer_identity(
+    context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+):
+    session = spark.spark_session
+    config = unify_config()
+    records = source_records(session, lakehouse, config).cache()
+    try:
+        result = unify(records, config, _previous_links(session, lakehouse))
+    except ValueError as exc:  # ambiguous identity (repeated keys): names sources and keys only
+        raise dg.Failure(str(exc)) from None
+    try:
+        links = lakehouse.write(result.links, "gold", SOURCE_LINK_KEY.path[-1])
+        pairs = lakehouse.write(result.profile_pairs, "gold", MATCH_PAIRS_KEY.path[-1])
+        review = lakehouse.write(result.match_candidates, "gold", CANDIDATES_KEY.path[-1])
+        figures = quality_figures(result.scored, result.pairs, result.clusters,
+                                  result.match_candidates)  # fmt: skip
+        oversized = [r.asDict() for r in result.oversized_blocks.limit(20).collect()]
+        id_origin = {r.id_origin: r["count"] for r in result.clusters.groupBy("id_origin").count()
+                     .collect()} if "id_origin" in result.clusters.columns else {}  # fmt: skip
+        truth = _truth_pairs(session, records)
+        accuracy = (
+            evaluate(result.scored.filter("decision = 'match'"), truth)
+            if truth is not None
+            else None
+        )
+    finally:
+        result.unpersist()
+        records.unpersist()
+    context.log.info(
+        f"{figures['records']:,} records → {figures['profiles']:,} profiles "
+        f"(merge rate {figures['merge_rate']}), {figures['review_candidates']:,} for review"
+    )
+    quality: dict[str, Any] = {
+        "records": figures["records"],
+        "records_per_source": dg.MetadataValue.json(figures["records_per_source"]),
+        "profiles": figures["profiles"],
+        "merge_rate": figures["merge_rate"],
+        "cross_source_profiles": figures["cross_source_profiles"],
+        "profile_sizes": dg.MetadataValue.json({str(k): v for k, v in
+                                                figures["profile_sizes"].items()}),
+        "pairs_compared": figures["pairs_compared"],
+        "pairs_per_rule": dg.MetadataValue.json(figures["pairs_per_rule"]),
+        "decisions_per_rule": dg.MetadataValue.json(figures["decisions_per_rule"]),
+        "review_candidates": figures["review_candidates"],
+        "oversized_blocks": dg.MetadataValue.json(oversized),
+        "ids": dg.MetadataValue.json(id_origin),
+        "match_rules": dg.MetadataValue.path(str(config_path())),
+    }  # fmt: skip
+    if accuracy is not None:
+        quality.update(
+            precision=accuracy["precision"],
+            recall=accuracy["recall"],
+            truth_pairs=accuracy["truth_pairs"],
+            per_rule_accuracy=dg.MetadataValue.json(accuracy["per_rule"]),
+            false_positive_sample=dg.MetadataValue.json(accuracy["false_positive_sample"]),
+            false_negative_sample=dg.MetadataValue.json(accuracy["false_negative_sample"]),
+        )
+    keys = lakehouse.lake.read_arrow(
+        "gold", SOURCE_LINK_KEY.path[-1], columns=["source", "source_key"]
+    )
+    per_key = keys.group_by(["source", "source_key"]).aggregate([([], "count_all")])
+    repeated = int(pc.sum(pc.greater(per_key["count_all"], 1)).as_py() or 0)
+    previous_rate = _previous_merge_rate(context)
+    yield dg.MaterializeResult(asset_key=SOURCE_LINK_KEY, metadata=write_metadata(links, **quality))
+    yield dg.MaterializeResult(
+        asset_key=MATCH_PAIRS_KEY,
+        metadata=write_metadata(
+            pairs, pairs_per_rule=dg.MetadataValue.json(figures["pairs_per_rule"])
+        ),
+    )
+    yield dg.MaterializeResult(asset_key=CANDIDATES_KEY, metadata=write_metadata(review))
+    yield dg.AssetCheckResult(
+        check_name="every_record_linked_once",
+        asset_key=SOURCE_LINK_KEY,
+        passed=links.table_rows == figures["records"] and repeated == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"records": figures["records"], "link_rows": links.table_rows,
+                  "records_linked_twice": repeated},
+    )  # fmt: skip
+    yield merge_rate_check(figures["merge_rate"], previous_rate, config.max_merge_rate_change)

@@ -1,0 +1,131 @@
+"""Stable unified_customer_id: uuid5 of the cluster's smallest (source, source_key).
+
+Pure data → id: a re-run gives the same ids, and a record joining or leaving another cluster
+does not touch this one. The id changes only when the anchor changes: a record with a smaller
+(source, source_key) joins the cluster, two clusters merge (the smaller anchor's id survives), or
+the anchor leaves in a split. `carry_forward_ids` keeps ids across those events by reading the
+previous link table (see docs/unify.md, "Stable ids").
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+DEFAULT_NAMESPACE = uuid.UUID("a23debe6-9f4e-572c-86b9-e39666dbe4d9")
+
+
+def anchor_name(source: str, source_key: str) -> str:
+    """The uuid5 name of a record: `source/source_key` (source names never contain '/')."""
+    return f"{source}/{source_key}"
+
+
+def unified_id(source: str, source_key: str, namespace: uuid.UUID = DEFAULT_NAMESPACE) -> str:
+    """The id a cluster anchored at (source, source_key) gets, computed in Python."""
+    return str(uuid.uuid5(namespace, anchor_name(source, source_key)))
+
+
+def uuid5_column(name: Column, namespace: uuid.UUID = DEFAULT_NAMESPACE) -> Column:
+    """RFC 4122 uuid5 in Spark SQL, byte-identical to Python's uuid.uuid5(namespace, name)."""
+    digest = F.sha1(F.concat(F.unhex(F.lit(namespace.hex)), F.encode(name, "UTF-8")))
+    variant_nibble = F.conv(F.substring(digest, 17, 1), 16, 10).cast("int") % 4 + 8
+    variant = F.lower(F.conv(variant_nibble.cast("string"), 10, 16))
+    hex32 = F.concat(
+        F.substring(digest, 1, 12),
+        F.lit("5"),  # version
+        F.substring(digest, 14, 3),
+        variant,  # RFC 4122 variant bits 10xx
+        F.substring(digest, 18, 15),
+    )
+    return F.concat_ws(
+        "-",
+        F.substring(hex32, 1, 8),
+        F.substring(hex32, 9, 4),
+        F.substring(hex32, 13, 4),
+        F.substring(hex32, 17, 4),
+        F.substring(hex32, 21, 12),
+    )
+
+
+def anchor_id_column(
+    anchor_source: Column, anchor_key: Column, namespace: uuid.UUID = DEFAULT_NAMESPACE
+) -> Column:
+    return uuid5_column(F.concat(anchor_source, F.lit("/"), anchor_key), namespace)
+
+
+def carry_forward_ids(
+    clusters: DataFrame, previous_links: DataFrame, namespace: uuid.UUID = DEFAULT_NAMESPACE
+) -> DataFrame:
+    """Keep the ids of the previous run where the same people are still together.
+
+    `clusters`: output of cluster(); `previous_links`: the previous link table (at least
+    unified_customer_id, source, source_key). Each previous id goes to the new cluster holding
+    most of its records (tie: the smaller anchor); a cluster offered several previous ids (a
+    merge) keeps the one covering most of its records (tie: the smaller id) and the others
+    retire (see id_redirects). A cluster offered none gets its anchor id; should that id be held
+    by another cluster, it gets uuid5 of `source/key#2`. Adds `id_origin`: carried | new.
+    """
+    members = clusters.select("source", "source_key", "anchor_source", "anchor_key")
+    previous = previous_links.select(
+        "source", "source_key", F.col("unified_customer_id").alias("_prev")
+    )
+    overlap = (
+        members.join(previous, ["source", "source_key"])
+        .groupBy("anchor_source", "anchor_key", "_prev")
+        .agg(F.count("*").alias("_shared"))
+    )
+    by_prev = Window.partitionBy("_prev").orderBy(
+        F.col("_shared").desc(), "anchor_source", "anchor_key"
+    )
+    offered = overlap.withColumn("_n", F.row_number().over(by_prev)).filter("_n = 1")
+    by_cluster = Window.partitionBy("anchor_source", "anchor_key").orderBy(
+        F.col("_shared").desc(), "_prev"
+    )
+    kept = (
+        offered.withColumn("_n", F.row_number().over(by_cluster))
+        .filter("_n = 1")
+        .select("anchor_source", "anchor_key", "_prev")
+    )
+    anchors = clusters.select("anchor_source", "anchor_key", "unified_customer_id").distinct()
+    assigned = anchors.join(kept, ["anchor_source", "anchor_key"], "left")
+    taken = kept.select(F.col("_prev").alias("unified_customer_id"), F.lit(True).alias("_taken"))
+    assigned = assigned.join(taken, "unified_customer_id", "left")
+    second = uuid5_column(
+        F.concat(F.col("anchor_source"), F.lit("/"), F.col("anchor_key"), F.lit("#2")), namespace
+    )
+    new_id = F.when(F.col("_taken"), second).otherwise(F.col("unified_customer_id"))
+    assigned = assigned.select(
+        "anchor_source",
+        "anchor_key",
+        F.coalesce(F.col("_prev"), new_id).alias("_id"),
+        F.when(F.col("_prev").isNotNull(), "carried").otherwise("new").alias("id_origin"),
+    )
+    return (
+        clusters.join(assigned, ["anchor_source", "anchor_key"])
+        .withColumn("unified_customer_id", F.col("_id"))
+        .drop("_id")
+    )
+
+
+def id_redirects(previous_links: DataFrame, clusters: DataFrame) -> DataFrame:
+    """Previous ids that no longer exist → the id now holding most of their records
+    (previous_id, unified_customer_id), so downstream systems can redirect."""
+    current_ids = clusters.select("unified_customer_id").distinct()
+    gone = previous_links.select(
+        F.col("unified_customer_id").alias("previous_id"), "source", "source_key"
+    ).join(current_ids, F.col("previous_id") == F.col("unified_customer_id"), "left_anti")
+    moved = (
+        gone.join(
+            clusters.select("source", "source_key", "unified_customer_id"), ["source", "source_key"]
+        )
+        .groupBy("previous_id", "unified_customer_id")
+        .agg(F.count("*").alias("_n"))
+    )
+    best = Window.partitionBy("previous_id").orderBy(F.col("_n").desc(), "unified_customer_id")
+    return (
+        moved.withColumn("_r", F.row_number().over(best))
+        .filter("_r = 1")
+        .select("previous_id", "unified_customer_id")
+    )

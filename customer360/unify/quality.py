@@ -1,0 +1,170 @@
+"""Quality figures: precision and recall against a truth set, and the run's own counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from customer360.unify.keys import node_id
+from customer360.unify.schema import PAIR_KEYS
+
+
+def oriented(pairs: DataFrame) -> DataFrame:
+    """Pairs with the smaller (source, key) on the left, so (a, b) and (b, a) compare equal."""
+    left = node_id(F.col("left_source"), F.col("left_key"))
+    right = node_id(F.col("right_source"), F.col("right_key"))
+    swap = left > right
+    flipped = {
+        "left_source": F.when(swap, F.col("right_source")).otherwise(F.col("left_source")),
+        "left_key": F.when(swap, F.col("right_key")).otherwise(F.col("left_key")),
+        "right_source": F.when(swap, F.col("left_source")).otherwise(F.col("right_source")),
+        "right_key": F.when(swap, F.col("left_key")).otherwise(F.col("right_key")),
+    }
+    return pairs.withColumns(flipped)
+
+
+def _within(groups: DataFrame, group_column: str) -> DataFrame:
+    nodes = groups.select(
+        group_column,
+        "source",
+        "source_key",
+        node_id(F.col("source"), F.col("source_key")).alias("n"),
+    )
+    left, right = nodes.alias("l"), nodes.alias("r")
+    joined = left.join(
+        right,
+        (F.col(f"l.{group_column}") == F.col(f"r.{group_column}")) & (F.col("l.n") < F.col("r.n")),
+    )
+    return joined.select(
+        F.col("l.source").alias("left_source"),
+        F.col("l.source_key").alias("left_key"),
+        F.col("r.source").alias("right_source"),
+        F.col("r.source_key").alias("right_key"),
+    )
+
+
+def truth_pairs_from_entities(records: DataFrame, entity_column: str) -> DataFrame:
+    """Truth set from a column that names the real person: every pair of records that share a
+    non-null `entity_column` (PAIR_KEYS columns)."""
+    return _within(records.filter(F.col(entity_column).isNotNull()), entity_column)
+
+
+def cluster_pairs(clusters: DataFrame) -> DataFrame:
+    """Every pair of records that ended up in the same profile (quadratic per cluster: meant
+    for evaluation), so the profiles themselves can be scored with evaluate()."""
+    return _within(clusters, "unified_customer_id")
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return round(numerator / denominator, 6) if denominator else None
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if not precision or not recall:
+        return 0.0 if precision is not None and recall is not None else None
+    return round(2 * precision * recall / (precision + recall), 6)
+
+
+def evaluate(pairs: DataFrame, truth_pairs: DataFrame, sample: int = 10) -> dict[str, Any]:
+    """Precision, recall and F1 of `pairs` against `truth_pairs` (both with PAIR_KEYS columns;
+    orientation does not matter; duplicates count once).
+
+    With a `rule` column in `pairs` (e.g. score_pairs(...) filtered to decision == 'match'),
+    `per_rule` gives each rule's own pairs, true positives, precision and recall. Precision is
+    None when there are no pairs. Samples of false positives / negatives are (left, right)
+    `source/key` tuples.
+    """
+    truth = oriented(truth_pairs).select(*PAIR_KEYS).distinct().withColumn("_true", F.lit(True))
+    with_rule = "rule" in pairs.columns
+    found = oriented(pairs).select(*(["rule"] if with_rule else []), *PAIR_KEYS).distinct()
+    labelled = found.join(truth, list(PAIR_KEYS), "left").withColumn(
+        "_true", F.coalesce("_true", F.lit(False))
+    )
+    distinct = labelled.select(*PAIR_KEYS, "_true").distinct()
+    counts = distinct.groupBy("_true").count().collect()
+    by_label = {r["_true"]: r["count"] for r in counts}
+    tp, fp = by_label.get(True, 0), by_label.get(False, 0)
+    n_truth = truth.count()
+
+    def label(row) -> tuple[str, str]:
+        return (f"{row.left_source}/{row.left_key}", f"{row.right_source}/{row.right_key}")
+
+    fps = distinct.filter(~F.col("_true")).orderBy(*PAIR_KEYS).limit(sample).collect()
+    fns = (
+        truth.join(distinct, list(PAIR_KEYS), "left_anti")
+        .orderBy(*PAIR_KEYS)
+        .limit(sample)
+        .collect()
+    )
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, n_truth)
+    result: dict[str, Any] = {
+        "pairs": tp + fp,
+        "truth_pairs": n_truth,
+        "true_positives": tp,
+        "false_positives": fp,
+        "false_negatives": n_truth - tp,
+        "precision": precision,
+        "recall": recall,
+        "f1": _f1(precision, recall),
+        "false_positive_sample": [label(r) for r in fps],
+        "false_negative_sample": [label(r) for r in fns],
+    }
+    if with_rule:
+        per_rule = {}
+        rows = labelled.groupBy("rule").agg(
+            F.count("*").alias("n"), F.sum(F.col("_true").cast("int")).alias("tp")
+        )
+        for row in rows.orderBy("rule").collect():
+            p, r = _ratio(row.tp, row.n), _ratio(row.tp, n_truth)
+            per_rule[row.rule] = {
+                "pairs": row.n,
+                "true_positives": row.tp,
+                "precision": p,
+                "recall": r,
+                "f1": _f1(p, r),
+            }
+        result["per_rule"] = per_rule
+    return result
+
+
+def quality_figures(
+    scored: DataFrame, pairs: DataFrame, clusters: DataFrame, review: DataFrame
+) -> dict[str, Any]:
+    """Counts a run reports: records (per source), profiles, merge rate (share of records folded
+    into another record's profile), profile sizes, cross-source profiles, pairs compared / matched
+    / sent to review per rule, matched pairs per deciding rule, review candidates."""
+    per_rule_decision = scored.groupBy("rule", "decision").count().collect()
+    compared: dict[str, int] = {}
+    decided: dict[str, dict[str, int]] = {}
+    for row in per_rule_decision:
+        compared[row.rule] = compared.get(row.rule, 0) + row["count"]
+        decided.setdefault(row.rule, {})[row.decision] = row["count"]
+    sizes = clusters.groupBy("unified_customer_id").agg(
+        F.count("*").alias("size"), F.countDistinct("source").alias("sources")
+    )
+    histogram = {
+        r["size"]: r["profiles"]
+        for r in sizes.groupBy("size").agg(F.count("*").alias("profiles")).collect()
+    }
+    cross_source = sizes.filter(F.col("sources") > 1).count()
+    per_source = {r.source: r["count"] for r in clusters.groupBy("source").count().collect()}
+    records = sum(per_source.values())
+    profiles = sum(histogram.values())
+    attributed = {r.rule: r["count"] for r in pairs.groupBy("rule").count().collect()}
+    return {
+        "records": records,
+        "records_per_source": dict(sorted(per_source.items())),
+        "profiles": profiles,
+        "multi_record_profiles": profiles - histogram.get(1, 0),
+        "cross_source_profiles": cross_source,
+        "merge_rate": _ratio(records - profiles, records),
+        "profile_sizes": dict(sorted(histogram.items())),
+        "pairs_compared": sum(compared.values()),
+        "pairs_compared_per_rule": compared,
+        "decisions_per_rule": decided,
+        "matched_pairs": sum(attributed.values()),
+        "pairs_per_rule": attributed,
+        "review_candidates": review.count(),
+    }

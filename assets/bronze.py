@@ -14,6 +14,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from customer360.lakehouse import WriteResult
 from customer360.partitions import dataverse_exports, finance_drops
 from customer360.synapse_link import (
     ExportFolder,
@@ -165,22 +166,7 @@ def build_dataverse_bronze_asset(table: DataverseTable) -> dg.AssetsDefinition:
             context.log.info(f"{table.name} {partition}: {data.num_rows} rows, {len(bad)} rejected")
         if result is None:
             raise dg.Failure(f"nothing to ingest for {table.name} in {context.partition_keys}")
-        return dg.MaterializeResult(
-            metadata=write_metadata(
-                result,
-                rows_written=rows,
-                rejected_rows=rejected,
-                rejected_table=dg.MetadataValue.path(lakehouse.uri("bronze", REJECTED_TABLE)),
-            ),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="no_rejected_rows",
-                    passed=rejected == 0,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"rejected_rows": rejected},
-                )
-            ],
-        )
+        return bronze_result(lakehouse, result, rows, rejected)
 
     return _bronze
 
@@ -221,6 +207,13 @@ def ingest_file_drops(
         rejected += _write_rejected(lakehouse, table, day, bad, ingested_at)
         rows += data.num_rows
         context.log.info(f"{table} {day}: {data.num_rows} rows, {len(bad)} rejected")
+    return bronze_result(lakehouse, result, rows, rejected)
+
+
+def bronze_result(
+    lakehouse: LakehouseResource, result: WriteResult, rows: int, rejected: int
+) -> dg.MaterializeResult:
+    """What every bronze asset reports: the write, its rejected rows and the WARN check."""
     return dg.MaterializeResult(
         metadata=write_metadata(
             result,

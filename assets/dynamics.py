@@ -6,7 +6,6 @@ ops/publish_failed_rows with the error) or deferred (kept in ops/publish_deferre
 """
 
 import datetime as dt
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -158,14 +157,6 @@ def pending_deferred(lakehouse: LakehouseResource, publish_target: str) -> list[
     return [DeferredOp.from_record(r) for r in rows if r["publish_target"] == publish_target]
 
 
-def _plot_path(lakehouse: LakehouseResource, name: str, run_id: str) -> Path:
-    """Throughput plots sit beside the ops tables locally (a temp folder for a remote lake)."""
-    root = Path(tempfile.gettempdir()) if "://" in lakehouse.root_uri else Path(lakehouse.root_uri)
-    path = root / "ops" / "plots" / f"publish-{name}-{run_id}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _metadata(metrics: PublishMetrics, plot: Path | None) -> dict:
     meta = {
         "rows_read": metrics.rows_read,
@@ -258,7 +249,7 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             )
             expected = metrics.rows_read
         sink.close()
-        plot = _plot_path(lakehouse, target.name, run_id)
+        plot = lakehouse.plot_path(f"publish-{target.name}-{run_id}")
         plot_throughput(metrics.throughput, plot)
         context.log.info(
             f"{target.name}: {metrics.published} published, {metrics.unchanged} unchanged, "

@@ -31,6 +31,7 @@ from customer360.transforms.profile import (
     finance_measures,
     segment_memberships,
 )
+from customer360.transforms.profile_plots import plot_segments
 from customer360.unify import merge_profiles, unify_config
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
@@ -143,6 +144,19 @@ def customer_profile(
                "churn_risk_band", "record_count"]  # fmt: skip
     table = lake.read_arrow("gold", PROFILE_KEY.path[-1], columns=columns)
     duplicate_flagged = int(pc.sum(table["dq_duplicate_email"]).as_py() or 0)
+    pairs = table.group_by(["value_segment", "life_stage_segment"]).aggregate([([], "count_all")])
+    plot = plot_segments(
+        {
+            (str(v), str(s)): n
+            for v, s, n in zip(
+                pairs["value_segment"].to_pylist(),
+                pairs["life_stage_segment"].to_pylist(),
+                pairs["count_all"].to_pylist(),
+                strict=True,
+            )
+        },
+        lakehouse.plot_path(f"segments-{context.run_id}"),
+    )
     yield dg.MaterializeResult(
         asset_key=PROFILE_KEY,
         metadata=write_metadata(
@@ -155,6 +169,7 @@ def customer_profile(
             churn_risk_bands=dg.MetadataValue.json(_value_counts(table["churn_risk_band"])),
             duplicate_email_rows=duplicate_flagged,
             segment_rules=dg.MetadataValue.path(str(rules_path)),
+            segments_plot=dg.MetadataValue.path(str(plot)),
         ),
     )
     yield dg.MaterializeResult(asset_key=SEGMENTS_KEY, metadata=write_metadata(seg_result))

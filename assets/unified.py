@@ -8,6 +8,7 @@ CSV source (silver/crm_<source>). Ids are carried forward from the previous link
 re-runs and unrelated changes keep them. docs/unify.md explains rules, ids and figures.
 """
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from assets.crm import silver_key
-from assets.silver import CUSTOMER_KEY
+from assets.silver import (
+    CUSTOMER_KEY,
+    ConsumerState,
+    RefreshConfig,
+    current_result,
+    full_refresh_reason,
+    read_state,
+    table_versions,
+    write_state,
+)
+from customer360.lakehouse import WriteResult
 from customer360.unify import (
     UnifyConfig,
     config_path,
@@ -28,12 +39,15 @@ from customer360.unify import (
     unify,
     unify_config,
 )
+from customer360.unify.plots import plot_match_quality
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
 SOURCE_LINK_KEY = dg.AssetKey(["gold", "customer_source_link"])
 MATCH_PAIRS_KEY = dg.AssetKey(["gold", "customer_match_pairs"])
 CANDIDATES_KEY = dg.AssetKey(["gold", "match_candidates"])
+IDENTITY_KEYS = (SOURCE_LINK_KEY, MATCH_PAIRS_KEY, CANDIDATES_KEY)
+IDENTITY_CONSUMER = "gold/customer_source_link"  # its row in ops/medallion_state
 DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate key crc33_cid)
 #: A CSV of known true pairs (left_source, left_key, right_source, right_key); when set, the
 #: link asset reports the matches' precision and recall against it (the seed data ships one).
@@ -95,6 +109,14 @@ def _truth_pairs(session: SparkSession, records: DataFrame) -> DataFrame | None:
 _TRUTH_DDL = "left_source string, left_key string, right_source string, right_key string"
 
 
+def _example_merges(lakehouse: LakehouseResource, limit: int = 10) -> list[dict[str, Any]]:
+    """A few merged profiles explained (keys, rule and score only: never personal data)."""
+    columns = ["unified_customer_id", "left_source", "left_key", "right_source", "right_key",
+               "rule", "score"]  # fmt: skip
+    pairs = lakehouse.lake.read_arrow("gold", MATCH_PAIRS_KEY.path[-1], columns=columns)
+    return pairs.slice(0, limit).to_pylist()
+
+
 def _previous_merge_rate(context: dg.AssetExecutionContext) -> float | None:
     event = context.instance.get_latest_materialization_event(SOURCE_LINK_KEY)
     if event is None or event.asset_materialization is None:
@@ -131,7 +153,7 @@ def merge_rate_check(
             automation_condition=dg.AutomationCondition.eager(),
             description=DESCRIPTIONS[key],
         )
-        for key in (SOURCE_LINK_KEY, MATCH_PAIRS_KEY, CANDIDATES_KEY)
+        for key in IDENTITY_KEYS
     ],
     group_name="gold",
     check_specs=[
@@ -145,53 +167,58 @@ def merge_rate_check(
     ],
 )
 def customer_identity(
-    context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    context: dg.AssetExecutionContext,
+    config: RefreshConfig,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
 ):
-    session = spark.spark_session
-    config = unify_config()
-    records = source_records(session, lakehouse, config).cache()
-    try:
-        result = unify(records, config, _previous_links(session, lakehouse))
-    except ValueError as exc:  # ambiguous identity (repeated keys): names sources and keys only
-        raise dg.Failure(str(exc)) from None
-    try:
-        links = lakehouse.write(result.links, "gold", SOURCE_LINK_KEY.path[-1])
-        pairs = lakehouse.write(result.profile_pairs, "gold", MATCH_PAIRS_KEY.path[-1])
-        review = lakehouse.write(result.match_candidates, "gold", CANDIDATES_KEY.path[-1])
-        figures = quality_figures(result.scored, result.pairs, result.clusters,
-                                  result.match_candidates)  # fmt: skip
-        oversized = [r.asDict() for r in result.oversized_blocks.limit(20).collect()]
-        id_origin = {r.id_origin: r["count"] for r in result.clusters.groupBy("id_origin").count()
-                     .collect()} if "id_origin" in result.clusters.columns else {}  # fmt: skip
-        truth = _truth_pairs(session, records)
-        accuracy = (
-            evaluate(result.scored.filter("decision = 'match'"), truth)
-            if truth is not None
-            else None
+    lake = lakehouse.lake
+    unify_cfg = unify_config()
+    inputs = _identity_inputs(lakehouse, unify_cfg)
+    outputs = [("gold", key.path[-1]) for key in IDENTITY_KEYS]
+    state = read_state(lake, IDENTITY_CONSUMER)
+    reason = full_refresh_reason(lake, state, inputs, outputs, config.full_refresh)
+    if reason is None and "figures" in state.facts:
+        # Same sources, same rules, tables as this asset left them: the resolution would be
+        # identical (it is deterministic), so report it again instead of recomputing it.
+        refresh, facts = "unchanged", state.facts
+        written = {key: current_result(lake, "gold", key.path[-1]) for key in IDENTITY_KEYS}
+    else:
+        refresh = "full"
+        written, facts = _resolve(context, spark.spark_session, lakehouse, unify_cfg)
+        facts["plot"] = str(
+            plot_match_quality(facts["figures"], lakehouse.plot_path(f"unify-{context.run_id}"))
         )
-    finally:
-        result.unpersist()
-        records.unpersist()
+        write_state(
+            lake,
+            ConsumerState(IDENTITY_CONSUMER, inputs=inputs,
+                          outputs=table_versions(lake, outputs), facts=facts),
+        )  # fmt: skip
+    figures, accuracy = facts["figures"], facts.get("accuracy")
     context.log.info(
         f"{figures['records']:,} records → {figures['profiles']:,} profiles "
-        f"(merge rate {figures['merge_rate']}), {figures['review_candidates']:,} for review"
+        f"(merge rate {figures['merge_rate']}), {figures['review_candidates']:,} for review "
+        f"[{refresh}]"
     )
     quality: dict[str, Any] = {
+        "refresh": refresh,
         "records": figures["records"],
         "records_per_source": dg.MetadataValue.json(figures["records_per_source"]),
         "profiles": figures["profiles"],
         "merge_rate": figures["merge_rate"],
         "cross_source_profiles": figures["cross_source_profiles"],
-        "profile_sizes": dg.MetadataValue.json({str(k): v for k, v in
-                                                figures["profile_sizes"].items()}),
+        "profile_sizes": dg.MetadataValue.json(figures["profile_sizes"]),
         "pairs_compared": figures["pairs_compared"],
         "pairs_per_rule": dg.MetadataValue.json(figures["pairs_per_rule"]),
         "decisions_per_rule": dg.MetadataValue.json(figures["decisions_per_rule"]),
         "review_candidates": figures["review_candidates"],
-        "oversized_blocks": dg.MetadataValue.json(oversized),
-        "ids": dg.MetadataValue.json(id_origin),
+        "oversized_blocks": dg.MetadataValue.json(facts["oversized"]),
+        "ids": dg.MetadataValue.json(facts["id_origin"]),
         "match_rules": dg.MetadataValue.path(str(config_path())),
-    }  # fmt: skip
+        "quality_plot": dg.MetadataValue.path(facts["plot"]),
+    }
+    if reason:
+        quality["full_refresh_reason"] = reason
     if accuracy is not None:
         quality.update(
             precision=accuracy["precision"],
@@ -201,6 +228,7 @@ def customer_identity(
             false_positive_sample=dg.MetadataValue.json(accuracy["false_positive_sample"]),
             false_negative_sample=dg.MetadataValue.json(accuracy["false_negative_sample"]),
         )
+    links, pairs, review = (written[key] for key in IDENTITY_KEYS)
     keys = lakehouse.lake.read_arrow(
         "gold", SOURCE_LINK_KEY.path[-1], columns=["source", "source_key"]
     )
@@ -211,7 +239,9 @@ def customer_identity(
     yield dg.MaterializeResult(
         asset_key=MATCH_PAIRS_KEY,
         metadata=write_metadata(
-            pairs, pairs_per_rule=dg.MetadataValue.json(figures["pairs_per_rule"])
+            pairs,
+            pairs_per_rule=dg.MetadataValue.json(figures["pairs_per_rule"]),
+            example_merges=dg.MetadataValue.json(_example_merges(lakehouse)),
         ),
     )
     yield dg.MaterializeResult(asset_key=CANDIDATES_KEY, metadata=write_metadata(review))
@@ -223,4 +253,68 @@ def customer_identity(
         metadata={"records": figures["records"], "link_rows": links.table_rows,
                   "records_linked_twice": repeated},
     )  # fmt: skip
-    yield merge_rate_check(figures["merge_rate"], previous_rate, config.max_merge_rate_change)
+    yield merge_rate_check(figures["merge_rate"], previous_rate, unify_cfg.max_merge_rate_change)
+
+
+def _identity_inputs(lakehouse: LakehouseResource, config: UnifyConfig) -> dict[str, Any]:
+    """What the resolution depends on: the silver tables (id and version), the rules file and
+    the truth file; any change recomputes it."""
+    tables = ["customer", *(silver_key(m.source).path[-1] for m in config.csv_sources)]
+    inputs: dict[str, Any] = {}
+    for name in tables:
+        table = lakehouse.lake.table("silver", name)
+        inputs[f"silver/{name}"] = [table.metadata().id, table.version()]
+    inputs["match_rules"] = hashlib.sha256(config_path().read_bytes()).hexdigest()
+    inputs["truth"] = os.environ.get(TRUTH_ENV)
+    return inputs
+
+
+def _resolve(
+    context: dg.AssetExecutionContext,
+    session: SparkSession,
+    lakehouse: LakehouseResource,
+    config: UnifyConfig,
+) -> tuple[dict[dg.AssetKey, WriteResult], dict[str, Any]]:
+    """Run the resolution, write its three tables, return their results and the figures."""
+    records = source_records(session, lakehouse, config).cache()
+    try:
+        result = unify(records, config, _previous_links(session, lakehouse))
+    except ValueError as exc:  # ambiguous identity (repeated keys): names sources and keys only
+        records.unpersist()
+        raise dg.Failure(str(exc)) from None
+    try:
+        written = {
+            key: lakehouse.write(frame, "gold", key.path[-1])
+            for key, frame in zip(
+                IDENTITY_KEYS,
+                (result.links, result.profile_pairs, result.match_candidates),
+                strict=True,
+            )
+        }
+        figures = quality_figures(result.scored, result.pairs, result.clusters,
+                                  result.match_candidates)  # fmt: skip
+        figures["profile_sizes"] = {str(k): v for k, v in figures["profile_sizes"].items()}
+        clusters = result.clusters
+        id_origin = (
+            {  # profiles per id origin (carried from the previous run, or new)
+                r.id_origin: r.profiles
+                for r in clusters.groupBy("id_origin")
+                .agg(F.countDistinct("unified_customer_id").alias("profiles"))
+                .collect()
+            }
+            if "id_origin" in clusters.columns
+            else {}
+        )
+        truth = _truth_pairs(session, records)
+        facts: dict[str, Any] = {
+            "figures": figures,
+            "oversized": [r.asDict() for r in result.oversized_blocks.limit(20).collect()],
+            "id_origin": id_origin,
+        }
+        if truth is not None:
+            facts["accuracy"] = evaluate(result.scored.filter("decision = 'match'"), truth)
+    finally:
+        result.unpersist()
+        records.unpersist()
+    context.log.info(f"resolution written: {', '.join(k.to_user_string() for k in written)}")
+    return written, facts

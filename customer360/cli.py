@@ -52,6 +52,14 @@ def _print_summary(summary) -> None:
             )
         if "dashboard_path" in meta:
             where = f"dashboard: {meta['dashboard_path']}"
+        if "merge_rate" in meta:  # identity resolution: records → people
+            where = (
+                f"{meta['records']:,} records → {meta['profiles']:,} people "
+                f"(merge rate {meta['merge_rate'] or 0:.3f}, "
+                f"{meta['review_candidates']:,} pairs for review)"
+            )
+            if meta.get("precision") is not None:
+                where += f", precision {meta['precision']:.3f} recall {meta['recall']:.3f}"
         click.echo(f"  {key:<40} {rows_text}  {where}")
     for check in summary.failed_checks:
         click.echo(f"  check failed: {check}")

@@ -6,6 +6,8 @@ write results into the Dagster metadata every asset reports.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -38,6 +40,15 @@ class LakehouseResource(dg.ConfigurableResource):
 
     def uri(self, layer: str, table: str) -> str:
         return self.lake.uri(layer, table)
+
+    def plot_path(self, name: str) -> Path:
+        """Where an asset's PNG goes: `<lake>/ops/plots/` locally, a temporary folder for a
+        remote lake (the path is put in the materialisation metadata)."""
+        remote = "://" in self.root_uri
+        root = Path(tempfile.gettempdir()) if remote else Path(self.root_uri)
+        path = root / "ops" / "plots" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def exists(self, layer: str, table: str) -> bool:
         return self.lake.exists(layer, table)

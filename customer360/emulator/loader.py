@@ -14,24 +14,15 @@ from customer360.emulator import errors
 from customer360.emulator.operations import DataService, Locator, RequestContext
 from customer360.emulator.schema import DECIMAL_TYPES, INTEGER_TYPES, Table
 from customer360.emulator.values import coerce_payload_value
+from customer360.synapse_link.sample import CUSTOMER_TEXT_COLUMNS
 
-# customer.csv of the sample (reference/customer360_sample.md) → crc33_customer.
+# customer.csv of the sample (reference/customer360_sample.md) → crc33_customer: the text columns
+# as the Synapse Link sample maps them, plus the columns the Web API takes directly.
 CUSTOMER_CSV_MAPPING = {
-    "FirstName": "crc33_firstname",
-    "LastName": "crc33_lastname",
-    "Name": "crc33_name",
-    "Gender": "crc33_gender",
-    "Email": "crc33_email",
-    "Telephone": "crc33_telephone",
-    "Country": "crc33_country",
-    "City": "crc33_city",
-    "State": "crc33_state",
-    "PostCode": "crc33_postcode",
-    "StreetAddress": "crc33_streetaddress",
+    **CUSTOMER_TEXT_COLUMNS,
     "DateOfBirth": "crc33_dateofbirth",
     "Created_date": "overriddencreatedon",
     "cid": "crc33_cid",
-    "Source": "crc33_source",
 }
 
 

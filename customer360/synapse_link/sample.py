@@ -22,7 +22,7 @@ STATECODE_ACTIVE = 0
 STATUSCODE_ACTIVE = 1
 
 # customer.csv header → Dataverse column (createdon/modifiedon come from Created_date).
-_TEXT_COLUMNS = {
+CUSTOMER_TEXT_COLUMNS = {
     "FirstName": "crc33_firstname",
     "LastName": "crc33_lastname",
     "Name": "crc33_name",
@@ -99,7 +99,7 @@ def _customer_row(record: dict[str, str]) -> dict[str, object]:
     row: dict[str, object] = {
         "Id": customer_id_for_cid(cid),
         "crc33_cid": cid,
-        **{column: (record[header] or None) for header, column in _TEXT_COLUMNS.items()},
+        **{column: (record[header] or None) for header, column in CUSTOMER_TEXT_COLUMNS.items()},
         "crc33_dateofbirth": _midnight_utc(record["DateOfBirth"]),
         "statecode": STATECODE_ACTIVE,
         "statuscode": STATUSCODE_ACTIVE,

@@ -12,7 +12,13 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from customer360.transforms.customer import EMAIL_PATTERN, standardize_customers
+from customer360.transforms.customer import (
+    EMAIL_PATTERN,
+    dateofbirth_plausible,
+    rule_failures,
+    split_by_failures,
+    standardize_customers,
+)
 from customer360.unify.schema import RECORD_ATTRIBUTES
 
 KEY = "source_key"
@@ -52,22 +58,18 @@ def standardize_source(rows: DataFrame) -> DataFrame:
     )
 
 
-def validation_failures(rows: DataFrame, today: dt.date | None = None) -> Column:
+def validation_failures(today: dt.date | None = None) -> Column:
     """Names of the rules a standardised source row breaks (empty array when valid). Looser than
     the Dataverse rules: a second system may lack e-mails, but what it has must be usable."""
-    today = today or dt.date.today()
-    rules = {
-        "name_present": F.coalesce("firstname", "lastname", "name").isNotNull(),
-        "email_valid": F.col("email").isNull() | F.col("email").rlike(EMAIL_PATTERN),
-        "dateofbirth_plausible": F.col("dateofbirth").isNull()
-        | F.col("dateofbirth").between(F.lit(dt.date(1900, 1, 1)), F.lit(today)),
-    }
-    failed = [F.when(~F.coalesce(ok, F.lit(False)), F.lit(name)) for name, ok in rules.items()]
-    return F.filter(F.array(*failed), lambda x: x.isNotNull())
+    return rule_failures(
+        {
+            "name_present": F.coalesce("firstname", "lastname", "name").isNotNull(),
+            "email_valid": F.col("email").isNull() | F.col("email").rlike(EMAIL_PATTERN),
+            "dateofbirth_plausible": dateofbirth_plausible(today or dt.date.today()),
+        }
+    )
 
 
 def split_valid(rows: DataFrame, today: dt.date | None = None) -> tuple[DataFrame, DataFrame]:
     """(valid rows, quarantined rows with `failed_rules`): every row lands in exactly one."""
-    checked = rows.withColumn("failed_rules", validation_failures(rows, today))
-    valid = checked.filter(F.size("failed_rules") == 0).drop("failed_rules")
-    return valid, checked.filter(F.size("failed_rules") > 0)
+    return split_by_failures(rows, validation_failures(today))

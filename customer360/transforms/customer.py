@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -96,28 +97,43 @@ def standardize_customers(df: DataFrame) -> DataFrame:
     return out.withColumn("telephone_e164", _e164(F.col("telephone"), F.col("country_code")))
 
 
+def dateofbirth_plausible(today: dt.date) -> Column:
+    return F.col("dateofbirth").isNull() | F.col("dateofbirth").between(
+        F.lit(dt.date(1900, 1, 1)), F.lit(today)
+    )
+
+
+def rule_failures(rules: Mapping[str, Column]) -> Column:
+    """An array of the names of the rules (name → condition that holds for a valid row) a row
+    breaks; a rule whose condition is null counts as broken."""
+    failed = [F.when(~F.coalesce(ok, F.lit(False)), F.lit(name)) for name, ok in rules.items()]
+    return F.filter(F.array(*failed), lambda x: x.isNotNull())
+
+
+def split_by_failures(df: DataFrame, failures: Column) -> tuple[DataFrame, DataFrame]:
+    """(valid rows, quarantined rows with `failed_rules`): every row lands in exactly one."""
+    checked = df.withColumn("failed_rules", failures)
+    valid = checked.filter(F.size("failed_rules") == 0).drop("failed_rules")
+    return valid, checked.filter(F.size("failed_rules") > 0)
+
+
 def validation_failures(df: DataFrame, today: dt.date | None = None) -> Column:
     """An array of the names of the rules a row breaks (empty when the row is valid).
 
     A rule that depends on the date may only ever turn a failing row into a passing one as days
     go by (as `dateofbirth_plausible` does): an incremental silver/customer run re-validates the
     quarantined customers, not the valid ones."""
-    today = today or dt.date.today()
-    rules = {
-        "id_present": F.col("Id").isNotNull(),
-        "cid_present": F.col("cid").isNotNull(),
-        "email_valid": F.col("email").isNotNull() & F.col("email").rlike(EMAIL_PATTERN),
-        "name_present": F.coalesce("firstname", "lastname", "name").isNotNull(),
-        "dateofbirth_plausible": F.col("dateofbirth").isNull()
-        | F.col("dateofbirth").between(F.lit(dt.date(1900, 1, 1)), F.lit(today)),
-    }
-    failed = [F.when(~F.coalesce(ok, F.lit(False)), F.lit(name)) for name, ok in rules.items()]
-    return F.filter(F.array(*failed), lambda x: x.isNotNull())
+    return rule_failures(
+        {
+            "id_present": F.col("Id").isNotNull(),
+            "cid_present": F.col("cid").isNotNull(),
+            "email_valid": F.col("email").isNotNull() & F.col("email").rlike(EMAIL_PATTERN),
+            "name_present": F.coalesce("firstname", "lastname", "name").isNotNull(),
+            "dateofbirth_plausible": dateofbirth_plausible(today or dt.date.today()),
+        }
+    )
 
 
 def split_valid(df: DataFrame, today: dt.date | None = None) -> tuple[DataFrame, DataFrame]:
     """(valid rows, quarantined rows with `failed_rules`): every row lands in exactly one."""
-    checked = df.withColumn("failed_rules", validation_failures(df, today))
-    valid = checked.filter(F.size("failed_rules") == 0).drop("failed_rules")
-    quarantined = checked.filter(F.size("failed_rules") > 0)
-    return valid, quarantined
+    return split_by_failures(df, validation_failures(df, today))

@@ -11,6 +11,7 @@ birth are different people and wait in gold/match_candidates.
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -89,6 +90,13 @@ def test_quality_figures_on_the_seed_data(graph):
     assert summary.materialized["gold/customer_match_pairs"]["dagster/row_count"] == 140
     assert summary.materialized["gold/match_candidates"]["dagster/row_count"] == 14
     assert summary.materialized["gold/customer_profile"]["profiles"] == 2000
+    examples = summary.materialized["gold/customer_match_pairs"]["example_merges"]
+    assert len(examples) == 10 and {e["rule"] for e in examples} == {"email_dob"}
+    for plot in (
+        meta["quality_plot"],
+        summary.materialized["gold/customer_profile"]["segments_plot"],
+    ):
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_profile_is_one_row_per_person_with_measures(graph):
@@ -162,10 +170,22 @@ def test_ids_are_stable_across_runs_and_unrelated_changes(graph):
         return {(r["source"], r["source_key"]): r["unified_customer_id"] for r in rows}
 
     before = ids()
+    # Nothing changed: the resolution is reported again, not recomputed.
     rerun = materialize_assets(defs, instance, IDENTITY)
     assert rerun.success
+    meta = rerun.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["refresh"].value == "unchanged" and meta["profiles"].value == 2000
+    # Recomputed from scratch, ids are carried forward: none changes.
+    job = defs.get_repository_def().get_implicit_job_def_for_assets(IDENTITY)
+    full = {"ops": {"customer_identity": {"config": {"full_refresh": True}}}}
+    forced = job.get_subset(asset_selection=set(IDENTITY)).execute_in_process(
+        instance=instance, run_config=full, raise_on_error=False
+    )
+    assert forced.success
+    meta = forced.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["refresh"].value == "full" and meta["ids"].value == {"carried": 2000}
     assert ids() == before
-    checks = {c.check_name: c for c in rerun.get_asset_check_evaluations()}
+    checks = {c.check_name: c for c in forced.get_asset_check_evaluations()}
     assert checks["merge_rate_stable"].passed
     # A later drop of the second system with one new, unrelated person.
     extra = home / "landing" / "crm2" / "residents_new.csv"

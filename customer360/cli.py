@@ -76,10 +76,8 @@ def main() -> None:
 
 
 def _run_graph() -> bool:
-    import dagster as dg
-
     from customer360.definitions import build_definitions
-    from customer360.runner import materialize_graph
+    from customer360.runner import materialize_graph, selection_for_landing
     from sensors.landing import register_landing_partitions
 
     defs = build_definitions()
@@ -87,12 +85,9 @@ def _run_graph() -> bool:
     landing = defs.resources["landing"]
     # What the landing sensors would do with a daemon running: register new partitions.
     changed = register_landing_partitions(instance, landing)
-    selection = None
-    if not landing.list_files("kkbox", suffix=".csv"):
-        # Churn risk is enrichment: without KKBox data its graph has nothing to learn from.
+    selection = selection_for_landing(landing)
+    if selection is not None:
         click.echo("no KKBox files in landing/kkbox/: the churn assets are left out of this run")
-        selection = dg.AssetSelection.all() - dg.AssetSelection.groups("churn")
-        selection = selection - dg.AssetSelection.assets(["gold", "customer_churn_risk"])
     summary = materialize_graph(defs, instance, selection, changed)
     _print_summary(summary)
     return summary.success

@@ -67,6 +67,21 @@ def materialize_assets(
     )
 
 
+#: Assets that learn from KKBox files: left out of a run while landing/kkbox/ has none (churn
+#: risk is enrichment; the profile builds without it).
+CHURN_ASSETS = dg.AssetSelection.groups("churn") | dg.AssetSelection.assets(
+    ["gold", "customer_churn_risk"]
+)
+
+
+def selection_for_landing(landing) -> dg.AssetSelection | None:
+    """What `customer360 run` materialises for this landing zone: everything (None), or
+    everything but the churn assets when landing/kkbox/ holds no CSV file."""
+    if landing.list_files("kkbox", suffix=".csv"):
+        return None
+    return dg.AssetSelection.all() - CHURN_ASSETS
+
+
 def materialize_graph(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,

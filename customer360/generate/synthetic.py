@@ -72,10 +72,13 @@ def synthetic_customers(count: int, seed: int = 7, first_cid: int = 1) -> pa.Tab
     bad = cid % INVALID_EMAIL_EVERY == 0
     if bad.any():
         email[bad] = np.char.replace(email[bad].astype(str), "@", " at ")
+    # Ten-digit NANP numbers, (practically) one per customer: a few thousand numbers shared by a
+    # million people would make every phone block huge, which real CRM data does not do.
     phone = pc.binary_join_element_wise(
-        "801-555-",
+        pc.cast(pa.array(rng.integers(201, 990, count)), pa.string()),
+        pc.cast(pa.array(rng.integers(200, 1_000, count)), pa.string()),
         pc.utf8_lpad(pc.cast(pa.array(rng.integers(0, 10_000, count)), pa.string()), 4, "0"),
-        "",
+        "-",
     )
     postcode = pc.utf8_lpad(
         pc.cast(pa.array(rng.integers(501, 99_950, count)), pa.string()), 5, "0"

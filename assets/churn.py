@@ -2,10 +2,12 @@
 and churn risk for the customer profile. Logic lives in customer360/churn (Dagster-free)."""
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from customer360.churn import (
@@ -149,53 +151,48 @@ def _read(spark, lakehouse, name: str):
     return lakehouse.read(spark.spark_session, "churn", name)
 
 
-@dg.asset(
-    key=_key("transactions_clean"),
-    deps=[_key("transactions")],
-    group_name=GROUP,
-    kinds={"pyspark", "delta"},
-    automation_condition=EAGER,
-    description="Transactions in the official order with duplicates and cancelled-plan noise "
-    "resolved (customer360.churn.transactions_clean).",
+def _derived_asset(
+    name: str,
+    inputs: tuple[str, ...],
+    transform: Callable[..., DataFrame],
+    description: str,
+) -> dg.AssetsDefinition:
+    """churn/<name> = transform(*churn/<inputs>): one pure Spark function, read → write."""
+
+    @dg.asset(
+        key=_key(name),
+        deps=[_key(i) for i in inputs],
+        group_name=GROUP,
+        kinds={"pyspark", "delta"},
+        automation_condition=EAGER,
+        description=description,
+    )
+    def _asset(spark: SparkResource, lakehouse: LakehouseResource):
+        frame = transform(*(_read(spark, lakehouse, i) for i in inputs))
+        return dg.MaterializeResult(metadata=write_metadata(lakehouse.write(frame, "churn", name)))
+
+    return _asset
+
+
+churn_transactions_clean = _derived_asset(
+    "transactions_clean",
+    ("transactions",),
+    transactions_clean,
+    "Transactions in the official order with duplicates and cancelled-plan noise resolved "
+    "(customer360.churn.transactions_clean).",
 )
-def churn_transactions_clean(spark: SparkResource, lakehouse: LakehouseResource):
-    clean = transactions_clean(_read(spark, lakehouse, "transactions"))
-    return dg.MaterializeResult(
-        metadata=write_metadata(lakehouse.write(clean, "churn", "transactions_clean"))
-    )
-
-
-@dg.asset(
-    key=_key("subscription_windows"),
-    deps=[_key("transactions_clean")],
-    group_name=GROUP,
-    kinds={"pyspark", "delta"},
-    automation_condition=EAGER,
-    description="Continuous subscription windows per member (gaps of more than 30 days split).",
+churn_subscription_windows = _derived_asset(
+    "subscription_windows",
+    ("transactions_clean",),
+    subscription_windows,
+    "Continuous subscription windows per member (gaps of more than 30 days split).",
 )
-def churn_subscription_windows(spark: SparkResource, lakehouse: LakehouseResource):
-    windows = subscription_windows(_read(spark, lakehouse, "transactions_clean"))
-    return dg.MaterializeResult(
-        metadata=write_metadata(lakehouse.write(windows, "churn", "subscription_windows"))
-    )
-
-
-@dg.asset(
-    key=_key("transactions_enhanced"),
-    deps=[_key("transactions_clean"), _key("subscription_windows")],
-    group_name=GROUP,
-    kinds={"pyspark", "delta"},
-    automation_condition=EAGER,
-    description="Transactions with their subscription window and plan/price/auto-renew changes.",
+churn_transactions_enhanced = _derived_asset(
+    "transactions_enhanced",
+    ("transactions_clean", "subscription_windows"),
+    transactions_enhanced,
+    "Transactions with their subscription window and plan/price/auto-renew changes.",
 )
-def churn_transactions_enhanced(spark: SparkResource, lakehouse: LakehouseResource):
-    enhanced = transactions_enhanced(
-        _read(spark, lakehouse, "transactions_clean"),
-        _read(spark, lakehouse, "subscription_windows"),
-    )
-    return dg.MaterializeResult(
-        metadata=write_metadata(lakehouse.write(enhanced, "churn", "transactions_enhanced"))
-    )
 
 
 @dg.asset(

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.bronze import ingest_file_drops
+from customer360.lakehouse.spark_arrow import arrow_schema_to_spark
 from customer360.partitions import crm_drops
 from customer360.transforms.crm import latest_per_key, split_valid, standardize_source
 from customer360.unify import CsvSourceMapping, csv_output_schema, read_crm_csv, unify_config
@@ -111,7 +112,7 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
                 f"no files of source {source!r} in landing/{mapping.landing_area}/ yet"
             )
             empty = csv_output_schema(mapping).append(pa.field("_drop_day", pa.string()))
-            bronze = session.createDataFrame([], _ddl(empty))
+            bronze = session.createDataFrame([], arrow_schema_to_spark(empty))
         rows = standardize_source(latest_per_key(bronze)).cache()
         valid, failed = split_valid(rows)
         result = lakehouse.write(valid, "silver", current.path[-1])
@@ -130,11 +131,6 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
         )
 
     return _silver
-
-
-def _ddl(schema: pa.Schema) -> str:
-    kinds = {pa.string(): "string", pa.int64(): "bigint"}
-    return ", ".join(f"`{f.name}` {kinds[f.type]}" for f in schema)
 
 
 crm_assets = [

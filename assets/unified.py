@@ -258,15 +258,20 @@ def customer_identity(
 
 def _identity_inputs(lakehouse: LakehouseResource, config: UnifyConfig) -> dict[str, Any]:
     """What the resolution depends on: the silver tables (id and version), the rules file and
-    the truth file; any change recomputes it."""
+    the truth file (their contents); any change recomputes it."""
     tables = ["customer", *(silver_key(m.source).path[-1] for m in config.csv_sources)]
     inputs: dict[str, Any] = {}
     for name in tables:
         table = lakehouse.lake.table("silver", name)
         inputs[f"silver/{name}"] = [table.metadata().id, table.version()]
-    inputs["match_rules"] = hashlib.sha256(config_path().read_bytes()).hexdigest()
-    inputs["truth"] = os.environ.get(TRUTH_ENV)
+    inputs["match_rules"] = _digest(config_path())
+    truth = os.environ.get(TRUTH_ENV)
+    inputs["truth"] = _digest(Path(truth)) if truth and Path(truth).is_file() else truth
     return inputs
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _resolve(

@@ -122,16 +122,17 @@ def medallion_selection():
 
 def _run(defs, instance) -> Measured:
     from customer360.runner import materialize_graph
-    from sensors.landing import register_landing_partitions
+    from sensors.landing import register_landing_partitions, remember_landing_scan
 
-    changed = register_landing_partitions(instance, defs.resources["landing"])
+    scan = register_landing_partitions(instance, defs.resources["landing"])
     before = {r.run_id for r in instance.get_runs()}
     started = time.perf_counter()
-    summary = materialize_graph(defs, instance, medallion_selection(), changed)
+    summary = materialize_graph(defs, instance, medallion_selection(), scan.changed)
     wall = time.perf_counter() - started
     errors = [c for c in summary.failed_checks if "(ERROR)" in c]
     if not summary.success or errors:
         raise SystemExit(f"run failed: {summary.failed} {errors}")
+    remember_landing_scan(instance, scan)
     return _measure(instance, before, wall)
 
 

@@ -78,17 +78,19 @@ def main() -> None:
 def _run_graph() -> bool:
     from customer360.definitions import build_definitions
     from customer360.runner import materialize_graph, selection_for_landing
-    from sensors.landing import register_landing_partitions
+    from sensors.landing import register_landing_partitions, remember_landing_scan
 
     defs = build_definitions()
     instance = _instance()
     landing = defs.resources["landing"]
     # What the landing sensors would do with a daemon running: register new partitions.
-    changed = register_landing_partitions(instance, landing)
+    scan = register_landing_partitions(instance, landing)
     selection = selection_for_landing(landing)
     if selection is not None:
         click.echo("no KKBox files in landing/kkbox/: the churn assets are left out of this run")
-    summary = materialize_graph(defs, instance, selection, changed)
+    summary = materialize_graph(defs, instance, selection, scan.changed)
+    if summary.success:
+        remember_landing_scan(instance, scan)
     _print_summary(summary)
     return summary.success
 

@@ -5,6 +5,7 @@ Cursors keep what was already requested; run keys make a repeated request a no-o
 """
 
 import json
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -132,17 +133,31 @@ def build_crm_landing_sensor(mapping: CsvSourceMapping) -> dg.SensorDefinition:
 crm_landing_sensors = [build_crm_landing_sensor(m) for m in unify_config().csv_sources]
 
 
+@dataclass(frozen=True)
+class LandingScan:
+    """What `register_landing_partitions` saw: every partition key's content fingerprint per
+    partitions definition, and the keys whose content is new or changed since the last scan a
+    run succeeded on (they must run again, e.g. a second file dropped on an ingested day)."""
+
+    fingerprints: dict[str, dict[str, str]]
+    changed: dict[str, set[str]]
+
+
+def _cursor_key(partitions_def_name: str) -> str:
+    return f"customer360/landing/{partitions_def_name}"
+
+
 def register_landing_partitions(
     instance: dg.DagsterInstance, landing: LandingZoneResource
-) -> dict[str, set[str]]:
-    """Do what the sensors would (for `customer360 run` without a daemon): add new partitions,
-    and return, per partitions definition, the keys whose content is new or changed since the
-    last call (e.g. a second file dropped on an already ingested day), which must run again.
-    Fingerprints are kept in the instance's key-value store, like a sensor cursor."""
+) -> LandingScan:
+    """Do what the sensors would (for `customer360 run` without a daemon): add new partitions
+    and find the ones whose landing content changed. Call `remember_landing_scan` once their
+    runs succeeded; until then the same partitions count as changed (a failed run is retried)."""
     crm = [
         (crm_drops(m.source), drop_day_keys(landing, m.landing_area))
         for m in unify_config().csv_sources
     ]
+    fingerprints: dict[str, dict[str, str]] = {}
     changed: dict[str, set[str]] = {}
     for partitions_def, found in (
         (dataverse_exports, dataverse_partition_keys(landing)),
@@ -153,9 +168,18 @@ def register_landing_partitions(
         new = [k for k in sorted(found) if k not in known]
         if new:
             instance.add_dynamic_partitions(partitions_def.name, new)
-        cursor_key = f"customer360/landing/{partitions_def.name}"
-        stored = instance.run_storage.get_cursor_values({cursor_key}).get(cursor_key)
+        key = _cursor_key(partitions_def.name)
+        stored = instance.run_storage.get_cursor_values({key}).get(key)
         seen: dict[str, str] = json.loads(stored) if stored else {}
+        fingerprints[partitions_def.name] = found
         changed[partitions_def.name] = {k for k, v in found.items() if seen.get(k) != v}
-        instance.run_storage.set_cursor_values({cursor_key: json.dumps(found, sort_keys=True)})
-    return changed
+    return LandingScan(fingerprints, changed)
+
+
+def remember_landing_scan(instance: dg.DagsterInstance, scan: LandingScan) -> None:
+    """Keep the scanned fingerprints (in the instance's key-value store, like a sensor cursor)
+    after the runs of its changed partitions succeeded."""
+    instance.run_storage.set_cursor_values(
+        {_cursor_key(name): json.dumps(found, sort_keys=True)
+         for name, found in scan.fingerprints.items()}
+    )  # fmt: skip

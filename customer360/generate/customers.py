@@ -54,14 +54,20 @@ def _set_mtime(path: Path, when: datetime) -> None:
     os.utime(path, (stamp, stamp))
 
 
-#: The second CRM system's export and its landing area (customer360/unify/match_rules.yaml).
+#: The second CRM system's export (its landing area is in customer360/unify/match_rules.yaml).
 RESIDENTS_CSV = SAMPLE_DATA / "residents_adls.csv"
 TRUTH_PAIRS_CSV = SAMPLE_DATA / "unify_truth_pairs.csv"
 
 
-def write_second_source(landing_root: str | Path, area: str = "crm2") -> Path:
-    """Drop the second system's export (residents_adls.csv) in landing/<area>/."""
-    target = Path(landing_root) / area / RESIDENTS_CSV.name
+def write_second_source(landing_root: str | Path, source: str = "residents") -> Path:
+    """Drop the second system's export (residents_adls.csv) in the landing area that `source`
+    reads in the unify configuration (landing/crm2/ by default)."""
+    from customer360.unify import unify_config
+
+    mapping = unify_config().source(source).csv
+    if mapping is None:
+        raise ValueError(f"unify source {source!r} has no csv: block (no landing area)")
+    target = Path(landing_root) / mapping.landing_area / RESIDENTS_CSV.name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(RESIDENTS_CSV.read_bytes())
     return target

@@ -30,7 +30,7 @@ from customer360.synapse_link.sample import (
     customer_rows_from_csv,
 )
 from customer360.unify import unified_id
-from sensors.landing import register_landing_partitions
+from sensors.landing import register_landing_partitions, remember_landing_scan
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 GRAPH = dg.AssetSelection.groups("bronze", "silver", "gold", "lakedb") - dg.AssetSelection.assets(
@@ -60,8 +60,9 @@ def graph(spark, tmp_path_factory):
         mp.setenv(TRUTH_ENV, str(TRUTH_PAIRS_CSV))
         defs = build_definitions()
         with dg.instance_for_test() as instance:
-            register_landing_partitions(instance, defs.resources["landing"])
-            summary = materialize_graph(defs, instance, GRAPH)
+            scan = register_landing_partitions(instance, defs.resources["landing"])
+            summary = materialize_graph(defs, instance, GRAPH, scan.changed)
+            remember_landing_scan(instance, scan)
             yield home, defs, instance, summary
 
 
@@ -191,10 +192,10 @@ def test_ids_are_stable_across_runs_and_unrelated_changes(graph):
     extra = home / "landing" / "crm2" / "residents_new.csv"
     header = (SAMPLE_DATA / "residents_adls.csv").read_text().splitlines()[0]
     extra.write_text(header + "\n" + _new_resident(header) + "\n")
-    changed = register_landing_partitions(instance, defs.resources["landing"])
-    assert changed["crm_residents_drop"] == {dt.datetime.now(dt.UTC).date().isoformat()}
-    assert changed["dataverse_export"] == set()
-    summary = materialize_graph(defs, instance, GRAPH, changed)
+    scan = register_landing_partitions(instance, defs.resources["landing"])
+    assert scan.changed["crm_residents_drop"] == {dt.datetime.now(dt.UTC).date().isoformat()}
+    assert scan.changed["dataverse_export"] == set()
+    summary = materialize_graph(defs, instance, GRAPH, scan.changed)
     assert summary.success, summary.failed
     after = ids()
     assert {k: v for k, v in after.items() if k in before} == before

@@ -31,7 +31,7 @@ from customer360.lakehouse.schema import (
     delta_schema_to_arrow,
     normalize_arrow_table,
 )
-from customer360.lakehouse.spark_arrow import arrow_schema_to_spark, spark_to_arrow
+from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.partitions import dataverse_exports
 from customer360.transforms.customer import (
     EMAIL_PATTERN,
@@ -206,13 +206,6 @@ def read_rows(
     return normalize_arrow_table(pa.Table.from_batches(batches, schema=schema))
 
 
-def to_spark(session, data: pa.Table):
-    schema = arrow_schema_to_spark(data.schema)
-    if data.num_rows == 0:  # Spark cannot take a table without chunks
-        return session.createDataFrame([], schema)
-    return session.createDataFrame(data, schema=schema)
-
-
 _DELETE_FLAG = "_c360_delete"
 
 
@@ -350,7 +343,7 @@ def customer_history(
         cached = changes = changes.cache()
         touched = spark_to_arrow(changes.select("Id").distinct())["Id"].combine_chunks()
         # Only the touched customers' history, filtered while scanning (not the whole table).
-        before = to_spark(
+        before = arrow_to_spark(
             session, read_rows(lake, "silver", "customer_history", "Id", touched, version=version)
         )
         changes = before.drop("valid_to", "is_current", MERGED_AT).unionByName(
@@ -542,7 +535,7 @@ def _apply_current_changes(
         lake, "silver", "customer_history", "Id", ids, version=version,
         where=pc.field("is_current"),
     )  # fmt: skip
-    current = current_state(to_spark(session, rows)).cache()
+    current = current_state(arrow_to_spark(session, rows)).cache()
     valid, quarantined = split_valid(current)
     valid_rows, quarantined_rows = spark_to_arrow(valid), spark_to_arrow(quarantined)
     current.unpersist()

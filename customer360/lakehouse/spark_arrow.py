@@ -27,6 +27,14 @@ def spark_to_arrow(df) -> pa.Table:
     return normalize_arrow_table(table)
 
 
+def arrow_to_spark(session, data: pa.Table):
+    """A Spark DataFrame of a (small) Arrow table, typed by the lake's Arrow → Spark rules."""
+    schema = arrow_schema_to_spark(data.schema)
+    if data.num_rows == 0:  # Spark cannot take a table without chunks
+        return session.createDataFrame([], schema)
+    return session.createDataFrame(data, schema=schema)
+
+
 def spark_schema_to_arrow(spark_schema) -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 

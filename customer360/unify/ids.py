@@ -56,7 +56,10 @@ def anchor_id_column(
 
 
 def carry_forward_ids(
-    clusters: DataFrame, previous_links: DataFrame, namespace: uuid.UUID = DEFAULT_NAMESPACE
+    clusters: DataFrame,
+    previous_links: DataFrame,
+    namespace: uuid.UUID = DEFAULT_NAMESPACE,
+    reserved_ids: DataFrame | None = None,
 ) -> DataFrame:
     """Keep the ids of the previous run where the same people are still together.
 
@@ -66,6 +69,9 @@ def carry_forward_ids(
     merge) keeps the one covering most of its records (tie: the smaller id) and the others
     retire (see id_redirects). A cluster offered none gets its anchor id; should that id be held
     by another cluster, it gets uuid5 of `source/key#2`. Adds `id_origin`: carried | new.
+
+    `reserved_ids` (a unified_customer_id column): ids held by clusters outside `clusters` (an
+    incremental run re-resolves a subset), never given out again.
     """
     members = clusters.select("source", "source_key", "anchor_source", "anchor_key")
     previous = previous_links.select(
@@ -90,7 +96,10 @@ def carry_forward_ids(
     )
     anchors = clusters.select("anchor_source", "anchor_key", "unified_customer_id").distinct()
     assigned = anchors.join(kept, ["anchor_source", "anchor_key"], "left")
-    taken = kept.select(F.col("_prev").alias("unified_customer_id"), F.lit(True).alias("_taken"))
+    taken = kept.select(F.col("_prev").alias("unified_customer_id"))
+    if reserved_ids is not None:
+        taken = taken.unionByName(reserved_ids.select("unified_customer_id"))
+    taken = taken.distinct().withColumn("_taken", F.lit(True))
     assigned = assigned.join(taken, "unified_customer_id", "left")
     second = uuid5_column(
         F.concat(F.col("anchor_source"), F.lit("/"), F.col("anchor_key"), F.lit("#2")), namespace

@@ -50,26 +50,53 @@ def _block_key(expressions: Sequence[str]) -> Column:
     return F.when(complete, F.concat_ws(NODE_SEPARATOR, *parts))
 
 
-def _blocked(keyed: DataFrame, rules: Sequence[MatchRule], describe: bool = False) -> DataFrame:
-    """One row per (record, rule, blocking pass) with a complete key: node, rule_rank, _block
-    (rule, pass and key: unique across passes), block_key, `_size` (records in the block).
-
-    All passes of all rules go through one explode, one window and (in candidate_pairs) one
-    self-join, instead of a join per pass: far fewer stages at every data size.
-    """
+def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Column, str]]:
+    """One entry per blocking pass of every rule: (column name `b<rule>_<pass>`, rule rank,
+    the block id expression, the key expression, the key expressions joined for display). A
+    block id is unique across passes (`<rule>␟<pass>␟<key>`); null when a key part is missing
+    (the record is not blocked by that pass)."""
     entries = []
     for rank, rule in enumerate(rules):
         for number, keys in enumerate(rule.blocking):
             key = _block_key(keys)
-            entries.append(
-                F.struct(
-                    F.lit(rank).alias("rule_rank"),
-                    F.concat(F.lit(f"{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}"), key)
-                    .alias("block"),
-                    key.alias("key"),
-                    F.lit(", ".join(keys) if describe else None).cast("string").alias("blocking"),
-                )
-            )  # fmt: skip
+            block = F.concat(F.lit(f"{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}"), key)
+            entries.append((f"b{rank}_{number}", rank, block, key, ", ".join(keys)))
+    return entries
+
+
+def block_index(records: DataFrame, rules: Sequence[MatchRule]) -> DataFrame:
+    """node, source, source_key and one block id column per blocking pass (block_columns):
+    what incremental resolution keeps to find a changed record's block partners."""
+    keyed = _keyed(records)
+    _check_fields(keyed, rules)
+    return keyed.select(
+        "node", "source", "source_key",
+        *[block.alias(name) for name, _, block, _, _ in block_columns(rules)],
+    )  # fmt: skip
+
+
+def _blocked(
+    keyed: DataFrame,
+    rules: Sequence[MatchRule],
+    describe: bool = False,
+    block_sizes: DataFrame | None = None,
+) -> DataFrame:
+    """One row per (record, rule, blocking pass) with a complete key: node, rule_rank, _block
+    (rule, pass and key: unique across passes), block_key, `_size` (records in the block:
+    counted here, or taken from `block_sizes` (_block, _size) when `keyed` is a subset).
+
+    All passes of all rules go through one explode, one window and (in candidate_pairs) one
+    self-join, instead of a join per pass: far fewer stages at every data size.
+    """
+    entries = [
+        F.struct(
+            F.lit(rank).alias("rule_rank"),
+            block.alias("block"),
+            key.alias("key"),
+            F.lit(keys if describe else None).cast("string").alias("blocking"),
+        )
+        for _, rank, block, key, keys in block_columns(rules)
+    ]
     exploded = (
         keyed.select("node", F.explode(F.array(*entries)).alias("_b"))
         .filter(F.col("_b.block").isNotNull())
@@ -81,6 +108,8 @@ def _blocked(keyed: DataFrame, rules: Sequence[MatchRule], describe: bool = Fals
             *([F.col("_b.blocking").alias("blocking")] if describe else []),
         )
     )
+    if block_sizes is not None:
+        return exploded.join(block_sizes.select("_block", "_size"), "_block")
     return exploded.withColumn("_size", F.count("*").over(Window.partitionBy("_block")))
 
 
@@ -93,26 +122,40 @@ def _rule_name(rules: Sequence[MatchRule]) -> Column:
     return F.element_at(F.array(*[F.lit(r.name) for r in rules]), F.col("rule_rank") + 1)
 
 
-def candidate_pairs(records: DataFrame, rules: Sequence[MatchRule]) -> DataFrame:
+def candidate_pairs(
+    records: DataFrame,
+    rules: Sequence[MatchRule],
+    *,
+    block_sizes: DataFrame | None = None,
+    focus: DataFrame | None = None,
+) -> DataFrame:
     """Blocked candidate pairs, one row per (rule, pair).
 
     Columns: rule, rule_rank, left_node, right_node, left_source, left_key, right_source,
     right_key, then `l_<field>` / `r_<field>` for carried_fields(rules). The left record is the
     smaller (source, source_key). `records` are raw records or match_keys(records).
+
+    Incremental resolution passes a subset of the records: `block_sizes` (_block, _size) gives
+    every block's size over ALL records (a block too large overall stays skipped), and `focus`
+    (a `node` column) keeps only the pairs with at least one record in it.
     """
     keyed = _keyed(records)
     _check_fields(keyed, rules)
     fields = carried_fields(rules)
     blocked = (
-        _blocked(keyed, rules)
+        _blocked(keyed, rules, block_sizes=block_sizes)
         .filter(F.col("_size") <= _max_block_size(rules))
         .select("_block", "rule_rank", "node")
     )
+    if focus is not None:
+        focused = focus.select("node").distinct().withColumn("_focus", F.lit(True))
+        blocked = blocked.join(F.broadcast(focused), "node", "left").fillna(False, ["_focus"])
     left, right = blocked.alias("l"), blocked.alias("r")
     # Only ids go through the block join (the widest shuffle); attributes are joined on after.
-    pairs = left.join(
-        right, (F.col("l._block") == F.col("r._block")) & (F.col("l.node") < F.col("r.node"))
-    ).select(
+    condition = (F.col("l._block") == F.col("r._block")) & (F.col("l.node") < F.col("r.node"))
+    if focus is not None:
+        condition = condition & (F.col("l._focus") | F.col("r._focus"))
+    pairs = left.join(right, condition).select(
         F.col("l.rule_rank").alias("rule_rank"),
         F.col("l.node").alias("left_node"),
         F.col("r.node").alias("right_node"),

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
+from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.unify.cluster import cluster
 from customer360.unify.config import UnifyConfig, load_config
-from customer360.unify.ids import carry_forward_ids
+from customer360.unify.ids import carry_forward_ids, unified_id
+from customer360.unify.incremental import (
+    changed_records,
+    dirty_scope,
+    join_fingerprints,
+    regrouped,
+    resolution_closure,
+    touching,
+    updated_index,
+)
 from customer360.unify.keys import match_keys
-from customer360.unify.match import best_pairs, candidate_pairs, oversized_blocks, score_pairs
+from customer360.unify.match import (
+    best_pairs,
+    block_columns,
+    block_index,
+    candidate_pairs,
+    oversized_blocks,
+    score_pairs,
+)
 from customer360.unify.merge import link_table, merge_profiles
 from customer360.unify.review import candidates, pair_table
+from customer360.unify.schema import PAIR_KEYS
 from customer360.unify.sources import validate_records
 
 
@@ -72,3 +94,164 @@ def unify(
         match_candidates=candidates(scored, clusters),
         oversized_blocks=oversized_blocks(keyed, config.rules),
     )
+
+
+def max_block_sizes(config: UnifyConfig) -> dict[str, int]:
+    """Block index column → the max_block_size of its rule."""
+    return {
+        name: config.rules[rank].max_block_size for name, rank, *_ in block_columns(config.rules)
+    }
+
+
+def build_index(keyed: DataFrame, fingerprints: pa.Table, config: UnifyConfig) -> pa.Table:
+    """The block index of `keyed` records (match_keys output): node, source, source_key,
+    rec_hash (from `fingerprints`, incremental.fingerprints of the same rows), block ids."""
+    blocks = spark_to_arrow(block_index(keyed, config.rules))
+    return join_fingerprints(blocks, fingerprints)
+
+
+@dataclass(frozen=True)
+class PreviousResolution:
+    """What the last run left (Arrow tables): its block index, link table (at least
+    unified_customer_id, source, source_key), match pair table and review candidates."""
+
+    index: pa.Table
+    links: pa.Table
+    pairs: pa.Table
+    candidates: pa.Table
+
+
+@dataclass(frozen=True)
+class ResolutionChanges:
+    """An incremental run's changes, to apply to the previous tables (Arrow). Each table gets
+    its `*_upserts` and loses the rows whose keys are in its `*_remove` (and not upserted)."""
+
+    index_upserts: pa.Table  # key: node
+    index_remove: pa.Table
+    link_upserts: pa.Table  # key: source, source_key
+    link_remove: pa.Table
+    pair_upserts: pa.Table  # key: PAIR_KEYS
+    pair_remove: pa.Table
+    candidate_upserts: pa.Table  # key: PAIR_KEYS
+    candidate_remove: pa.Table
+    scored: DataFrame  # the re-scored pairs (each with a dirty end), persisted
+    counts: dict[str, int]  # changed, deleted, dirty, partners, closure, crossing_blocks
+
+    def unpersist(self) -> None:
+        self.scored.unpersist()
+
+
+def unify_changes(
+    load_records: Callable[[pa.Table], DataFrame],
+    current: pa.Table,
+    previous: PreviousResolution,
+    config: UnifyConfig,
+) -> ResolutionChanges:
+    """Resolve only what changed since `previous` (the algorithm: customer360.unify.incremental).
+
+    `load_records(keys)`: the current records (schema.RECORD_COLUMNS) of the (source,
+    source_key) rows of `keys`; `current`: incremental.fingerprints of every current record.
+    Applied to the previous tables, the changes give the tables a full run with the previous
+    links would write (tests/unify/test_incremental.py checks this)."""
+    rules, namespace = config.rules, config.id_namespace
+    changed = changed_records(previous.index, current)
+    live = changed.filter(pc.invert(changed["deleted"]))
+    deleted = changed.filter(changed["deleted"])
+    keyed_changed = match_keys(load_records(live.select(["source", "source_key"])))
+    fresh = join_fingerprints(spark_to_arrow(block_index(keyed_changed, rules)), current)
+    index = updated_index(previous.index, changed, fresh)
+    scope = dirty_scope(previous.index, index, changed, max_block_sizes(config))
+
+    session = keyed_changed.sparkSession
+    around = pa.concat_tables([scope.dirty, scope.partners])
+    keyed = match_keys(load_records(around.select(["source", "source_key"])))
+    candidates_ = candidate_pairs(
+        keyed,
+        rules,
+        block_sizes=arrow_to_spark(session, scope.block_sizes),
+        focus=arrow_to_spark(session, scope.dirty.select(["node"])),
+    )
+    scored = score_pairs(candidates_, rules).persist(StorageLevel.MEMORY_AND_DISK)
+    new_pairs = spark_to_arrow(best_pairs(scored))
+    closure = resolution_closure(scope.dirty, deleted, new_pairs, previous.links, previous.pairs)
+
+    edges = arrow_to_spark(session, closure.edges)
+    nodes = arrow_to_spark(session, closure.nodes)
+    clusters = cluster(edges, nodes, namespace, method="driver")
+    in_closure = pc.is_in(previous.links["unified_customer_id"], closure.previous_ids)
+    closure_links = previous.links.filter(in_closure)
+    clusters = carry_forward_ids(
+        clusters,
+        arrow_to_spark(
+            session, closure_links.select(["unified_customer_id", "source", "source_key"])
+        ),
+        namespace,
+        arrow_to_spark(
+            session, _reserved_ids(closure.nodes, previous.links, in_closure, namespace)
+        ),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    link_upserts = spark_to_arrow(link_table(clusters, edges))
+    pair_upserts = spark_to_arrow(pair_table(edges, clusters))
+
+    # Review candidates: pairs with a dirty end were re-scored; the others keep their rows,
+    # with the closure's new ids.
+    outside = previous.links.filter(pc.invert(in_closure))
+    ends = clusters.select("source", "source_key", "unified_customer_id").unionByName(
+        arrow_to_spark(session, outside.select(["source", "source_key", "unified_customer_id"]))
+    )
+    new_candidates = spark_to_arrow(candidates(scored, ends))
+    clusters.unpersist()
+    rescored = pa.concat_tables([scope.dirty, deleted.select(scope.dirty.column_names)])
+    candidate_upserts, candidate_remove = _candidate_changes(
+        previous.candidates, rescored, link_upserts, new_candidates
+    )
+    gone = pa.concat_tables(
+        [closure.nodes, deleted.select(["source", "source_key"]).cast(closure.nodes.schema)]
+    )
+    return ResolutionChanges(
+        index_upserts=fresh,
+        index_remove=changed.select(["node"]),
+        link_upserts=link_upserts,
+        link_remove=gone,
+        pair_upserts=pair_upserts,
+        pair_remove=previous.pairs.filter(
+            pc.is_in(previous.pairs["unified_customer_id"], closure.previous_ids)
+        ).select(list(PAIR_KEYS)),
+        candidate_upserts=candidate_upserts,
+        candidate_remove=candidate_remove,
+        scored=scored,
+        counts={
+            "changed": changed.num_rows,
+            "deleted": deleted.num_rows,
+            "dirty": scope.dirty.num_rows,
+            "partners": scope.partners.num_rows,
+            "crossing_blocks": scope.crossing_blocks,
+            "closure": closure.nodes.num_rows,
+        },
+    )
+
+
+def _reserved_ids(
+    nodes: pa.Table, links: pa.Table, in_closure: pa.Array, namespace: uuid.UUID
+) -> pa.Table:
+    """Ids held outside the closure that a closure cluster could otherwise take: the anchor ids
+    of the closure's records (the only ids a new cluster is given)."""
+    anchors = pa.array(
+        [unified_id(s, k, namespace) for s, k in zip(nodes["source"].to_pylist(),
+                                                      nodes["source_key"].to_pylist(), strict=True)]
+    )  # fmt: skip
+    held = links.filter(pc.invert(in_closure))["unified_customer_id"]
+    return pa.table({"unified_customer_id": pc.unique(held.filter(pc.is_in(held, anchors)))})
+
+
+def _candidate_changes(
+    previous: pa.Table, rescored: pa.Table, new_links: pa.Table, new_rows: pa.Table
+) -> tuple[pa.Table, pa.Table]:
+    """(upserts, removals) for the review candidates: rows with a re-scored end are replaced by
+    `new_rows`; rows with an end in the closure get that end's new id (incremental.regrouped)."""
+    hit = touching(previous, rescored)
+    regrouped_mask = touching(previous, new_links)
+    kept = regrouped(previous.filter(pc.and_(pc.invert(hit), regrouped_mask)), new_links)
+    upserts = pa.concat_tables([kept, new_rows.select(kept.column_names).cast(kept.schema)])
+    removals = previous.filter(pc.or_(hit, regrouped_mask)).select(list(PAIR_KEYS))
+    return upserts, removals

@@ -1,0 +1,307 @@
+"""Incremental identity resolution: which records changed since the last run, and which records
+must be re-resolved because of them (pyarrow tables in and out, DuckDB for the set algebra).
+
+The last run leaves a *block index* (gold/_match_index): per record its node, a fingerprint of
+its source row and the block id of every blocking pass (match.block_columns). A run then:
+
+1. fingerprints the sources and diffs them with the index → the changed records
+   (`changed_records`);
+2. marks as *dirty* the changed records plus every member of a block whose size crossed a
+   rule's `max_block_size` (its pairs appear or vanish) and finds the dirty records' block
+   partners and the global size of every dirty block (`dirty_scope`);
+3. re-scores only the pairs with a dirty end (Spark: match.candidate_pairs with `block_sizes`
+   and `focus`); every other pair joins two unchanged records through unchanged blocks, so its
+   score and decision are the previous run's;
+4. re-clusters the *closure* (`resolution_closure`): the dirty records, the ends of their new
+   matches, and every record of a previous profile holding one of them. No match edge crosses
+   the closure's boundary, so clustering it alone gives the clusters a full run would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from customer360.unify.schema import NODE_SEPARATOR
+
+#: Columns of the block index besides the block ids.
+INDEX_KEY_COLUMNS = ("node", "source", "source_key", "rec_hash")
+#: Bump when the fingerprint definition changes: every record then counts as changed.
+FINGERPRINT_VERSION = f"duckdb-{duckdb.__version__}-hash-v1"
+
+
+def _sql_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _query(sql: str, params: Sequence[object] = (), **tables: pa.Table) -> pa.Table:
+    """Run `sql` (with `?` parameters) with each keyword's Arrow table visible under its name."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        return con.sql(sql, params=list(params) or None).to_arrow_table()
+    finally:
+        con.close()
+
+
+def fingerprints(rows: pa.Table, source: str, key_column: str) -> pa.Table:
+    """node, source, source_key (text), rec_hash (a 64-bit hash of every column of `rows`) for
+    one source's rows. `rows` holds the columns the records are made from: any change to them
+    changes the hash (a collision, ~1e-7 for a million records, would hide one change)."""
+    columns = ", ".join(_sql_name(c) for c in rows.column_names)
+    key = f"CAST({_sql_name(key_column)} AS VARCHAR)"
+    return _query(
+        f"""SELECT ? || ? || {key} AS node, ? AS source, {key} AS source_key,
+                   hash({columns}) AS rec_hash
+            FROM rows""",
+        [source, NODE_SEPARATOR, source],
+        rows=rows,
+    )
+
+
+def changed_records(index: pa.Table, current: pa.Table) -> pa.Table:
+    """Records new, changed or gone since the index was written: node, source, source_key,
+    deleted (bool). `index` and `current` both hold node, source, source_key, rec_hash."""
+    return _query(
+        """SELECT coalesce(c.node, i.node) AS node, coalesce(c.source, i.source) AS source,
+                  coalesce(c.source_key, i.source_key) AS source_key, c.node IS NULL AS deleted
+           FROM idx i FULL OUTER JOIN cur c ON i.node = c.node
+           WHERE i.rec_hash IS DISTINCT FROM c.rec_hash""",
+        idx=index.select(list(INDEX_KEY_COLUMNS)),
+        cur=current.select(list(INDEX_KEY_COLUMNS)),
+    )
+
+
+def updated_index(index: pa.Table, changed: pa.Table, fresh: pa.Table) -> pa.Table:
+    """The index after the change: rows of unchanged records, plus `fresh` (the index rows of
+    the changed records still present)."""
+    kept = _query(
+        "SELECT i.* FROM idx i ANTI JOIN changed c ON i.node = c.node",
+        idx=index,
+        changed=changed.select(["node"]),
+    )
+    return pa.concat_tables([kept, fresh.select(kept.column_names).cast(kept.schema)])
+
+
+@dataclass(frozen=True)
+class DirtyScope:
+    dirty: pa.Table  # node, source, source_key: records whose pairs are all re-scored
+    partners: pa.Table  # node, source, source_key: other members of the dirty records' blocks
+    block_sizes: pa.Table  # _block, _size: every block of a dirty record, counted over all
+    crossing_blocks: int  # blocks whose size crossed max_block_size (their members are dirty)
+
+
+def _unpivot(table_name: str, block_columns: Sequence[str], nodes: str | None = None) -> str:
+    """SQL: (node, source, source_key, _block, _max) for every block id of `table_name`'s rows
+    (those in `nodes` only, when given). `_max` comes from the `limits` table."""
+    where = f"WHERE t.node IN (SELECT node FROM {nodes})" if nodes else ""
+    parts = [
+        f"SELECT t.node, t.source, t.source_key, t.{_sql_name(c)} AS _block, '{c}' AS _col "
+        f"FROM {table_name} t {where}"
+        for c in block_columns
+    ]
+    union = " UNION ALL ".join(parts)
+    return (
+        f"(SELECT u.node, u.source, u.source_key, u._block, l._max FROM ({union}) u "
+        f"JOIN limits l ON u._col = l._col WHERE u._block IS NOT NULL)"
+    )
+
+
+def dirty_scope(
+    previous: pa.Table,
+    current: pa.Table,
+    changed: pa.Table,
+    max_block_sizes: Mapping[str, int],
+) -> DirtyScope:
+    """What the changed records disturb. `previous` / `current`: the block index before and
+    after the change (updated_index); `changed`: changed_records(); `max_block_sizes`: block
+    column → its rule's max_block_size."""
+    columns = list(max_block_sizes)
+    limits = pa.table(
+        {"_col": list(max_block_sizes), "_max": [int(v) for v in max_block_sizes.values()]}
+    )
+    crossing = _query(
+        f"""WITH touched AS (  -- blocks a changed record was in before or is in now
+                SELECT DISTINCT _block, _max FROM {_unpivot("prev", columns, "changed")}
+                UNION SELECT DISTINCT _block, _max FROM {_unpivot("cur", columns, "changed")}),
+            before AS (SELECT _block, count(*) AS n FROM {_unpivot("prev", columns)}
+                       WHERE _block IN (SELECT _block FROM touched) GROUP BY _block),
+            after AS (SELECT _block, count(*) AS n FROM {_unpivot("cur", columns)}
+                      WHERE _block IN (SELECT _block FROM touched) GROUP BY _block)
+            SELECT t._block FROM touched t
+            LEFT JOIN before b ON t._block = b._block LEFT JOIN after a ON t._block = a._block
+            WHERE (coalesce(b.n, 0) <= t._max) <> (coalesce(a.n, 0) <= t._max)""",
+        prev=previous,
+        cur=current,
+        changed=changed.select(["node"]),
+        limits=limits,
+    )
+    dirty = _query(
+        f"""SELECT DISTINCT node, source, source_key FROM {_unpivot("cur", columns)}
+            WHERE _block IN (SELECT _block FROM crossing)
+            UNION SELECT node, source, source_key FROM cur
+            WHERE node IN (SELECT node FROM changed WHERE NOT deleted)""",
+        cur=current,
+        crossing=crossing,
+        changed=changed.select(["node", "deleted"]),
+        limits=limits,
+    )
+    sizes = _query(
+        f"""WITH blocks AS (SELECT DISTINCT _block FROM {_unpivot("cur", columns, "dirty")})
+            SELECT _block, count(*) AS _size, any_value(_max) AS _max
+            FROM {_unpivot("cur", columns)}
+            WHERE _block IN (SELECT _block FROM blocks) GROUP BY _block""",
+        cur=current,
+        dirty=dirty.select(["node"]),
+        limits=limits,
+    )
+    partners = _query(
+        f"""SELECT DISTINCT node, source, source_key FROM {_unpivot("cur", columns)}
+            WHERE _block IN (SELECT _block FROM sizes WHERE _size <= _max)
+              AND node NOT IN (SELECT node FROM dirty)""",
+        cur=current,
+        sizes=sizes,
+        dirty=dirty.select(["node"]),
+        limits=limits,
+    )
+    return DirtyScope(dirty, partners, sizes.select(["_block", "_size"]), crossing.num_rows)
+
+
+@dataclass(frozen=True)
+class Closure:
+    nodes: pa.Table  # source, source_key of every live record to re-cluster
+    previous_ids: pa.Array  # previous unified ids of the closure (their rows are replaced)
+    edges: pa.Table  # the closure's match edges: kept previous pairs + the new ones
+
+
+def resolution_closure(
+    dirty: pa.Table,
+    deleted: pa.Table,
+    new_pairs: pa.Table,
+    previous_links: pa.Table,
+    previous_pairs: pa.Table,
+) -> Closure:
+    """The records to re-cluster and their match edges.
+
+    `dirty` / `deleted`: node, source, source_key; `new_pairs`: the re-scored matched pairs
+    (best_pairs columns), each with a dirty end; `previous_links`: unified_customer_id, source,
+    source_key; `previous_pairs`: the previous match pair table (unified_customer_id, best_pairs
+    columns). Previous pairs with a dirty or deleted end are dropped (they were re-scored); the
+    others are unchanged and kept."""
+    seeds_sql = """
+        SELECT source, source_key FROM dirty UNION SELECT source, source_key FROM deleted
+        UNION SELECT left_source, left_key FROM new_pairs
+        UNION SELECT right_source, right_key FROM new_pairs"""
+    tables = {
+        "dirty": dirty.select(["source", "source_key"]),
+        "deleted": deleted.select(["source", "source_key"]),
+        "new_pairs": new_pairs,
+        "links": previous_links.select(["unified_customer_id", "source", "source_key"]),
+    }
+    old_ids = _query(
+        f"""SELECT DISTINCT l.unified_customer_id FROM links l
+            SEMI JOIN ({seeds_sql}) s ON l.source = s.source AND l.source_key = s.source_key""",
+        **tables,
+    )["unified_customer_id"].combine_chunks()
+    nodes = _query(
+        f"""WITH members AS (
+                SELECT source, source_key FROM links
+                WHERE unified_customer_id IN (SELECT * FROM old_ids)
+                UNION {seeds_sql})
+            SELECT m.source, m.source_key FROM members m
+            ANTI JOIN deleted d ON m.source = d.source AND m.source_key = d.source_key""",
+        old_ids=pa.table({"unified_customer_id": old_ids}),
+        **tables,
+    )
+    gone = _query(
+        "SELECT source, source_key FROM dirty UNION SELECT source, source_key FROM deleted",
+        **tables,
+    )
+    pair_columns = [c for c in previous_pairs.column_names if c != "unified_customer_id"]
+    kept = _query(
+        f"""SELECT {", ".join(_sql_name(c) for c in pair_columns)} FROM pairs p
+            WHERE p.unified_customer_id IN (SELECT * FROM old_ids)
+              AND NOT EXISTS (SELECT 1 FROM gone g WHERE
+                  (g.source = p.left_source AND g.source_key = p.left_key)
+                  OR (g.source = p.right_source AND g.source_key = p.right_key))""",
+        pairs=previous_pairs,
+        old_ids=pa.table({"unified_customer_id": old_ids}),
+        gone=gone,
+    )
+    edges = pa.concat_tables(
+        [kept, new_pairs.select(pair_columns).cast(kept.schema)], promote_options="none"
+    )
+    return Closure(nodes, old_ids, edges)
+
+
+def touching(rows: pa.Table, nodes: pa.Table, sides: Sequence[str] = ("left", "right")) -> pa.Array:
+    """Boolean mask: rows (with <side>_source, <side>_key) with an end among `nodes`
+    (source, source_key)."""
+    conditions = " OR ".join(
+        f"EXISTS (SELECT 1 FROM nodes n WHERE n.source = r.{s}_source AND n.source_key = r.{s}_key)"
+        for s in sides
+    )
+    numbered = rows.select([f"{s}_{p}" for s in sides for p in ("source", "key")])
+    numbered = numbered.append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
+    result = _query(
+        f"SELECT _row, ({conditions}) AS hit FROM r ORDER BY _row",
+        r=numbered,
+        nodes=nodes.select(["source", "source_key"]),
+    )
+    return result["hit"].combine_chunks()
+
+
+def oversized_from_index(
+    index: pa.Table, max_block_sizes: Mapping[str, int], limit: int = 20
+) -> list[dict]:
+    """The largest blocks over max_block_size (column, block key, records), from the index."""
+    if index.num_rows == 0:
+        return []
+    limits = pa.table(
+        {"_col": list(max_block_sizes), "_max": [int(v) for v in max_block_sizes.values()]}
+    )
+    rows = _query(
+        f"""SELECT _block, count(*) AS records, any_value(_max) AS _max
+            FROM {_unpivot("idx", list(max_block_sizes))} GROUP BY _block
+            HAVING count(*) > any_value(_max) ORDER BY records DESC, _block LIMIT {int(limit)}""",
+        idx=index,
+        limits=limits,
+    ).to_pylist()
+    return [
+        {"block": r["_block"].replace(NODE_SEPARATOR, "|"), "records": r["records"]} for r in rows
+    ]
+
+
+def join_fingerprints(blocks: pa.Table, fingerprints: pa.Table) -> pa.Table:
+    """Block index rows (match.block_index) with each record's rec_hash, in index column order."""
+    block_names = [c for c in blocks.column_names if c not in INDEX_KEY_COLUMNS]
+    selected = ", ".join(f"b.{_sql_name(c)}" for c in block_names)
+    return _query(
+        f"SELECT b.node, b.source, b.source_key, f.rec_hash, {selected} "
+        "FROM blocks b JOIN fp f ON b.node = f.node",
+        blocks=blocks,
+        fp=fingerprints.select(["node", "rec_hash"]),
+    )
+
+
+def regrouped(candidates: pa.Table, links: pa.Table) -> pa.Table:
+    """Review candidates with each end's unified id taken from `links` (source, source_key,
+    unified_customer_id) where it has one; pairs now inside one profile are dropped."""
+    return _query(
+        """SELECT c.* REPLACE (
+                  coalesce(l.unified_customer_id, c.left_unified_customer_id)
+                      AS left_unified_customer_id,
+                  coalesce(r.unified_customer_id, c.right_unified_customer_id)
+                      AS right_unified_customer_id)
+           FROM cands c
+           LEFT JOIN links l ON l.source = c.left_source AND l.source_key = c.left_key
+           LEFT JOIN links r ON r.source = c.right_source AND r.source_key = c.right_key
+           WHERE coalesce(l.unified_customer_id, c.left_unified_customer_id)
+                 <> coalesce(r.unified_customer_id, c.right_unified_customer_id)""",
+        cands=candidates,
+        links=links.select(["source", "source_key", "unified_customer_id"]),
+    ).cast(candidates.schema)

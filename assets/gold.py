@@ -7,19 +7,44 @@ their riskiest KKBox member when churn predictions exist, and data-quality flags
 on each run (the link table can regroup any records); docs/unify.md and docs/medallion.md.
 """
 
+import datetime as dt
+import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from assets.churn import RISK_KEY as CHURN_RISK_KEY
 from assets.crm import silver_key
-from assets.silver import CUSTOMER_KEY, FINANCE_KEY
-from assets.unified import DATAVERSE_SOURCE, SOURCE_LINK_KEY, source_records
+from assets.silver import (
+    CUSTOMER_KEY,
+    FINANCE_KEY,
+    FULL_REBUILD_FRACTION,
+    ConsumerState,
+    RefreshConfig,
+    apply_changes,
+    current_result,
+    full_refresh_reason,
+    read_rows,
+    read_state,
+    table_versions,
+    write_state,
+)
+from assets.unified import (
+    DATAVERSE_SOURCE,
+    INDEX_TABLE,
+    SOURCE_LINK_KEY,
+    records_of,
+    source_records,
+)
+from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
+from customer360.lakehouse.store import count_rows
 from customer360.transforms.profile import (
     DEFAULT_RULES,
     UNIFIED_ID,
@@ -31,13 +56,17 @@ from customer360.transforms.profile import (
     finance_measures,
     segment_memberships,
 )
+from customer360.transforms.profile_changes import duplicate_email_flags, profile_changes
 from customer360.transforms.profile_plots import plot_segments
-from customer360.unify import merge_profiles, unify_config
+from customer360.unify import config_path, merge_profiles, unify_config
+from customer360.unify.incremental import FINGERPRINT_VERSION
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
 PROFILE_KEY = dg.AssetKey(["gold", "customer_profile"])
 SEGMENTS_KEY = dg.AssetKey(["gold", "customer_segments"])
+PROFILE_TABLES = (("gold", PROFILE_KEY.path[-1]), ("gold", SEGMENTS_KEY.path[-1]))
+PROFILE_CONSUMER = "gold/customer_profile"  # its row in ops/medallion_state
 
 
 PROFILE_DESCRIPTION = (
@@ -93,52 +122,47 @@ def _profile_deps() -> list[dg.AssetKey]:
     ],
 )
 def customer_profile(
-    context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    context: dg.AssetExecutionContext,
+    config: RefreshConfig,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
 ):
-    session = spark.spark_session
     lake = lakehouse.lake
-    config = unify_config()
     rules_path = segment_rules_path()
     rules = SegmentRules.load(rules_path)
     latest = lake.read_arrow("silver", "customer", columns=["SinkModifiedOn"])["SinkModifiedOn"]
     as_of = as_of_day(pc.max(latest).as_py())
-
-    records = source_records(session, lakehouse, config)
-    links = lakehouse.read(session, "gold", SOURCE_LINK_KEY.path[-1]).cache()
-    merged = merge_profiles(records, links, config.survivorship)
-    dataverse_links = links.filter(F.col("source") == DATAVERSE_SOURCE).select(
-        UNIFIED_ID, "source_key"
-    )
-    customers = lakehouse.read(session, "silver", "customer")
-    first_seen = (
-        records.filter(F.col("source") != DATAVERSE_SOURCE)
-        .join(links.select("source", "source_key", UNIFIED_ID), ["source", "source_key"])
-        .groupBy(UNIFIED_ID)
-        .agg(F.min("modified_at").alias("_first_seen"))
-    )
-    monthly = lakehouse.read(session, "silver", "customer_finance").withColumn(
-        "source_key", F.col("cid").cast("string")
-    )
-    measures = finance_measures(monthly.join(dataverse_links, "source_key"), key=UNIFIED_ID)
-    churn = None
-    if lakehouse.exists("gold", CHURN_RISK_KEY.path[-1]):
-        risk = lakehouse.read(session, "gold", CHURN_RISK_KEY.path[-1])
-        churn = churn_per_profile(dataverse_links, risk)
+    inputs = _profile_inputs(lakehouse, rules_path, as_of)
+    state = read_state(lake, PROFILE_CONSUMER)
+    reason = full_refresh_reason(lake, state, inputs, PROFILE_TABLES, config.full_refresh)
+    # The link table and block index versions this build reflects: what a later run diffs.
+    built_from = {
+        "links_version": lake.table("gold", SOURCE_LINK_KEY.path[-1]).version(),
+        "index_version": lake.table(*INDEX_TABLE).version(),
+    }
+    refresh_meta: dict[str, Any] = {}
+    if reason is None:
+        changes = _profile_changes(lake, state.facts, built_from)
+        if changes.num_rows > FULL_REBUILD_FRACTION * max(
+            count_rows(lake.table(*PROFILE_TABLES[0])), 1
+        ):
+            reason = f"{changes.num_rows} records changed"
+    if reason is None:
+        refresh = "incremental"
+        refresh_meta = _update_profiles(context, spark.spark_session, lakehouse, rules, as_of,
+                                        changes)  # fmt: skip
     else:
-        context.log.info("no gold/customer_churn_risk yet: churn columns stay empty")
-    profile = build_profile(
-        merged,
-        dataverse_facts(dataverse_links, customers),
-        first_seen,
-        measures,
-        churn,
-        F.lit(as_of).cast("timestamp"),
-        rules,
-    )
-    result = lakehouse.write(profile, "gold", PROFILE_KEY.path[-1])
-    written = lakehouse.read(session, "gold", PROFILE_KEY.path[-1])
-    seg_result = lakehouse.write(segment_memberships(written, rules), "gold", SEGMENTS_KEY.path[-1])
-    links.unpersist()
+        refresh = "full"
+        context.log.info(f"gold/customer_profile: full rebuild ({reason})")
+        refresh_meta = {"full_refresh_reason": reason}
+        _rebuild_profiles(context, spark.spark_session, lakehouse, rules, as_of)
+    write_state(
+        lake,
+        ConsumerState(PROFILE_CONSUMER, inputs=inputs,
+                      outputs=table_versions(lake, PROFILE_TABLES), facts=built_from),
+    )  # fmt: skip
+    result = current_result(lake, *PROFILE_TABLES[0])
+    seg_result = current_result(lake, *PROFILE_TABLES[1])
 
     columns = [UNIFIED_ID, "email", "value_segment", "life_stage_segment", "dq_duplicate_email",
                "churn_risk_band", "record_count"]  # fmt: skip
@@ -161,6 +185,8 @@ def customer_profile(
         asset_key=PROFILE_KEY,
         metadata=write_metadata(
             result,
+            refresh=refresh,
+            **refresh_meta,
             as_of=str(as_of),
             profiles=table.num_rows,
             multi_record_profiles=int(pc.sum(pc.greater(table["record_count"], 1)).as_py() or 0),
@@ -172,8 +198,166 @@ def customer_profile(
             segments_plot=dg.MetadataValue.path(str(plot)),
         ),
     )
-    yield dg.MaterializeResult(asset_key=SEGMENTS_KEY, metadata=write_metadata(seg_result))
+    yield dg.MaterializeResult(
+        asset_key=SEGMENTS_KEY, metadata=write_metadata(seg_result, refresh=refresh)
+    )
     yield from _checks(lake, table, duplicate_flagged)
+
+
+def _profile_inputs(
+    lakehouse: LakehouseResource, rules_path: Path, as_of: dt.datetime | None
+) -> dict[str, Any]:
+    """What forces a full rebuild when it changes: the rules (segments, survivorship), the
+    as_of day (age and tenure of everyone), finance and churn (any version), and the identity
+    of the tables the changes are read from."""
+    lake = lakehouse.lake
+    inputs: dict[str, Any] = {
+        "segment_rules": _digest(rules_path),
+        "match_rules": _digest(config_path()),
+        "as_of": str(as_of),
+        "fingerprint": FINGERPRINT_VERSION,
+    }
+    for layer, name in (("silver", "customer_finance"), ("gold", CHURN_RISK_KEY.path[-1])):
+        if lake.exists(layer, name):
+            table = lake.table(layer, name)
+            inputs[f"{layer}/{name}"] = [table.metadata().id, table.version()]
+    for layer, name in (("gold", SOURCE_LINK_KEY.path[-1]), INDEX_TABLE):
+        inputs[f"{layer}/{name}"] = lake.table(layer, name).metadata().id
+    return inputs
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _profile_changes(lake, facts: dict[str, Any], now: dict[str, int]) -> pa.Table:
+    """Records whose profile must be re-derived since the last build: their link or their
+    source row changed (source, source_key, old and new unified id)."""
+    link_name = SOURCE_LINK_KEY.path[-1]
+    link_columns = [UNIFIED_ID, "source", "source_key"]
+    return profile_changes(
+        lake.read_arrow("gold", link_name, version=facts["links_version"], columns=link_columns),
+        lake.read_arrow("gold", link_name, version=now["links_version"], columns=link_columns),
+        lake.read_arrow(*INDEX_TABLE, version=facts["index_version"], columns=["node", "rec_hash"]),
+        lake.read_arrow(*INDEX_TABLE, version=now["index_version"], columns=["node", "rec_hash"]),
+    )
+
+
+def _profile_frames(
+    links: DataFrame,
+    records: DataFrame,
+    customers: DataFrame,
+    monthly: DataFrame,
+    churn_risk: DataFrame | None,
+    rules: SegmentRules,
+    as_of: dt.datetime | None,
+) -> DataFrame:
+    """build_profile over the given links (all of them, or those of the profiles to update)
+    and the matching source rows."""
+    config = unify_config()
+    merged = merge_profiles(records, links, config.survivorship)
+    dataverse_links = links.filter(F.col("source") == DATAVERSE_SOURCE).select(
+        UNIFIED_ID, "source_key"
+    )
+    first_seen = (
+        records.filter(F.col("source") != DATAVERSE_SOURCE)
+        .join(links.select("source", "source_key", UNIFIED_ID), ["source", "source_key"])
+        .groupBy(UNIFIED_ID)
+        .agg(F.min("modified_at").alias("_first_seen"))
+    )
+    monthly = monthly.withColumn("source_key", F.col("cid").cast("string"))
+    measures = finance_measures(monthly.join(dataverse_links, "source_key"), key=UNIFIED_ID)
+    churn = None if churn_risk is None else churn_per_profile(dataverse_links, churn_risk)
+    return build_profile(
+        merged,
+        dataverse_facts(dataverse_links, customers),
+        first_seen,
+        measures,
+        churn,
+        F.lit(as_of).cast("timestamp"),
+        rules,
+    )
+
+
+def _rebuild_profiles(context, session, lakehouse: LakehouseResource, rules, as_of) -> None:
+    links = lakehouse.read(session, "gold", SOURCE_LINK_KEY.path[-1]).cache()
+    churn_risk = None
+    if lakehouse.exists("gold", CHURN_RISK_KEY.path[-1]):
+        churn_risk = lakehouse.read(session, "gold", CHURN_RISK_KEY.path[-1])
+    else:
+        context.log.info("no gold/customer_churn_risk yet: churn columns stay empty")
+    profile = _profile_frames(
+        links,
+        source_records(session, lakehouse, unify_config()),
+        lakehouse.read(session, "silver", "customer"),
+        lakehouse.read(session, "silver", "customer_finance"),
+        churn_risk, rules, as_of,
+    )  # fmt: skip
+    lakehouse.write(profile, *PROFILE_TABLES[0])
+    written = lakehouse.read(session, *PROFILE_TABLES[0])
+    lakehouse.write(segment_memberships(written, rules), *PROFILE_TABLES[1])
+    links.unpersist()
+
+
+def _update_profiles(
+    context, session, lakehouse: LakehouseResource, rules, as_of, changes: pa.Table
+) -> dict[str, Any]:
+    """Re-derive only the profiles `changes` touch and apply them (one commit per table)."""
+    lake = lakehouse.lake
+    started = time.perf_counter()
+    # Every profile a changed record left or joined: replaced by what its links now hold
+    # (nothing, for a profile whose last record left).
+    replaced = pc.unique(
+        pc.drop_null(pa.concat_arrays([changes["old_id"].combine_chunks(),
+                                       changes["new_id"].combine_chunks()]))
+    )  # fmt: skip
+    links = lake.read_arrow("gold", SOURCE_LINK_KEY.path[-1])
+    links = links.filter(pc.is_in(links[UNIFIED_ID], replaced))
+    rederived = pc.count_distinct(links[UNIFIED_ID]).as_py()
+    config = unify_config()
+    records = records_of(session, lake, config, links.select(["source", "source_key"]))
+    cids = links.filter(pc.equal(links["source"], DATAVERSE_SOURCE))["source_key"]
+    cids = cids.combine_chunks()
+    churn_risk = None
+    if lake.exists("gold", CHURN_RISK_KEY.path[-1]):
+        churn_risk = arrow_to_spark(
+            session, read_rows(lake, "gold", CHURN_RISK_KEY.path[-1], "cid", cids)
+        )
+    profile = _profile_frames(
+        arrow_to_spark(session, links), records,
+        arrow_to_spark(session, read_rows(lake, "silver", "customer", "cid", cids)),
+        arrow_to_spark(session, read_rows(lake, "silver", "customer_finance", "cid", cids)),
+        churn_risk, rules, as_of,
+    )  # fmt: skip
+    rows = spark_to_arrow(profile)
+    current = lake.read_arrow(
+        *PROFILE_TABLES[0], columns=[UNIFIED_ID, "email", "dq_duplicate_email"]
+    )
+    rows, reflagged_ids = duplicate_email_flags(rows, current, replaced)
+    reflagged = read_rows(lake, *PROFILE_TABLES[0], UNIFIED_ID, reflagged_ids)
+    reflagged = reflagged.set_column(
+        reflagged.schema.get_field_index("dq_duplicate_email"),
+        "dq_duplicate_email",
+        pc.invert(reflagged["dq_duplicate_email"]),
+    )
+    upserts = pa.concat_tables([rows, reflagged.select(rows.column_names).cast(rows.schema)])
+    remove = pa.table({UNIFIED_ID: replaced})
+    apply_changes(lake, *PROFILE_TABLES[0], upserts, remove, [UNIFIED_ID])
+    segment_keys = [UNIFIED_ID, "segment_type", "segment"]
+    touched = pa.concat_arrays([replaced, reflagged_ids.cast(replaced.type)])
+    old_segments = read_rows(lake, *PROFILE_TABLES[1], UNIFIED_ID, touched, columns=segment_keys)
+    segments = spark_to_arrow(segment_memberships(arrow_to_spark(session, upserts), rules))
+    apply_changes(lake, *PROFILE_TABLES[1], segments, old_segments, segment_keys)
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"gold/customer_profile: {len(replaced):,} profiles replaced by {rederived:,} "
+        f"re-derived ones, {len(reflagged_ids):,} re-flagged in {seconds:.1f} s"
+    )
+    return {
+        "profiles_rederived": rederived,
+        "profiles_replaced": len(replaced),
+        "duplicate_email_reflagged": len(reflagged_ids),
+    }
 
 
 def _checks(lake, table: pa.Table, duplicate_flagged: int):

@@ -10,10 +10,15 @@ re-runs and unrelated changes keep them. docs/unify.md explains rules, ids and f
 
 import hashlib
 import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -21,16 +26,23 @@ from pyspark.sql import functions as F
 from assets.crm import silver_key
 from assets.silver import (
     CUSTOMER_KEY,
+    FULL_REBUILD_FRACTION,
     ConsumerState,
     RefreshConfig,
+    apply_changes,
     current_result,
     full_refresh_reason,
+    read_rows,
     read_state,
     table_versions,
     write_state,
 )
-from customer360.lakehouse import WriteResult
+from customer360.lakehouse import DeltaLake
+from customer360.lakehouse.schema import delta_schema_to_arrow
+from customer360.lakehouse.spark_arrow import arrow_to_spark
+from customer360.lakehouse.store import count_rows
 from customer360.unify import (
+    RECORD_ATTRIBUTES,
     UnifyConfig,
     config_path,
     evaluate,
@@ -39,7 +51,21 @@ from customer360.unify import (
     unify,
     unify_config,
 )
+from customer360.unify.incremental import (
+    FINGERPRINT_VERSION,
+    changed_records,
+    fingerprints,
+    oversized_from_index,
+)
+from customer360.unify.pipeline import (
+    PreviousResolution,
+    build_index,
+    max_block_sizes,
+    unify_changes,
+)
 from customer360.unify.plots import plot_match_quality
+from customer360.unify.quality import decision_figures, table_figures
+from customer360.unify.schema import PAIR_KEYS
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
@@ -47,6 +73,10 @@ SOURCE_LINK_KEY = dg.AssetKey(["gold", "customer_source_link"])
 MATCH_PAIRS_KEY = dg.AssetKey(["gold", "customer_match_pairs"])
 CANDIDATES_KEY = dg.AssetKey(["gold", "match_candidates"])
 IDENTITY_KEYS = (SOURCE_LINK_KEY, MATCH_PAIRS_KEY, CANDIDATES_KEY)
+#: The block index incremental runs start from (customer360.unify.incremental): bookkeeping of
+#: this asset, like ops/medallion_state, not an asset of its own.
+INDEX_TABLE = ("ops", "match_index")
+IDENTITY_TABLES = (*[("gold", key.path[-1]) for key in IDENTITY_KEYS], INDEX_TABLE)
 IDENTITY_CONSUMER = "gold/customer_source_link"  # its row in ops/medallion_state
 DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate key crc33_cid)
 #: A CSV of known true pairs (left_source, left_key, right_source, right_key); when set, the
@@ -64,19 +94,67 @@ DESCRIPTIONS = {
 }
 
 
+@dataclass(frozen=True)
+class SourceTable:
+    """One source's silver table and how its rows become unify records."""
+
+    source: str
+    table: str  # silver/<table>
+    key: str  # the column that becomes source_key
+    modified: tuple[str, ...]  # columns giving modified_at (the first non-null wins)
+    #: Read by the profile besides the record columns (part of the fingerprint, so a change to
+    #: them re-derives the profile too).
+    extra: tuple[str, ...] = ()
+
+    def records(self, silver: DataFrame) -> DataFrame:
+        stamps = [F.col(c).cast("timestamp") for c in self.modified]
+        modified = F.coalesce(*stamps) if len(stamps) > 1 else stamps[0]
+        return to_records(silver.withColumn("_modified", modified), self.source, self.key,
+                          "_modified")  # fmt: skip
+
+    def fingerprint_columns(self, present: Sequence[str]) -> list[str]:
+        wanted = (self.key, *RECORD_ATTRIBUTES, *self.modified, *self.extra)
+        return [c for c in dict.fromkeys(wanted) if c in present]
+
+
+def source_tables(config: UnifyConfig) -> list[SourceTable]:
+    """silver/customer (source `dataverse`, keyed by cid) and every configured CSV source."""
+    dataverse = SourceTable(DATAVERSE_SOURCE, "customer", "cid", ("modifiedon", "SinkModifiedOn"),
+                            extra=("Id", "createdon"))  # fmt: skip
+    csv = [
+        SourceTable(m.source, silver_key(m.source).path[-1], "source_key", ("modified_at",))
+        for m in config.csv_sources
+    ]
+    return [dataverse, *csv]
+
+
 def source_records(session: SparkSession, lakehouse: LakehouseResource, config: UnifyConfig):
     """Every source's silver rows as unify `records` (customer360.unify.schema)."""
-    dataverse = lakehouse.read(session, "silver", "customer")
-    modified = F.coalesce(F.col("modifiedon").cast("timestamp"), F.col("SinkModifiedOn"))
-    records = to_records(
-        dataverse.withColumn("_modified", modified), DATAVERSE_SOURCE, "cid", "_modified"
-    )
-    for mapping in config.csv_sources:
-        silver = lakehouse.read(session, "silver", silver_key(mapping.source).path[-1])
-        records = records.unionByName(
-            to_records(silver, mapping.source, "source_key", "modified_at")
-        )
-    return records
+    frames = [t.records(lakehouse.read(session, "silver", t.table)) for t in source_tables(config)]
+    return reduce(DataFrame.unionByName, frames)
+
+
+def records_of(
+    session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
+) -> DataFrame:
+    """The records of the (source, source_key) rows of `keys`, read without a full Spark scan."""
+    frames = []
+    for table in source_tables(config):
+        wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]
+        rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks())
+        frames.append(table.records(arrow_to_spark(session, rows)))
+    return reduce(DataFrame.unionByName, frames)
+
+
+def current_fingerprints(lake: DeltaLake, config: UnifyConfig) -> pa.Table:
+    """incremental.fingerprints of every current record (Arrow and DuckDB, no Spark)."""
+    parts = []
+    for table in source_tables(config):
+        names = delta_schema_to_arrow(lake.table("silver", table.table).schema()).names
+        columns = table.fingerprint_columns(names)
+        rows = lake.read_arrow("silver", table.table, columns=columns)
+        parts.append(fingerprints(rows, table.source, table.key))
+    return pa.concat_tables(parts)
 
 
 def _previous_links(session: SparkSession, lakehouse: LakehouseResource) -> DataFrame | None:
@@ -174,26 +252,41 @@ def customer_identity(
 ):
     lake = lakehouse.lake
     unify_cfg = unify_config()
-    inputs = _identity_inputs(lakehouse, unify_cfg)
-    outputs = [("gold", key.path[-1]) for key in IDENTITY_KEYS]
+    inputs, versions = _identity_inputs(lakehouse, unify_cfg)
     state = read_state(lake, IDENTITY_CONSUMER)
-    reason = full_refresh_reason(lake, state, inputs, outputs, config.full_refresh)
-    if reason is None and "figures" in state.facts:
+    reason = full_refresh_reason(lake, state, inputs, IDENTITY_TABLES, config.full_refresh)
+    if reason is None and state.facts.get("versions") == versions and "figures" in state.facts:
         # Same sources, same rules, tables as this asset left them: the resolution would be
         # identical (it is deterministic), so report it again instead of recomputing it.
         refresh, facts = "unchanged", state.facts
-        written = {key: current_result(lake, "gold", key.path[-1]) for key in IDENTITY_KEYS}
     else:
-        refresh = "full"
-        written, facts = _resolve(context, spark.spark_session, lakehouse, unify_cfg)
+        session = spark.spark_session
+        current = current_fingerprints(lake, unify_cfg)
+        changed = None
+        if reason is None:
+            index = lake.read_arrow(*INDEX_TABLE)
+            changed = changed_records(index, current)
+            if changed.num_rows > FULL_REBUILD_FRACTION * max(index.num_rows, 1):
+                reason = f"{changed.num_rows} of {index.num_rows} records changed"
+        if reason is None:
+            refresh = "incremental"
+            facts = _resolve_changes(
+                context, session, lakehouse, unify_cfg, current, index, changed
+            )
+        else:
+            refresh = "full"
+            context.log.info(f"identity resolution: full ({reason})")
+            facts = _resolve(context, session, lakehouse, unify_cfg, current)
+        facts["versions"] = versions
         facts["plot"] = str(
             plot_match_quality(facts["figures"], lakehouse.plot_path(f"unify-{context.run_id}"))
         )
         write_state(
             lake,
             ConsumerState(IDENTITY_CONSUMER, inputs=inputs,
-                          outputs=table_versions(lake, outputs), facts=facts),
+                          outputs=table_versions(lake, IDENTITY_TABLES), facts=facts),
         )  # fmt: skip
+    written = {key: current_result(lake, "gold", key.path[-1]) for key in IDENTITY_KEYS}
     figures, accuracy = facts["figures"], facts.get("accuracy")
     context.log.info(
         f"{figures['records']:,} records → {figures['profiles']:,} profiles "
@@ -208,8 +301,9 @@ def customer_identity(
         "merge_rate": figures["merge_rate"],
         "cross_source_profiles": figures["cross_source_profiles"],
         "profile_sizes": dg.MetadataValue.json(figures["profile_sizes"]),
-        "pairs_compared": figures["pairs_compared"],
         "pairs_per_rule": dg.MetadataValue.json(figures["pairs_per_rule"]),
+        # Full run: every pair compared; incremental run: the pairs it re-scored.
+        "pairs_compared": figures["pairs_compared"],
         "decisions_per_rule": dg.MetadataValue.json(figures["decisions_per_rule"]),
         "review_candidates": figures["review_candidates"],
         "oversized_blocks": dg.MetadataValue.json(facts["oversized"]),
@@ -217,6 +311,8 @@ def customer_identity(
         "match_rules": dg.MetadataValue.path(str(config_path())),
         "quality_plot": dg.MetadataValue.path(facts["plot"]),
     }
+    if "incremental" in facts:
+        quality["incremental"] = dg.MetadataValue.json(facts["incremental"])
     if reason:
         quality["full_refresh_reason"] = reason
     if accuracy is not None:
@@ -224,7 +320,7 @@ def customer_identity(
             precision=accuracy["precision"],
             recall=accuracy["recall"],
             truth_pairs=accuracy["truth_pairs"],
-            per_rule_accuracy=dg.MetadataValue.json(accuracy["per_rule"]),
+            per_rule_accuracy=dg.MetadataValue.json(accuracy.get("per_rule", {})),
             false_positive_sample=dg.MetadataValue.json(accuracy["false_positive_sample"]),
             false_negative_sample=dg.MetadataValue.json(accuracy["false_negative_sample"]),
         )
@@ -256,18 +352,23 @@ def customer_identity(
     yield merge_rate_check(figures["merge_rate"], previous_rate, unify_cfg.max_merge_rate_change)
 
 
-def _identity_inputs(lakehouse: LakehouseResource, config: UnifyConfig) -> dict[str, Any]:
-    """What the resolution depends on: the silver tables (id and version), the rules file and
-    the truth file (their contents); any change recomputes it."""
-    tables = ["customer", *(silver_key(m.source).path[-1] for m in config.csv_sources)]
+def _identity_inputs(
+    lakehouse: LakehouseResource, config: UnifyConfig
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """(what forces a full resolution when it changes: the silver tables' ids, the rules and
+    truth files' contents, the fingerprint definition; the silver tables' versions, which an
+    incremental run follows)."""
     inputs: dict[str, Any] = {}
-    for name in tables:
-        table = lakehouse.lake.table("silver", name)
-        inputs[f"silver/{name}"] = [table.metadata().id, table.version()]
+    versions: dict[str, int] = {}
+    for source in source_tables(config):
+        table = lakehouse.lake.table("silver", source.table)
+        inputs[f"silver/{source.table}"] = table.metadata().id
+        versions[f"silver/{source.table}"] = table.version()
     inputs["match_rules"] = _digest(config_path())
     truth = os.environ.get(TRUTH_ENV)
     inputs["truth"] = _digest(Path(truth)) if truth and Path(truth).is_file() else truth
-    return inputs
+    inputs["fingerprint"] = FINGERPRINT_VERSION
+    return inputs, versions
 
 
 def _digest(path: Path) -> str:
@@ -279,8 +380,10 @@ def _resolve(
     session: SparkSession,
     lakehouse: LakehouseResource,
     config: UnifyConfig,
-) -> tuple[dict[dg.AssetKey, WriteResult], dict[str, Any]]:
-    """Run the resolution, write its three tables, return their results and the figures."""
+    current: pa.Table,
+) -> dict[str, Any]:
+    """Resolve every record; write the three tables and the block index; return the figures."""
+    lake = lakehouse.lake
     records = source_records(session, lakehouse, config).cache()
     try:
         result = unify(records, config, _previous_links(session, lakehouse))
@@ -288,14 +391,14 @@ def _resolve(
         records.unpersist()
         raise dg.Failure(str(exc)) from None
     try:
-        written = {
-            key: lakehouse.write(frame, "gold", key.path[-1])
-            for key, frame in zip(
-                IDENTITY_KEYS,
-                (result.links, result.profile_pairs, result.match_candidates),
-                strict=True,
-            )
-        }
+        for key, frame in zip(
+            IDENTITY_KEYS,
+            (result.links, result.profile_pairs, result.match_candidates),
+            strict=True,
+        ):
+            lakehouse.write(frame, "gold", key.path[-1])
+        index = build_index(result.keyed, current, config)
+        lake.write_arrow(index, *INDEX_TABLE)
         figures = quality_figures(result.scored, result.pairs, result.clusters,
                                   result.match_candidates)  # fmt: skip
         figures["profile_sizes"] = {str(k): v for k, v in figures["profile_sizes"].items()}
@@ -310,16 +413,78 @@ def _resolve(
             if "id_origin" in clusters.columns
             else {}
         )
-        truth = _truth_pairs(session, records)
         facts: dict[str, Any] = {
             "figures": figures,
-            "oversized": [r.asDict() for r in result.oversized_blocks.limit(20).collect()],
+            "oversized": oversized_from_index(index, max_block_sizes(config)),
             "id_origin": id_origin,
         }
+        truth = _truth_pairs(session, records)
         if truth is not None:
             facts["accuracy"] = evaluate(result.scored.filter("decision = 'match'"), truth)
     finally:
         result.unpersist()
         records.unpersist()
-    context.log.info(f"resolution written: {', '.join(k.to_user_string() for k in written)}")
-    return written, facts
+    context.log.info(f"resolution written: {', '.join(k.to_user_string() for k in IDENTITY_KEYS)}")
+    return facts
+
+
+def _resolve_changes(
+    context: dg.AssetExecutionContext,
+    session: SparkSession,
+    lakehouse: LakehouseResource,
+    config: UnifyConfig,
+    current: pa.Table,
+    index: pa.Table,
+    changed: pa.Table,
+) -> dict[str, Any]:
+    """Re-resolve what changed since the last run (unify_changes) and apply it to the tables."""
+    lake = lakehouse.lake
+    started = time.perf_counter()
+    previous = PreviousResolution(
+        index=index,
+        links=lake.read_arrow("gold", SOURCE_LINK_KEY.path[-1]),
+        pairs=lake.read_arrow("gold", MATCH_PAIRS_KEY.path[-1]),
+        candidates=lake.read_arrow("gold", CANDIDATES_KEY.path[-1]),
+    )
+    changes = unify_changes(
+        lambda keys: records_of(session, lake, config, keys), current, previous, config, changed
+    )
+    try:
+        decisions = decision_figures(changes.scored)
+    finally:
+        changes.unpersist()
+    counts = changes.counts
+    name = {key: key.path[-1] for key in IDENTITY_KEYS}
+    apply_changes(lake, "gold", name[SOURCE_LINK_KEY], changes.link_upserts,
+                  changes.link_remove, ["source", "source_key"])  # fmt: skip
+    apply_changes(lake, "gold", name[MATCH_PAIRS_KEY], changes.pair_upserts,
+                  changes.pair_remove, PAIR_KEYS)  # fmt: skip
+    apply_changes(lake, "gold", name[CANDIDATES_KEY], changes.candidate_upserts,
+                  changes.candidate_remove, PAIR_KEYS)  # fmt: skip
+    apply_changes(lake, *INDEX_TABLE, changes.index_upserts, changes.index_remove, ["node"])
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"identity resolution: {counts['changed']:,} records changed ({counts['deleted']:,} "
+        f"gone), {counts['dirty']:,} re-scored against {counts['partners']:,} block partners, "
+        f"{counts['closure']:,} re-clustered in {seconds:.1f} s"
+    )
+    links = lake.read_arrow("gold", name[SOURCE_LINK_KEY],
+                            columns=["unified_customer_id", "source"])  # fmt: skip
+    pairs = lake.read_arrow("gold", name[MATCH_PAIRS_KEY], columns=["rule"])
+    figures = {
+        **table_figures(links, pairs),
+        **decisions,
+        "review_candidates": count_rows(lake.table("gold", name[CANDIDATES_KEY])),
+    }
+    figures["records"] = current.num_rows  # what every_record_linked_once compares with
+    new_ids = pc.count_distinct(changes.link_upserts["unified_customer_id"]).as_py()
+    facts: dict[str, Any] = {
+        "figures": figures,
+        "oversized": oversized_from_index(lake.read_arrow(*INDEX_TABLE), max_block_sizes(config)),
+        "id_origin": {"re-resolved profiles": new_ids},
+        "incremental": {**counts, "seconds": round(seconds, 1)},
+    }
+    truth = _truth_pairs(session, lakehouse.read(session, "gold", name[SOURCE_LINK_KEY]))
+    if truth is not None:
+        facts["accuracy"] = evaluate(lakehouse.read(session, "gold", name[MATCH_PAIRS_KEY]), truth)
+    return facts

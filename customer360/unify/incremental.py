@@ -56,7 +56,9 @@ def fingerprints(rows: pa.Table, source: str, key_column: str) -> pa.Table:
     key = f"CAST({_sql_name(key_column)} AS VARCHAR)"
     return _query(
         f"""SELECT ? || ? || {key} AS node, ? AS source, {key} AS source_key,
-                   hash({columns}) AS rec_hash
+                   -- shifted into BIGINT: Delta has no unsigned integers
+                   CAST(CAST(hash({columns}) AS HUGEINT) - 9223372036854775808 AS BIGINT)
+                       AS rec_hash
             FROM rows""",
         [source, NODE_SEPARATOR, source],
         rows=rows,

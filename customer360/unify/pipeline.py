@@ -146,15 +146,18 @@ def unify_changes(
     current: pa.Table,
     previous: PreviousResolution,
     config: UnifyConfig,
+    changed: pa.Table | None = None,
 ) -> ResolutionChanges:
     """Resolve only what changed since `previous` (the algorithm: customer360.unify.incremental).
 
     `load_records(keys)`: the current records (schema.RECORD_COLUMNS) of the (source,
-    source_key) rows of `keys`; `current`: incremental.fingerprints of every current record.
+    source_key) rows of `keys`; `current`: incremental.fingerprints of every current record;
+    `changed`: changed_records(previous.index, current) when the caller has it already.
     Applied to the previous tables, the changes give the tables a full run with the previous
     links would write (tests/unify/test_incremental.py checks this)."""
     rules, namespace = config.rules, config.id_namespace
-    changed = changed_records(previous.index, current)
+    if changed is None:
+        changed = changed_records(previous.index, current)
     live = changed.filter(pc.invert(changed["deleted"]))
     deleted = changed.filter(changed["deleted"])
     keyed_changed = match_keys(load_records(live.select(["source", "source_key"])))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -135,12 +137,6 @@ def quality_figures(
     """Counts a run reports: records (per source), profiles, merge rate (share of records folded
     into another record's profile), profile sizes, cross-source profiles, pairs compared / matched
     / sent to review per rule, matched pairs per deciding rule, review candidates."""
-    per_rule_decision = scored.groupBy("rule", "decision").count().collect()
-    compared: dict[str, int] = {}
-    decided: dict[str, dict[str, int]] = {}
-    for row in per_rule_decision:
-        compared[row.rule] = compared.get(row.rule, 0) + row["count"]
-        decided.setdefault(row.rule, {})[row.decision] = row["count"]
     sizes = clusters.groupBy("unified_customer_id").agg(
         F.count("*").alias("size"), F.countDistinct("source").alias("sources")
     )
@@ -161,10 +157,49 @@ def quality_figures(
         "cross_source_profiles": cross_source,
         "merge_rate": _ratio(records - profiles, records),
         "profile_sizes": dict(sorted(histogram.items())),
-        "pairs_compared": sum(compared.values()),
-        "pairs_compared_per_rule": compared,
-        "decisions_per_rule": decided,
+        **decision_figures(scored),
         "matched_pairs": sum(attributed.values()),
         "pairs_per_rule": attributed,
         "review_candidates": review.count(),
+    }
+
+
+def decision_figures(scored: DataFrame) -> dict[str, Any]:
+    """pairs_compared, pairs_compared_per_rule and decisions_per_rule of score_pairs() rows."""
+    compared: dict[str, int] = {}
+    decided: dict[str, dict[str, int]] = {}
+    for row in scored.groupBy("rule", "decision").count().collect():
+        compared[row.rule] = compared.get(row.rule, 0) + row["count"]
+        decided.setdefault(row.rule, {})[row.decision] = row["count"]
+    return {
+        "pairs_compared": sum(compared.values()),
+        "pairs_compared_per_rule": compared,
+        "decisions_per_rule": decided,
+    }
+
+
+def table_figures(links: pa.Table, pairs: pa.Table) -> dict[str, Any]:
+    """The profile counts of quality_figures, from the written tables (Arrow, no Spark):
+    `links` (unified_customer_id, source), `pairs` (rule)."""
+    per_source = links.group_by("source").aggregate([([], "count_all")]).to_pylist()
+    sizes = links.group_by("unified_customer_id").aggregate(
+        [([], "count_all"), ("source", "count_distinct")]
+    )
+    sizes = pa.table({"size": sizes["count_all"], "sources": sizes["source_count_distinct"]})
+    histogram = sizes.group_by("size").aggregate([([], "count_all")]).to_pylist()
+    profile_sizes = {str(r["size"]): r["count_all"] for r in histogram}
+    records, profiles = links.num_rows, sizes.num_rows
+    attributed = pairs.group_by("rule").aggregate([([], "count_all")]).to_pylist()
+    return {
+        "records": records,
+        "records_per_source": {
+            r["source"]: r["count_all"] for r in sorted(per_source, key=lambda r: r["source"])
+        },
+        "profiles": profiles,
+        "multi_record_profiles": profiles - int(profile_sizes.get("1", 0)),
+        "cross_source_profiles": int(pc.sum(pc.greater(sizes["sources"], 1)).as_py() or 0),
+        "merge_rate": _ratio(records - profiles, records),
+        "profile_sizes": dict(sorted(profile_sizes.items(), key=lambda kv: int(kv[0]))),
+        "matched_pairs": sum(r["count_all"] for r in attributed),
+        "pairs_per_rule": {r["rule"]: r["count_all"] for r in attributed},
     }

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from assets.bronze import PARTITION_COLUMN
 from customer360.lakehouse import DeltaLake, WritePath, WriteResult, count_rows
+from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.lakehouse.schema import (
     check_compatible,
     conform_to_table,
@@ -190,20 +191,30 @@ def read_rows(
     *,
     version: int | None = None,
     columns: Sequence[str] | None = None,
-    where: pc.Expression | None = None,
+    only_if: str | None = None,
 ) -> pa.Table:
-    """The rows whose `key` is in `values`, filtered batch by batch while scanning (the whole
-    table is never in memory)."""
+    """The rows whose `key` is in `values` (only `columns`; only rows whose boolean column
+    `only_if` is true, when given).
+
+    DuckDB streams the Delta snapshot's Parquet files through a semi-join, so the whole table is
+    never in memory and the key set is hashed once (a per-batch pyarrow filter re-hashes it for
+    every batch: three times slower on a million rows)."""
     dataset = lake.table(layer, table, version).to_pyarrow_dataset()
-    condition = pc.field(key).isin(values.cast(dataset.schema.field(key).type))
-    if where is not None:
-        condition = condition & where
     wanted = list(columns) if columns else dataset.schema.names
-    # Filtered per batch, not pushed into the scan: delta-rs writes string_view Parquet columns
-    # whose statistics pyarrow cannot compare with the dataset's string type.
-    batches = [batch.filter(condition).select(wanted) for batch in dataset.to_batches()]
+    keys = pa.table({"_key": values.cast(dataset.schema.field(key).type)})
+    condition = f" AND {_quoted(only_if)}" if only_if else ""
+    rows = arrow_query(
+        f"SELECT {', '.join(_quoted(c) for c in wanted)} FROM ds "
+        f"WHERE {_quoted(key)} IN (SELECT _key FROM keys){condition}",
+        ds=dataset,
+        keys=keys,
+    )
     schema = pa.schema([dataset.schema.field(c) for c in wanted])
-    return normalize_arrow_table(pa.Table.from_batches(batches, schema=schema))
+    return normalize_arrow_table(rows.select(wanted).cast(schema))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 _DELETE_FLAG = "_c360_delete"
@@ -533,7 +544,7 @@ def _apply_current_changes(
     longer belongs to (deleted customers from both)."""
     rows = read_rows(
         lake, "silver", "customer_history", "Id", ids, version=version,
-        where=pc.field("is_current"),
+        only_if="is_current",
     )  # fmt: skip
     current = current_state(arrow_to_spark(session, rows)).cache()
     valid, quarantined = split_valid(current)

@@ -5,7 +5,12 @@ it), `gold/customer_match_pairs` (which rule linked which records, per profile) 
 `gold/match_candidates` (pairs scored just below a rule's threshold, for human review) come from
 one resolution run over silver/customer (source `dataverse`, keyed by cid) and every configured
 CSV source (silver/crm_<source>). Ids are carried forward from the previous link table, so
-re-runs and unrelated changes keep them. docs/unify.md explains rules, ids and figures.
+re-runs and unrelated changes keep them.
+
+A run is incremental when it can be: the records whose source rows changed (fingerprints against
+the block index in ops/match_index) are re-scored against their block partners and only the
+affected profiles are re-clustered (customer360.unify.incremental); the rules or the truth file
+changing, or `full_refresh`, resolve everything again. docs/unify.md explains rules, ids, figures.
 """
 
 import hashlib
@@ -141,7 +146,9 @@ def records_of(
     frames = []
     for table in source_tables(config):
         wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]
-        rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks())
+        names = delta_schema_to_arrow(lake.table("silver", table.table).schema()).names
+        rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks(),
+                         columns=table.fingerprint_columns(names))  # fmt: skip
         frames.append(table.records(arrow_to_spark(session, rows)))
     return reduce(DataFrame.unionByName, frames)
 
@@ -364,14 +371,15 @@ def _identity_inputs(
         table = lakehouse.lake.table("silver", source.table)
         inputs[f"silver/{source.table}"] = table.metadata().id
         versions[f"silver/{source.table}"] = table.version()
-    inputs["match_rules"] = _digest(config_path())
+    inputs["match_rules"] = file_digest(config_path())
     truth = os.environ.get(TRUTH_ENV)
-    inputs["truth"] = _digest(Path(truth)) if truth and Path(truth).is_file() else truth
+    inputs["truth"] = file_digest(Path(truth)) if truth and Path(truth).is_file() else truth
     inputs["fingerprint"] = FINGERPRINT_VERSION
     return inputs, versions
 
 
-def _digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content (rules and truth files are inputs of the state)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -482,7 +490,7 @@ def _resolve_changes(
         "figures": figures,
         "oversized": oversized_from_index(lake.read_arrow(*INDEX_TABLE), max_block_sizes(config)),
         "id_origin": {"re-resolved profiles": new_ids},
-        "incremental": {**counts, "seconds": round(seconds, 1)},
+        "incremental": {**counts, "seconds": round(seconds, 1), "phases": changes.seconds},
     }
     truth = _truth_pairs(session, lakehouse.read(session, "gold", name[SOURCE_LINK_KEY]))
     if truth is not None:

@@ -3,22 +3,12 @@ depends on other profiles (pyarrow in and out, DuckDB for the joins; no Spark)."
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 
+from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.unify.schema import NODE_SEPARATOR
 
 UNIFIED_ID = "unified_customer_id"
-
-
-def _query(sql: str, **tables: pa.Table) -> pa.Table:
-    con = duckdb.connect()
-    try:
-        for name, table in tables.items():
-            con.register(name, table)
-        return con.sql(sql).to_arrow_table()
-    finally:
-        con.close()
 
 
 def profile_changes(
@@ -28,7 +18,7 @@ def profile_changes(
     (its rec_hash in the identity block index): source, source_key, old_id, new_id (null when
     the record was not / is no longer linked). Their old profiles go, their new ones are
     re-derived in full. Links: unified_customer_id, source, source_key; index: node, rec_hash."""
-    return _query(
+    return arrow_query(
         f"""
         WITH rows_changed AS (
             SELECT coalesce(n.node, o.node) AS node
@@ -58,7 +48,7 @@ def duplicate_email_flags(
     profiles whose flag flips). `current`: unified_customer_id, email, dq_duplicate_email of
     every profile before the change."""
     ids = pa.table({UNIFIED_ID: replaced})
-    counts = _query(
+    counts = arrow_query(
         f"""WITH kept AS (SELECT * FROM cur WHERE {UNIFIED_ID} NOT IN (SELECT * FROM ids)),
                  everyone AS (SELECT email FROM kept UNION ALL SELECT email FROM new_rows)
             SELECT email, count(*) AS n FROM everyone WHERE email IS NOT NULL GROUP BY email""",
@@ -66,7 +56,7 @@ def duplicate_email_flags(
         ids=ids,
         new_rows=rows.select([UNIFIED_ID, "email"]),
     )
-    flags = _query(
+    flags = arrow_query(
         f"""SELECT r.{UNIFIED_ID}, coalesce(c.n > 1, false) AS flag
             FROM new_rows r LEFT JOIN counts c ON r.email = c.email""",
         new_rows=rows.select([UNIFIED_ID, "email"]),
@@ -76,7 +66,7 @@ def duplicate_email_flags(
     column = pa.array([flag_of[i] for i in rows[UNIFIED_ID].to_pylist()], pa.bool_())
     rows = rows.set_column(rows.schema.get_field_index("dq_duplicate_email"),
                            "dq_duplicate_email", column)  # fmt: skip
-    flipped = _query(
+    flipped = arrow_query(
         f"""WITH touched AS (
                 SELECT email FROM cur WHERE {UNIFIED_ID} IN (SELECT * FROM ids)
                 UNION SELECT email FROM new_rows)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.unify.schema import NODE_SEPARATOR
 
 #: Columns of the block index besides the block ids.
@@ -37,24 +38,13 @@ def _sql_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _query(sql: str, params: Sequence[object] = (), **tables: pa.Table) -> pa.Table:
-    """Run `sql` (with `?` parameters) with each keyword's Arrow table visible under its name."""
-    con = duckdb.connect()
-    try:
-        for name, table in tables.items():
-            con.register(name, table)
-        return con.sql(sql, params=list(params) or None).to_arrow_table()
-    finally:
-        con.close()
-
-
 def fingerprints(rows: pa.Table, source: str, key_column: str) -> pa.Table:
     """node, source, source_key (text), rec_hash (a 64-bit hash of every column of `rows`) for
     one source's rows. `rows` holds the columns the records are made from: any change to them
     changes the hash (a collision, ~1e-7 for a million records, would hide one change)."""
     columns = ", ".join(_sql_name(c) for c in rows.column_names)
     key = f"CAST({_sql_name(key_column)} AS VARCHAR)"
-    return _query(
+    return arrow_query(
         f"""SELECT ? || ? || {key} AS node, ? AS source, {key} AS source_key,
                    -- shifted into BIGINT: Delta has no unsigned integers
                    CAST(CAST(hash({columns}) AS HUGEINT) - 9223372036854775808 AS BIGINT)
@@ -68,7 +58,7 @@ def fingerprints(rows: pa.Table, source: str, key_column: str) -> pa.Table:
 def changed_records(index: pa.Table, current: pa.Table) -> pa.Table:
     """Records new, changed or gone since the index was written: node, source, source_key,
     deleted (bool). `index` and `current` both hold node, source, source_key, rec_hash."""
-    return _query(
+    return arrow_query(
         """SELECT coalesce(c.node, i.node) AS node, coalesce(c.source, i.source) AS source,
                   coalesce(c.source_key, i.source_key) AS source_key, c.node IS NULL AS deleted
            FROM idx i FULL OUTER JOIN cur c ON i.node = c.node
@@ -81,7 +71,7 @@ def changed_records(index: pa.Table, current: pa.Table) -> pa.Table:
 def updated_index(index: pa.Table, changed: pa.Table, fresh: pa.Table) -> pa.Table:
     """The index after the change: rows of unchanged records, plus `fresh` (the index rows of
     the changed records still present)."""
-    kept = _query(
+    kept = arrow_query(
         "SELECT i.* FROM idx i ANTI JOIN changed c ON i.node = c.node",
         idx=index,
         changed=changed.select(["node"]),
@@ -126,7 +116,7 @@ def dirty_scope(
     limits = pa.table(
         {"_col": list(max_block_sizes), "_max": [int(v) for v in max_block_sizes.values()]}
     )
-    crossing = _query(
+    crossing = arrow_query(
         f"""WITH touched AS (  -- blocks a changed record was in before or is in now
                 SELECT DISTINCT _block, _max FROM {_unpivot("prev", columns, "changed")}
                 UNION SELECT DISTINCT _block, _max FROM {_unpivot("cur", columns, "changed")}),
@@ -142,7 +132,7 @@ def dirty_scope(
         changed=changed.select(["node"]),
         limits=limits,
     )
-    dirty = _query(
+    dirty = arrow_query(
         f"""SELECT DISTINCT node, source, source_key FROM {_unpivot("cur", columns)}
             WHERE _block IN (SELECT _block FROM crossing)
             UNION SELECT node, source, source_key FROM cur
@@ -152,7 +142,7 @@ def dirty_scope(
         changed=changed.select(["node", "deleted"]),
         limits=limits,
     )
-    sizes = _query(
+    sizes = arrow_query(
         f"""WITH blocks AS (SELECT DISTINCT _block FROM {_unpivot("cur", columns, "dirty")})
             SELECT _block, count(*) AS _size, any_value(_max) AS _max
             FROM {_unpivot("cur", columns)}
@@ -161,7 +151,7 @@ def dirty_scope(
         dirty=dirty.select(["node"]),
         limits=limits,
     )
-    partners = _query(
+    partners = arrow_query(
         f"""SELECT DISTINCT node, source, source_key FROM {_unpivot("cur", columns)}
             WHERE _block IN (SELECT _block FROM sizes WHERE _size <= _max)
               AND node NOT IN (SELECT node FROM dirty)""",
@@ -204,12 +194,12 @@ def resolution_closure(
         "new_pairs": new_pairs,
         "links": previous_links.select(["unified_customer_id", "source", "source_key"]),
     }
-    old_ids = _query(
+    old_ids = arrow_query(
         f"""SELECT DISTINCT l.unified_customer_id FROM links l
             SEMI JOIN ({seeds_sql}) s ON l.source = s.source AND l.source_key = s.source_key""",
         **tables,
     )["unified_customer_id"].combine_chunks()
-    nodes = _query(
+    nodes = arrow_query(
         f"""WITH members AS (
                 SELECT source, source_key FROM links
                 WHERE unified_customer_id IN (SELECT * FROM old_ids)
@@ -219,12 +209,12 @@ def resolution_closure(
         old_ids=pa.table({"unified_customer_id": old_ids}),
         **tables,
     )
-    gone = _query(
+    gone = arrow_query(
         "SELECT source, source_key FROM dirty UNION SELECT source, source_key FROM deleted",
         **tables,
     )
     pair_columns = [c for c in previous_pairs.column_names if c != "unified_customer_id"]
-    kept = _query(
+    kept = arrow_query(
         f"""SELECT {", ".join(_sql_name(c) for c in pair_columns)} FROM pairs p
             WHERE p.unified_customer_id IN (SELECT * FROM old_ids)
               AND NOT EXISTS (SELECT 1 FROM gone g WHERE
@@ -249,7 +239,7 @@ def touching(rows: pa.Table, nodes: pa.Table, sides: Sequence[str] = ("left", "r
     )
     numbered = rows.select([f"{s}_{p}" for s in sides for p in ("source", "key")])
     numbered = numbered.append_column("_row", pa.array(range(rows.num_rows), pa.int64()))
-    result = _query(
+    result = arrow_query(
         f"SELECT _row, ({conditions}) AS hit FROM r ORDER BY _row",
         r=numbered,
         nodes=nodes.select(["source", "source_key"]),
@@ -266,7 +256,7 @@ def oversized_from_index(
     limits = pa.table(
         {"_col": list(max_block_sizes), "_max": [int(v) for v in max_block_sizes.values()]}
     )
-    rows = _query(
+    rows = arrow_query(
         f"""SELECT _block, count(*) AS records, any_value(_max) AS _max
             FROM {_unpivot("idx", list(max_block_sizes))} GROUP BY _block
             HAVING count(*) > any_value(_max) ORDER BY records DESC, _block LIMIT {int(limit)}""",
@@ -282,7 +272,7 @@ def join_fingerprints(blocks: pa.Table, fingerprints: pa.Table) -> pa.Table:
     """Block index rows (match.block_index) with each record's rec_hash, in index column order."""
     block_names = [c for c in blocks.column_names if c not in INDEX_KEY_COLUMNS]
     selected = ", ".join(f"b.{_sql_name(c)}" for c in block_names)
-    return _query(
+    return arrow_query(
         f"SELECT b.node, b.source, b.source_key, f.rec_hash, {selected} "
         "FROM blocks b JOIN fp f ON b.node = f.node",
         blocks=blocks,
@@ -293,7 +283,7 @@ def join_fingerprints(blocks: pa.Table, fingerprints: pa.Table) -> pa.Table:
 def regrouped(candidates: pa.Table, links: pa.Table) -> pa.Table:
     """Review candidates with each end's unified id taken from `links` (source, source_key,
     unified_customer_id) where it has one; pairs now inside one profile are dropped."""
-    return _query(
+    return arrow_query(
         """SELECT c.* REPLACE (
                   coalesce(l.unified_customer_id, c.left_unified_customer_id)
                       AS left_unified_customer_id,

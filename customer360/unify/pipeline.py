@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -136,6 +137,7 @@ class ResolutionChanges:
     candidate_remove: pa.Table
     scored: DataFrame  # the re-scored pairs (each with a dirty end), persisted
     counts: dict[str, int]  # changed, deleted, dirty, partners, closure, crossing_blocks
+    seconds: dict[str, float]  # per phase
 
     def unpersist(self) -> None:
         self.scored.unpersist()
@@ -154,8 +156,9 @@ def unify_changes(
     source_key) rows of `keys`; `current`: incremental.fingerprints of every current record;
     `changed`: changed_records(previous.index, current) when the caller has it already.
     Applied to the previous tables, the changes give the tables a full run with the previous
-    links would write (tests/unify/test_incremental.py checks this)."""
+    links would write (tests/unify/test_unify_incremental.py checks this)."""
     rules, namespace = config.rules, config.id_namespace
+    clock = _Clock()
     if changed is None:
         changed = changed_records(previous.index, current)
     live = changed.filter(pc.invert(changed["deleted"]))
@@ -163,11 +166,15 @@ def unify_changes(
     keyed_changed = match_keys(load_records(live.select(["source", "source_key"])))
     fresh = join_fingerprints(spark_to_arrow(block_index(keyed_changed, rules)), current)
     index = updated_index(previous.index, changed, fresh)
+    clock.lap("changed records")
     scope = dirty_scope(previous.index, index, changed, max_block_sizes(config))
+    clock.lap("dirty scope")
 
     session = keyed_changed.sparkSession
     around = pa.concat_tables([scope.dirty, scope.partners])
-    keyed = match_keys(load_records(around.select(["source", "source_key"])))
+    keyed = match_keys(load_records(around.select(["source", "source_key"]))).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )  # read by the blocking and by both attribute joins
     candidates_ = candidate_pairs(
         keyed,
         rules,
@@ -176,7 +183,10 @@ def unify_changes(
     )
     scored = score_pairs(candidates_, rules).persist(StorageLevel.MEMORY_AND_DISK)
     new_pairs = spark_to_arrow(best_pairs(scored))
+    keyed.unpersist()
+    clock.lap("re-score")
     closure = resolution_closure(scope.dirty, deleted, new_pairs, previous.links, previous.pairs)
+    clock.lap("closure")
 
     edges = arrow_to_spark(session, closure.edges)
     nodes = arrow_to_spark(session, closure.nodes)
@@ -195,12 +205,18 @@ def unify_changes(
     ).persist(StorageLevel.MEMORY_AND_DISK)
     link_upserts = spark_to_arrow(link_table(clusters, edges))
     pair_upserts = spark_to_arrow(pair_table(edges, clusters))
+    clock.lap("cluster")
 
     # Review candidates: pairs with a dirty end were re-scored; the others keep their rows,
     # with the closure's new ids.
-    outside = previous.links.filter(pc.invert(in_closure))
+    partners_outside = (
+        previous.links.filter(pc.invert(in_closure))
+        .select(["source", "source_key", "unified_customer_id"])
+        .join(scope.partners.select(["source", "source_key"]), ["source", "source_key"],
+              join_type="left semi")
+    )  # fmt: skip
     ends = clusters.select("source", "source_key", "unified_customer_id").unionByName(
-        arrow_to_spark(session, outside.select(["source", "source_key", "unified_customer_id"]))
+        arrow_to_spark(session, partners_outside)
     )
     new_candidates = spark_to_arrow(candidates(scored, ends))
     clusters.unpersist()
@@ -208,6 +224,7 @@ def unify_changes(
     candidate_upserts, candidate_remove = _candidate_changes(
         previous.candidates, rescored, link_upserts, new_candidates
     )
+    clock.lap("review candidates")
     gone = pa.concat_tables(
         [closure.nodes, deleted.select(["source", "source_key"]).cast(closure.nodes.schema)]
     )
@@ -231,7 +248,21 @@ def unify_changes(
             "crossing_blocks": scope.crossing_blocks,
             "closure": closure.nodes.num_rows,
         },
+        seconds=clock.laps,
     )
+
+
+class _Clock:
+    """Seconds per phase, for the run's metadata (where an incremental run spends its time)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(now - self._last, 2)
+        self._last = now
 
 
 def _reserved_ids(

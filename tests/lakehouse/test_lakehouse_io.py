@@ -10,6 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 from customer360.lakehouse import DeltaLake, SchemaMismatchError, WriteMode, WritePath
+from customer360.lakehouse.spark_arrow import arrow_to_spark
 
 pytestmark = pytest.mark.spark
 
@@ -248,3 +249,13 @@ def test_older_shaped_batch_goes_into_an_evolved_table(lake):
         {"k": "b", "v": 2, "extra": "x"},
         {"k": "c", "v": 4, "extra": None},
     ]
+
+
+def test_arrow_to_spark_keeps_rows_behind_many_empty_batches(spark):
+    # A filtered scan (assets.silver.read_rows) gives hundreds of empty batches; PySpark 4.0's
+    # createDataFrame(table) loses the rows that follow them unless the table is one chunk.
+    schema = pa.schema([pa.field("x", pa.int64(), nullable=False)])
+    empty = pa.record_batch([pa.array([], pa.int64())], schema=schema)
+    rows = pa.record_batch([pa.array([7, 8], pa.int64())], schema=schema)
+    table = pa.Table.from_batches([empty] * 300 + [rows], schema=schema)
+    assert sorted(r.x for r in arrow_to_spark(spark, table).collect()) == [7, 8]

@@ -201,6 +201,11 @@ def test_ids_are_stable_across_runs_and_unrelated_changes(graph):
     assert {k: v for k, v in after.items() if k in before} == before
     assert after[("residents", "9001")] == unified_id("residents", "9001")
     assert summary.materialized["gold/customer_profile"]["profiles"] == 2001
+    # Only the new record was resolved and only its profile derived.
+    link_meta = summary.materialized["gold/customer_source_link"]
+    assert link_meta["refresh"] == "incremental" and link_meta["incremental"]["changed"] == 1
+    profile_meta = summary.materialized["gold/customer_profile"]
+    assert (profile_meta["refresh"], profile_meta["profiles_rederived"]) == ("incremental", 1)
 
 
 def _new_resident(header: str) -> str:

@@ -1,0 +1,20 @@
+"""SQL over Arrow tables in memory (DuckDB): set algebra on tables too small for Spark's
+overheads and too large for Python loops."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+
+def arrow_query(sql: str, params: Sequence[object] = (), **tables: pa.Table) -> pa.Table:
+    """Run `sql` (with `?` parameters) with each keyword's Arrow table visible under its name."""
+    con = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        return con.sql(sql, params=list(params) or None).to_arrow_table()
+    finally:
+        con.close()

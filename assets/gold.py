@@ -161,15 +161,20 @@ def customer_profile(
     else:
         refresh = "full"
         context.log.info(f"gold/customer_profile: full rebuild ({reason})")
-        refresh_meta = {"full_refresh_reason": reason}
-        _rebuild_profiles(context, spark.spark_session, lakehouse, rules, as_of)
+        refresh_meta = {
+            "full_refresh_reason": reason,
+            "rows_written": _rebuild_profiles(
+                context, spark.spark_session, lakehouse, rules, as_of
+            ),
+        }
     write_state(
         lake,
         ConsumerState(PROFILE_CONSUMER, inputs=inputs,
                       outputs=table_versions(lake, PROFILE_TABLES), facts=built_from),
     )  # fmt: skip
-    result = current_result(lake, *PROFILE_TABLES[0])
-    seg_result = current_result(lake, *PROFILE_TABLES[1])
+    rows_written = refresh_meta.pop("rows_written", (0, 0))
+    result = current_result(lake, *PROFILE_TABLES[0], rows_written[0])
+    seg_result = current_result(lake, *PROFILE_TABLES[1], rows_written[1])
 
     columns = [UNIFIED_ID, "email", "value_segment", "life_stage_segment", "dq_duplicate_email",
                "churn_risk_band", "record_count"]  # fmt: skip
@@ -283,7 +288,10 @@ def _profile_frames(
     )
 
 
-def _rebuild_profiles(context, session, lakehouse: LakehouseResource, rules, as_of) -> None:
+def _rebuild_profiles(
+    context, session, lakehouse: LakehouseResource, rules, as_of
+) -> tuple[int, int]:
+    """Build every profile and segment row from all links; returns the rows written."""
     links = lakehouse.read(session, "gold", SOURCE_LINK_KEY.path[-1]).cache()
     churn_risk = None
     if lakehouse.exists("gold", CHURN_RISK_KEY.path[-1]):
@@ -297,10 +305,11 @@ def _rebuild_profiles(context, session, lakehouse: LakehouseResource, rules, as_
         lakehouse.read(session, "silver", "customer_finance"),
         churn_risk, rules, as_of,
     )  # fmt: skip
-    lakehouse.write(profile, *PROFILE_TABLES[0])
+    profiles = lakehouse.write(profile, *PROFILE_TABLES[0])
     written = lakehouse.read(session, *PROFILE_TABLES[0])
-    lakehouse.write(segment_memberships(written, rules), *PROFILE_TABLES[1])
+    segments = lakehouse.write(segment_memberships(written, rules), *PROFILE_TABLES[1])
     links.unpersist()
+    return profiles.rows_written, segments.rows_written
 
 
 def _update_profiles(
@@ -362,6 +371,7 @@ def _update_profiles(
         f"re-derived ones, {len(reflagged_ids):,} re-flagged in {seconds:.1f} s"
     )
     return {
+        "rows_written": (upserts.num_rows, segments.num_rows),
         "profiles_rederived": rederived,
         "profiles_replaced": len(replaced),
         "duplicate_email_reflagged": len(reflagged_ids),

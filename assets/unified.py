@@ -293,7 +293,11 @@ def customer_identity(
             ConsumerState(IDENTITY_CONSUMER, inputs=inputs,
                           outputs=table_versions(lake, IDENTITY_TABLES), facts=facts),
         )  # fmt: skip
-    written = {key: current_result(lake, "gold", key.path[-1]) for key in IDENTITY_KEYS}
+    rows_written = facts.get("rows_written", {}) if refresh != "unchanged" else {}
+    written = {
+        key: current_result(lake, "gold", key.path[-1], rows_written.get(key.path[-1], 0))
+        for key in IDENTITY_KEYS
+    }
     figures, accuracy = facts["figures"], facts.get("accuracy")
     context.log.info(
         f"{figures['records']:,} records → {figures['profiles']:,} profiles "
@@ -399,12 +403,14 @@ def _resolve(
         records.unpersist()
         raise dg.Failure(str(exc)) from None
     try:
-        for key, frame in zip(
-            IDENTITY_KEYS,
-            (result.links, result.profile_pairs, result.match_candidates),
-            strict=True,
-        ):
-            lakehouse.write(frame, "gold", key.path[-1])
+        rows_written = {
+            key.path[-1]: lakehouse.write(frame, "gold", key.path[-1]).rows_written
+            for key, frame in zip(
+                IDENTITY_KEYS,
+                (result.links, result.profile_pairs, result.match_candidates),
+                strict=True,
+            )
+        }
         index = build_index(result.keyed, current, config)
         lake.write_arrow(index, *INDEX_TABLE)
         figures = quality_figures(result.scored, result.pairs, result.clusters,
@@ -425,6 +431,7 @@ def _resolve(
             "figures": figures,
             "oversized": oversized_from_index(index, max_block_sizes(config)),
             "id_origin": id_origin,
+            "rows_written": rows_written,
         }
         truth = _truth_pairs(session, records)
         if truth is not None:
@@ -491,6 +498,11 @@ def _resolve_changes(
         "oversized": oversized_from_index(lake.read_arrow(*INDEX_TABLE), max_block_sizes(config)),
         "id_origin": {"re-resolved profiles": new_ids},
         "incremental": {**counts, "seconds": round(seconds, 1), "phases": changes.seconds},
+        "rows_written": {  # rows upserted (the metadata's rows_written)
+            name[SOURCE_LINK_KEY]: changes.link_upserts.num_rows,
+            name[MATCH_PAIRS_KEY]: changes.pair_upserts.num_rows,
+            name[CANDIDATES_KEY]: changes.candidate_upserts.num_rows,
+        },
     }
     truth = _truth_pairs(session, lakehouse.read(session, "gold", name[SOURCE_LINK_KEY]))
     if truth is not None:

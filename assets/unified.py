@@ -275,7 +275,9 @@ def customer_identity(
             changed = changed_records(index, current)
             if changed.num_rows > FULL_REBUILD_FRACTION * max(index.num_rows, 1):
                 reason = f"{changed.num_rows} of {index.num_rows} records changed"
-        if reason is None:
+        if reason is None and changed.num_rows == 0:  # rewritten, not changed
+            refresh, facts = "unchanged", dict(state.facts)
+        elif reason is None:
             refresh = "incremental"
             facts = _resolve_changes(
                 context, session, lakehouse, unify_cfg, current, index, changed
@@ -322,7 +324,7 @@ def customer_identity(
         "match_rules": dg.MetadataValue.path(str(config_path())),
         "quality_plot": dg.MetadataValue.path(facts["plot"]),
     }
-    if "incremental" in facts:
+    if refresh == "incremental":
         quality["incremental"] = dg.MetadataValue.json(facts["incremental"])
     if reason:
         quality["full_refresh_reason"] = reason

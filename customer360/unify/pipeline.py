@@ -270,10 +270,8 @@ def _reserved_ids(
 ) -> pa.Table:
     """Ids held outside the closure that a closure cluster could otherwise take: the anchor ids
     of the closure's records (the only ids a new cluster is given)."""
-    anchors = pa.array(
-        [unified_id(s, k, namespace) for s, k in zip(nodes["source"].to_pylist(),
-                                                      nodes["source_key"].to_pylist(), strict=True)]
-    )  # fmt: skip
+    pairs = zip(nodes["source"].to_pylist(), nodes["source_key"].to_pylist(), strict=True)
+    anchors = pa.array([unified_id(s, k, namespace) for s, k in pairs], pa.string())
     held = links.filter(pc.invert(in_closure))["unified_customer_id"]
     return pa.table({"unified_customer_id": pc.unique(held.filter(pc.is_in(held, anchors)))})
 

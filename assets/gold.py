@@ -147,7 +147,7 @@ def customer_profile(
     if reason is None and None in (built_from["index_version"], state.facts.get("index_version")):
         reason = "no identity block index to diff"
     if reason is None:
-        changes = _profile_changes(lake, state.facts, built_from)
+        changes, links = _profile_changes(lake, state.facts, built_from)
         if changes.num_rows > FULL_REBUILD_FRACTION * max(
             count_rows(lake.table(*PROFILE_TABLES[0])), 1
         ):
@@ -157,7 +157,7 @@ def customer_profile(
     elif reason is None:
         refresh = "incremental"
         refresh_meta = _update_profiles(context, spark.spark_session, lakehouse, rules, as_of,
-                                        changes)  # fmt: skip
+                                        changes, links)  # fmt: skip
     else:
         refresh = "full"
         context.log.info(f"gold/customer_profile: full rebuild ({reason})")
@@ -239,17 +239,20 @@ def _profile_inputs(
     return inputs
 
 
-def _profile_changes(lake, facts: dict[str, Any], now: dict[str, int]) -> pa.Table:
-    """Records whose profile must be re-derived since the last build: their link or their
-    source row changed (source, source_key, old and new unified id)."""
+def _profile_changes(lake, facts: dict[str, Any], now: dict[str, int]) -> tuple[pa.Table, pa.Table]:
+    """(records whose profile must be re-derived since the last build: their link or their
+    source row changed (source, source_key, old and new unified id); the link table now
+    (unified_customer_id, source, source_key), which the update reads again)."""
     link_name = SOURCE_LINK_KEY.path[-1]
     link_columns = [UNIFIED_ID, "source", "source_key"]
-    return profile_changes(
+    links = lake.read_arrow("gold", link_name, version=now["links_version"], columns=link_columns)
+    changes = profile_changes(
         lake.read_arrow("gold", link_name, version=facts["links_version"], columns=link_columns),
-        lake.read_arrow("gold", link_name, version=now["links_version"], columns=link_columns),
+        links,
         lake.read_arrow(*INDEX_TABLE, version=facts["index_version"], columns=["node", "rec_hash"]),
         lake.read_arrow(*INDEX_TABLE, version=now["index_version"], columns=["node", "rec_hash"]),
     )
+    return changes, links
 
 
 def _profile_frames(
@@ -313,9 +316,16 @@ def _rebuild_profiles(
 
 
 def _update_profiles(
-    context, session, lakehouse: LakehouseResource, rules, as_of, changes: pa.Table
+    context,
+    session,
+    lakehouse: LakehouseResource,
+    rules,
+    as_of,
+    changes: pa.Table,
+    links: pa.Table,
 ) -> dict[str, Any]:
-    """Re-derive only the profiles `changes` touch and apply them (one commit per table)."""
+    """Re-derive only the profiles `changes` touch, from the current `links`, and apply them
+    (one commit per table)."""
     lake = lakehouse.lake
     started = time.perf_counter()
     # Every profile a changed record left or joined: replaced by what its links now hold
@@ -324,7 +334,6 @@ def _update_profiles(
         pc.drop_null(pa.concat_arrays([changes["old_id"].combine_chunks(),
                                        changes["new_id"].combine_chunks()]))
     )  # fmt: skip
-    links = lake.read_arrow("gold", SOURCE_LINK_KEY.path[-1])
     links = links.filter(pc.is_in(links[UNIFIED_ID], replaced))
     rederived = pc.count_distinct(links[UNIFIED_ID]).as_py()
     config = unify_config()

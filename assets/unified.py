@@ -497,7 +497,7 @@ def _resolve_changes(
     new_ids = pc.count_distinct(changes.link_upserts["unified_customer_id"]).as_py()
     facts: dict[str, Any] = {
         "figures": figures,
-        "oversized": oversized_from_index(lake.read_arrow(*INDEX_TABLE), max_block_sizes(config)),
+        "oversized": oversized_from_index(changes.index, max_block_sizes(config)),
         "id_origin": {"re-resolved profiles": new_ids},
         "incremental": {**counts, "seconds": round(seconds, 1), "phases": changes.seconds},
         "rows_written": {  # rows upserted (the metadata's rows_written)

@@ -127,6 +127,7 @@ class ResolutionChanges:
     """An incremental run's changes, to apply to the previous tables (Arrow). Each table gets
     its `*_upserts` and loses the rows whose keys are in its `*_remove` (and not upserted)."""
 
+    index: pa.Table  # the whole block index after the change (for figures)
     index_upserts: pa.Table  # key: node
     index_remove: pa.Table
     link_upserts: pa.Table  # key: source, source_key
@@ -229,6 +230,7 @@ def unify_changes(
         [closure.nodes, deleted.select(["source", "source_key"]).cast(closure.nodes.schema)]
     )
     return ResolutionChanges(
+        index=index,
         index_upserts=fresh,
         index_remove=changed.select(["node"]),
         link_upserts=link_upserts,

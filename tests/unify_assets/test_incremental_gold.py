@@ -9,14 +9,13 @@ refresh of both gives.
 """
 
 import datetime as dt
-import shutil
 
 import dagster as dg
 import pyarrow as pa
 import pytest
+from seed_landing import EXPORTED, GRAPH, write_seed_landing
 
 from customer360.definitions import build_definitions
-from customer360.generate import write_second_source
 from customer360.generate.customers import SAMPLE_DATA
 from customer360.runner import materialize_graph
 from customer360.synapse_link import SynapseLinkWriter
@@ -29,12 +28,8 @@ from customer360.unify import unified_id
 from sensors.landing import register_landing_partitions, remember_landing_scan
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
-GRAPH = dg.AssetSelection.groups("bronze", "silver", "gold", "lakedb") - dg.AssetSelection.assets(
-    ["gold", "customer_churn_risk"]
-)
 GOLD = ["customer_source_link", "customer_match_pairs", "match_candidates", "customer_profile",
         "customer_segments"]  # fmt: skip
-EXPORTED = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
 LATER = EXPORTED + dt.timedelta(hours=2)  # the same day: age and tenure do not move
 
 
@@ -71,14 +66,8 @@ def _changes(model) -> list[dict]:
 
 
 def test_incremental_gold_equals_a_full_rebuild(spark, tmp_path, monkeypatch):
-    landing = tmp_path / "landing"
-    writer = SynapseLinkWriter(landing / "dataverse")
+    writer = write_seed_landing(tmp_path / "landing")
     model = crc33_customer_model()
-    rows = customer_rows_from_csv(SAMPLE_DATA / "customer.csv")
-    writer.write({CUSTOMER_TABLE: (model, rows)}, export_time=EXPORTED)
-    (landing / "finance").mkdir(parents=True)
-    shutil.copy(SAMPLE_DATA / "customer_spend.csv", landing / "finance")
-    write_second_source(landing)
     monkeypatch.setenv("C360_HOME", str(tmp_path))
     monkeypatch.setenv("C360_ENV", "local")
     monkeypatch.delenv("C360_UNIFY_TRUTH", raising=False)

@@ -10,50 +10,34 @@ birth are different people and wait in gold/match_candidates.
 """
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow.compute as pc
 import pytest
+from seed_landing import GRAPH, write_seed_landing
 
 from assets.unified import SOURCE_LINK_KEY, TRUTH_ENV, merge_rate_check
 from customer360.definitions import build_definitions
-from customer360.generate import TRUTH_PAIRS_CSV, write_second_source
+from customer360.generate import TRUTH_PAIRS_CSV
 from customer360.generate.customers import SAMPLE_DATA
 from customer360.runner import materialize_assets, materialize_graph
-from customer360.synapse_link import SynapseLinkWriter
-from customer360.synapse_link.sample import (
-    CUSTOMER_TABLE,
-    crc33_customer_model,
-    customer_rows_from_csv,
-)
 from customer360.unify import unified_id
 from sensors.landing import register_landing_partitions, remember_landing_scan
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
-GRAPH = dg.AssetSelection.groups("bronze", "silver", "gold", "lakedb") - dg.AssetSelection.assets(
-    ["gold", "customer_churn_risk"]
-)
 IDENTITY = [
     SOURCE_LINK_KEY,
     dg.AssetKey(["gold", "customer_match_pairs"]),
     dg.AssetKey(["gold", "match_candidates"]),
 ]
-EXPORTED = dt.datetime(2024, 3, 1, 8, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
 def graph(spark, tmp_path_factory):
     home = tmp_path_factory.mktemp("c360")
-    landing = home / "landing"
-    writer = SynapseLinkWriter(landing / "dataverse")
-    rows = customer_rows_from_csv(SAMPLE_DATA / "customer.csv")
-    writer.write({CUSTOMER_TABLE: (crc33_customer_model(), rows)}, export_time=EXPORTED)
-    (landing / "finance").mkdir(parents=True)
-    shutil.copy(SAMPLE_DATA / "customer_spend.csv", landing / "finance")
-    write_second_source(landing)
+    write_seed_landing(home / "landing")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("C360_HOME", str(home))
         mp.setenv("C360_ENV", "local")

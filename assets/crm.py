@@ -7,6 +7,7 @@ the rows that fail validation in `silver/crm_<source>_quarantine`. gold/customer
 matches them with the Dataverse customers.
 """
 
+import hashlib
 from functools import partial
 
 import dagster as dg
@@ -14,6 +15,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.bronze import ingest_file_drops
+from assets.silver import (
+    ConsumerState,
+    RefreshConfig,
+    current_result,
+    full_refresh_reason,
+    read_state,
+    table_versions,
+    write_state,
+)
+from customer360.lakehouse import WriteResult
 from customer360.lakehouse.spark_arrow import arrow_schema_to_spark
 from customer360.partitions import crm_drops
 from customer360.transforms.crm import latest_per_key, split_valid, standardize_source
@@ -102,35 +113,73 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
         check_specs=[dg.AssetCheckSpec("keys_unique", asset=current, blocking=True)],
     )
     def _silver(
-        context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+        context: dg.AssetExecutionContext,
+        config: RefreshConfig,
+        spark: SparkResource,
+        lakehouse: LakehouseResource,
     ):
-        session = spark.spark_session
-        if lakehouse.exists("bronze", bronze_key(source).path[-1]):
-            bronze = lakehouse.read(session, "bronze", bronze_key(source).path[-1])
-        else:  # nothing dropped yet: empty tables, so the unified profile still builds
-            context.log.info(
-                f"no files of source {source!r} in landing/{mapping.landing_area}/ yet"
-            )
-            empty = csv_output_schema(mapping).append(pa.field("_drop_day", pa.string()))
-            bronze = session.createDataFrame([], arrow_schema_to_spark(empty))
-        rows = standardize_source(latest_per_key(bronze)).cache()
-        valid, failed = split_valid(rows)
-        result = lakehouse.write(valid, "silver", current.path[-1])
-        failed_result = lakehouse.write(failed, "silver", quarantine.path[-1])
-        rows.unpersist()
-        keys = lakehouse.lake.read_arrow("silver", current.path[-1], columns=["source_key"])
-        distinct = pc.count_distinct(keys["source_key"]).as_py()
-        yield dg.MaterializeResult(asset_key=current, metadata=write_metadata(result))
-        yield dg.MaterializeResult(asset_key=quarantine, metadata=write_metadata(failed_result))
+        lake, bronze_name = lakehouse.lake, bronze_key(source).path[-1]
+        outputs = [("silver", current.path[-1]), ("silver", quarantine.path[-1])]
+        inputs = {
+            # The mapping decides the columns and the standardisation: part of the input.
+            "mapping": hashlib.sha256(repr(mapping).encode()).hexdigest(),
+            f"bronze/{bronze_name}": [lake.table("bronze", bronze_name).metadata().id,
+                                      lake.table("bronze", bronze_name).version()]
+            if lake.exists("bronze", bronze_name) else None,
+        }  # fmt: skip
+        consumer = f"silver/{current.path[-1]}"
+        state = read_state(lake, consumer)
+        reason = full_refresh_reason(lake, state, inputs, outputs, config.full_refresh)
+        if reason is None and "rows" in state.facts:  # same bronze snapshot: same tables
+            refresh, facts = "unchanged", state.facts
+            result, failed_result = (current_result(lake, *t) for t in outputs)
+        else:
+            refresh = "full"
+            result, failed_result = _rebuild_source(context, spark.spark_session, lakehouse,
+                                                    mapping, outputs)  # fmt: skip
+            keys = lake.read_arrow(*outputs[0], columns=["source_key"])
+            facts = {"rows": keys.num_rows,
+                     "distinct_keys": pc.count_distinct(keys["source_key"]).as_py()}  # fmt: skip
+            write_state(
+                lake, ConsumerState(consumer, inputs=inputs,
+                                    outputs=table_versions(lake, outputs), facts=facts),
+            )  # fmt: skip
+        yield dg.MaterializeResult(
+            asset_key=current, metadata=write_metadata(result, refresh=refresh)
+        )
+        yield dg.MaterializeResult(
+            asset_key=quarantine, metadata=write_metadata(failed_result, refresh=refresh)
+        )
         yield dg.AssetCheckResult(
             check_name="keys_unique",
             asset_key=current,
-            passed=distinct == keys.num_rows,
+            passed=facts["distinct_keys"] == facts["rows"],
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"rows": keys.num_rows, "distinct_keys": distinct},
+            metadata={"rows": facts["rows"], "distinct_keys": facts["distinct_keys"]},
         )
 
     return _silver
+
+
+def _rebuild_source(
+    context, session, lakehouse: LakehouseResource, mapping: CsvSourceMapping, outputs
+) -> tuple[WriteResult, WriteResult]:
+    """The current valid and quarantined rows of one source, from all of its bronze rows."""
+    bronze_name = bronze_key(mapping.source).path[-1]
+    if lakehouse.exists("bronze", bronze_name):
+        bronze = lakehouse.read(session, "bronze", bronze_name)
+    else:  # nothing dropped yet: empty tables, so the unified profile still builds
+        context.log.info(
+            f"no files of source {mapping.source!r} in landing/{mapping.landing_area}/ yet"
+        )
+        empty = csv_output_schema(mapping).append(pa.field("_drop_day", pa.string()))
+        bronze = session.createDataFrame([], arrow_schema_to_spark(empty))
+    rows = standardize_source(latest_per_key(bronze)).cache()
+    valid, failed = split_valid(rows)
+    result = lakehouse.write(valid, *outputs[0])
+    failed_result = lakehouse.write(failed, *outputs[1])
+    rows.unpersist()
+    return result, failed_result
 
 
 crm_assets = [

@@ -23,6 +23,14 @@ def local_spark_config(cores: int | str = "*", driver_memory: str = "2g") -> dic
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
+        # Arrow tables handed to Spark (arrow_to_spark) become local relations, and this rule
+        # evaluates projections over them inside the optimizer: row by row, interpreted, on one
+        # thread, again for every query that plans them (seconds for the match keys of 100,000
+        # records). Without it they run as ordinary code-generated stages. Spark's own test
+        # harness excludes it for the same reason.
+        "spark.sql.optimizer.excludedRules": (
+            "org.apache.spark.sql.catalyst.optimizer.ConvertToLocalRelation"
+        ),
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
         # Local mode talks to itself only: keep the driver on loopback.
         "spark.driver.host": "127.0.0.1",

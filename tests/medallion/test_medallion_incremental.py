@@ -10,6 +10,7 @@ import pytest
 
 from assets.silver import (
     ConsumerState,
+    _validate_customers,
     apply_changes,
     full_refresh_reason,
     next_marker,
@@ -123,6 +124,38 @@ def test_apply_changes_upserts_and_deletes_in_one_commit(tmp_path):
     assert lake.table("silver", "t").version() == 3
     with pytest.raises(ValueError, match="1 key\\(s\\) repeat"):
         apply_changes(lake, "silver", "t", _customers(["b", "b"], ["1", "2"]), empty, ["Id"])
+
+
+def _silver_customers(ids: list[str], cids: list[int], emails: list[str]) -> pa.Table:
+    count = len(ids)
+    return pa.table(
+        {
+            "Id": ids,
+            "cid": pa.array(cids, pa.int64()),
+            "email": emails,
+            "gender": ["female"] * count,
+            "country_code": ["GB"] * count,
+            "postcode": ["01234"] * count,
+            "telephone_e164": ["+441234567890"] * count,
+        }
+    )
+
+
+def test_incremental_validation_checks_the_written_rows_and_keys_over_the_table(tmp_path):
+    lake = DeltaLake(str(tmp_path))
+    table = _silver_customers(["a", "b", "c"], [1, 2, 3], ["a@x.io", "b@x.io", "c@x.io"])
+    lake.write_arrow(table, "silver", "customer")
+    assert _validate_customers(lake, None) == (True, "", 3)  # the whole table
+    fine = _silver_customers(["c"], [3], ["c2@x.io"])
+    assert _validate_customers(lake, fine) == (True, "", 1)  # only what was written
+    bad_email = _silver_customers(["c"], [3], ["not an e-mail"])
+    passed, failures, validated = _validate_customers(lake, bad_email)
+    assert (passed, validated) == (False, 1) and "email" in failures
+    # A written row repeating the cid of a row it did not write: found over the whole table.
+    lake.write_arrow(_silver_customers(["d"], [2], ["d@x.io"]), "silver", "customer", mode="append")
+    passed, failures, _ = _validate_customers(lake, _silver_customers(["d"], [2], ["d@x.io"]))
+    assert not passed and "cid not unique: [{'value': 2, 'n': 2}]" in failures
+    assert "Id not unique" not in failures
 
 
 def test_without_keys_on_single_and_composite_keys():

@@ -87,6 +87,9 @@ def test_incremental_gold_equals_a_full_rebuild(spark, tmp_path, monkeypatch):
         assert link_meta["refresh"] == "incremental"
         assert link_meta["incremental"]["changed"] == 3
         assert profile_meta["refresh"] == "incremental"
+        # No new residents drop: the second source's silver tables are left as they were.
+        assert first["silver/crm_residents"]["refresh"] == "full"
+        assert second["silver/crm_residents"]["refresh"] == "unchanged"
         # 1218 + 1239 → one profile; cid 5's profile replaced by residents/2005 alone; cid 100.
         assert profile_meta["profiles"] == 2000 - 1
         assert link_meta["records"] == 2139

@@ -120,13 +120,14 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
     ):
         lake, bronze_name = lakehouse.lake, bronze_key(source).path[-1]
         outputs = [("silver", current.path[-1]), ("silver", quarantine.path[-1])]
+        bronze = lake.table("bronze", bronze_name) if lake.exists("bronze", bronze_name) else None
         inputs = {
             # The mapping decides the columns and the standardisation: part of the input.
             "mapping": hashlib.sha256(repr(mapping).encode()).hexdigest(),
-            f"bronze/{bronze_name}": [lake.table("bronze", bronze_name).metadata().id,
-                                      lake.table("bronze", bronze_name).version()]
-            if lake.exists("bronze", bronze_name) else None,
-        }  # fmt: skip
+            f"bronze/{bronze_name}": None
+            if bronze is None
+            else [bronze.metadata().id, bronze.version()],
+        }
         consumer = f"silver/{current.path[-1]}"
         state = read_state(lake, consumer)
         reason = full_refresh_reason(lake, state, inputs, outputs, config.full_refresh)

@@ -16,7 +16,6 @@ changing, or `full_refresh`, resolve everything again. docs/unify.md explains ru
 import hashlib
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -117,7 +116,9 @@ class SourceTable:
         return to_records(silver.withColumn("_modified", modified), self.source, self.key,
                           "_modified")  # fmt: skip
 
-    def fingerprint_columns(self, present: Sequence[str]) -> list[str]:
+    def record_columns(self, lake: DeltaLake) -> list[str]:
+        """The columns of the silver table a record (and its fingerprint) is made from."""
+        present = delta_schema_to_arrow(lake.table("silver", self.table).schema()).names
         wanted = (self.key, *RECORD_ATTRIBUTES, *self.modified, *self.extra)
         return [c for c in dict.fromkeys(wanted) if c in present]
 
@@ -146,9 +147,8 @@ def records_of(
     frames = []
     for table in source_tables(config):
         wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]
-        names = delta_schema_to_arrow(lake.table("silver", table.table).schema()).names
         rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks(),
-                         columns=table.fingerprint_columns(names))  # fmt: skip
+                         columns=table.record_columns(lake))  # fmt: skip
         frames.append(table.records(arrow_to_spark(session, rows)))
     return reduce(DataFrame.unionByName, frames)
 
@@ -157,9 +157,7 @@ def current_fingerprints(lake: DeltaLake, config: UnifyConfig) -> pa.Table:
     """incremental.fingerprints of every current record (Arrow and DuckDB, no Spark)."""
     parts = []
     for table in source_tables(config):
-        names = delta_schema_to_arrow(lake.table("silver", table.table).schema()).names
-        columns = table.fingerprint_columns(names)
-        rows = lake.read_arrow("silver", table.table, columns=columns)
+        rows = lake.read_arrow("silver", table.table, columns=table.record_columns(lake))
         parts.append(fingerprints(rows, table.source, table.key))
     return pa.concat_tables(parts)
 
@@ -287,6 +285,9 @@ def customer_identity(
             context.log.info(f"identity resolution: full ({reason})")
             facts = _resolve(context, session, lakehouse, unify_cfg, current)
         facts["versions"] = versions
+        # JSON keys (state and metadata): the same shape as a state read back.
+        sizes = facts["figures"]["profile_sizes"]
+        facts["figures"]["profile_sizes"] = {str(k): v for k, v in sizes.items()}
         facts["plot"] = str(
             plot_match_quality(facts["figures"], lakehouse.plot_path(f"unify-{context.run_id}"))
         )
@@ -417,7 +418,6 @@ def _resolve(
         lake.write_arrow(index, *INDEX_TABLE)
         figures = quality_figures(result.scored, result.pairs, result.clusters,
                                   result.match_candidates)  # fmt: skip
-        figures["profile_sizes"] = {str(k): v for k, v in figures["profile_sizes"].items()}
         clusters = result.clusters
         id_origin = (
             {  # profiles per id origin (carried from the previous run, or new)

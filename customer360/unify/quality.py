@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from customer360.lakehouse.spark_arrow import spark_to_arrow
 from customer360.unify.keys import node_id
 from customer360.unify.schema import PAIR_KEYS
 
@@ -136,30 +137,16 @@ def quality_figures(
 ) -> dict[str, Any]:
     """Counts a run reports: records (per source), profiles, merge rate (share of records folded
     into another record's profile), profile sizes, cross-source profiles, pairs compared / matched
-    / sent to review per rule, matched pairs per deciding rule, review candidates."""
-    sizes = clusters.groupBy("unified_customer_id").agg(
-        F.count("*").alias("size"), F.countDistinct("source").alias("sources")
-    )
-    histogram = {
-        r["size"]: r["profiles"]
-        for r in sizes.groupBy("size").agg(F.count("*").alias("profiles")).collect()
-    }
-    cross_source = sizes.filter(F.col("sources") > 1).count()
-    per_source = {r.source: r["count"] for r in clusters.groupBy("source").count().collect()}
-    records = sum(per_source.values())
-    profiles = sum(histogram.values())
-    attributed = {r.rule: r["count"] for r in pairs.groupBy("rule").count().collect()}
+    / sent to review per rule, matched pairs per deciding rule, review candidates.
+
+    The profile counts are table_figures over two collected columns (one definition for the
+    DataFrames of a run and the tables an incremental run leaves)."""
     return {
-        "records": records,
-        "records_per_source": dict(sorted(per_source.items())),
-        "profiles": profiles,
-        "multi_record_profiles": profiles - histogram.get(1, 0),
-        "cross_source_profiles": cross_source,
-        "merge_rate": _ratio(records - profiles, records),
-        "profile_sizes": dict(sorted(histogram.items())),
+        **table_figures(
+            spark_to_arrow(clusters.select("unified_customer_id", "source")),
+            spark_to_arrow(pairs.select("rule")),
+        ),
         **decision_figures(scored),
-        "matched_pairs": sum(attributed.values()),
-        "pairs_per_rule": attributed,
         "review_candidates": review.count(),
     }
 
@@ -179,15 +166,15 @@ def decision_figures(scored: DataFrame) -> dict[str, Any]:
 
 
 def table_figures(links: pa.Table, pairs: pa.Table) -> dict[str, Any]:
-    """The profile counts of quality_figures, from the written tables (Arrow, no Spark):
-    `links` (unified_customer_id, source), `pairs` (rule)."""
+    """The profile counts of a resolution (Arrow, no Spark): `links` (unified_customer_id,
+    source: the link table or the clusters), `pairs` (rule: the pair table)."""
     per_source = links.group_by("source").aggregate([([], "count_all")]).to_pylist()
     sizes = links.group_by("unified_customer_id").aggregate(
         [([], "count_all"), ("source", "count_distinct")]
     )
     sizes = pa.table({"size": sizes["count_all"], "sources": sizes["source_count_distinct"]})
     histogram = sizes.group_by("size").aggregate([([], "count_all")]).to_pylist()
-    profile_sizes = {str(r["size"]): r["count_all"] for r in histogram}
+    profile_sizes = {r["size"]: r["count_all"] for r in histogram}
     records, profiles = links.num_rows, sizes.num_rows
     attributed = pairs.group_by("rule").aggregate([([], "count_all")]).to_pylist()
     return {
@@ -196,10 +183,10 @@ def table_figures(links: pa.Table, pairs: pa.Table) -> dict[str, Any]:
             r["source"]: r["count_all"] for r in sorted(per_source, key=lambda r: r["source"])
         },
         "profiles": profiles,
-        "multi_record_profiles": profiles - int(profile_sizes.get("1", 0)),
+        "multi_record_profiles": profiles - profile_sizes.get(1, 0),
         "cross_source_profiles": int(pc.sum(pc.greater(sizes["sources"], 1)).as_py() or 0),
         "merge_rate": _ratio(records - profiles, records),
-        "profile_sizes": dict(sorted(profile_sizes.items(), key=lambda kv: int(kv[0]))),
+        "profile_sizes": dict(sorted(profile_sizes.items())),
         "matched_pairs": sum(r["count_all"] for r in attributed),
         "pairs_per_rule": {r["rule"]: r["count_all"] for r in attributed},
     }

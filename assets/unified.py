@@ -466,10 +466,7 @@ def _resolve_changes(
     changes = unify_changes(
         lambda keys: records_of(session, lake, config, keys), current, previous, config, changed
     )
-    try:
-        decisions = decision_figures(changes.scored)
-    finally:
-        changes.unpersist()
+    decisions = decision_figures(changes.scored)
     counts = changes.counts
     name = {key: key.path[-1] for key in IDENTITY_KEYS}
     apply_changes(lake, "gold", name[SOURCE_LINK_KEY], changes.link_upserts,

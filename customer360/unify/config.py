@@ -15,6 +15,7 @@ from customer360.unify.schema import RECORD_ATTRIBUTES, check_source_name
 
 DEFAULT_CONFIG = Path(__file__).with_name("match_rules.yaml")
 METHODS = ("exact", "levenshtein", "token_sort", "date", "jaro_winkler")
+DATE_FIELDS = ("dateofbirth",)  # the record attributes typed as dates (schema.RECORD_DDL)
 STRATEGIES = ("most_recent", "source_priority", "most_complete", "most_frequent")
 
 
@@ -135,6 +136,11 @@ def _rule(raw: dict[str, Any], max_block_size: int) -> MatchRule:
         problems.append("needs require_equal or compare")
     problems += [f"unknown method {c.method!r}" for c in compare if c.method not in METHODS]
     problems += [f"weight of {c.field} must be > 0" for c in compare if c.weight <= 0]
+    problems += [
+        f"method date compares dates: {c.field} is not one (use dateofbirth)"
+        for c in compare
+        if c.method == "date" and c.field not in DATE_FIELDS
+    ]
     if not 0 < rule.threshold <= 1:
         problems.append(f"threshold {rule.threshold} must be in (0, 1]")
     review = rule.review_threshold

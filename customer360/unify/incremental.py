@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.unify.schema import NODE_SEPARATOR
@@ -87,20 +88,29 @@ class DirtyScope:
     crossing_blocks: int  # blocks whose size crossed max_block_size (their members are dirty)
 
 
-def _unpivot(table_name: str, block_columns: Sequence[str], nodes: str | None = None) -> str:
+def _unpivot(
+    table_name: str,
+    block_columns: Sequence[str],
+    nodes: str | None = None,
+    blocks: str | None = None,
+) -> str:
     """SQL: (node, source, source_key, _block, _max) for every block id of `table_name`'s rows
-    (those in `nodes` only, when given). `_max` comes from the `limits` table."""
-    where = f"WHERE t.node IN (SELECT node FROM {nodes})" if nodes else ""
-    parts = [
-        f"SELECT t.node, t.source, t.source_key, t.{_sql_name(c)} AS _block, '{c}' AS _col "
-        f"FROM {table_name} t {where}"
-        for c in block_columns
-    ]
-    union = " UNION ALL ".join(parts)
-    return (
-        f"(SELECT u.node, u.source, u.source_key, u._block, l._max FROM ({union}) u "
-        f"JOIN limits l ON u._col = l._col WHERE u._block IS NOT NULL)"
-    )
+    (those in `nodes` only, and blocks in `blocks` only, when given: the filters run inside
+    each column's scan, never on the millions of unpivoted rows). `_max` comes from the
+    `limits` table."""
+    parts = []
+    for c in block_columns:
+        conditions = [f"t.{_sql_name(c)} IS NOT NULL"]
+        if nodes:
+            conditions.append(f"t.node IN (SELECT node FROM {nodes})")
+        if blocks:
+            conditions.append(f"t.{_sql_name(c)} IN (SELECT _block FROM {blocks})")
+        parts.append(
+            f"SELECT t.node, t.source, t.source_key, t.{_sql_name(c)} AS _block, "
+            f"(SELECT _max FROM limits WHERE _col = '{c}') AS _max "
+            f"FROM {table_name} t WHERE {' AND '.join(conditions)}"
+        )
+    return "(" + " UNION ALL ".join(parts) + ")"
 
 
 def dirty_scope(
@@ -120,10 +130,10 @@ def dirty_scope(
         f"""WITH touched AS (  -- blocks a changed record was in before or is in now
                 SELECT DISTINCT _block, _max FROM {_unpivot("prev", columns, "changed")}
                 UNION SELECT DISTINCT _block, _max FROM {_unpivot("cur", columns, "changed")}),
-            before AS (SELECT _block, count(*) AS n FROM {_unpivot("prev", columns)}
-                       WHERE _block IN (SELECT _block FROM touched) GROUP BY _block),
-            after AS (SELECT _block, count(*) AS n FROM {_unpivot("cur", columns)}
-                      WHERE _block IN (SELECT _block FROM touched) GROUP BY _block)
+            before AS (SELECT _block, count(*) AS n
+                       FROM {_unpivot("prev", columns, blocks="touched")} GROUP BY _block),
+            after AS (SELECT _block, count(*) AS n
+                      FROM {_unpivot("cur", columns, blocks="touched")} GROUP BY _block)
             SELECT t._block FROM touched t
             LEFT JOIN before b ON t._block = b._block LEFT JOIN after a ON t._block = a._block
             WHERE (coalesce(b.n, 0) <= t._max) <> (coalesce(a.n, 0) <= t._max)""",
@@ -133,8 +143,8 @@ def dirty_scope(
         limits=limits,
     )
     dirty = arrow_query(
-        f"""SELECT DISTINCT node, source, source_key FROM {_unpivot("cur", columns)}
-            WHERE _block IN (SELECT _block FROM crossing)
+        f"""SELECT DISTINCT node, source, source_key
+            FROM {_unpivot("cur", columns, blocks="crossing")}
             UNION SELECT node, source, source_key FROM cur
             WHERE node IN (SELECT node FROM changed WHERE NOT deleted)""",
         cur=current,
@@ -145,18 +155,17 @@ def dirty_scope(
     sizes = arrow_query(
         f"""WITH blocks AS (SELECT DISTINCT _block FROM {_unpivot("cur", columns, "dirty")})
             SELECT _block, count(*) AS _size, any_value(_max) AS _max
-            FROM {_unpivot("cur", columns)}
-            WHERE _block IN (SELECT _block FROM blocks) GROUP BY _block""",
+            FROM {_unpivot("cur", columns, blocks="blocks")} GROUP BY _block""",
         cur=current,
         dirty=dirty.select(["node"]),
         limits=limits,
     )
     partners = arrow_query(
-        f"""SELECT DISTINCT node, source, source_key FROM {_unpivot("cur", columns)}
-            WHERE _block IN (SELECT _block FROM sizes WHERE _size <= _max)
-              AND node NOT IN (SELECT node FROM dirty)""",
+        f"""SELECT DISTINCT node, source, source_key
+            FROM {_unpivot("cur", columns, blocks="within")}
+            WHERE node NOT IN (SELECT node FROM dirty)""",
         cur=current,
-        sizes=sizes,
+        within=sizes.filter(pc.less_equal(sizes["_size"], sizes["_max"])).select(["_block"]),
         dirty=dirty.select(["node"]),
         limits=limits,
     )
@@ -253,15 +262,16 @@ def oversized_from_index(
     """The largest blocks over max_block_size (column, block key, records), from the index."""
     if index.num_rows == 0:
         return []
-    limits = pa.table(
-        {"_col": list(max_block_sizes), "_max": [int(v) for v in max_block_sizes.values()]}
+    # One aggregation per block column (a block id belongs to one pass): no unpivot of the
+    # million-row index into millions of (record, block) rows.
+    per_column = " UNION ALL ".join(
+        f"SELECT {_sql_name(c)} AS _block, count(*) AS records FROM idx "
+        f"WHERE {_sql_name(c)} IS NOT NULL GROUP BY 1 HAVING count(*) > {int(m)}"
+        for c, m in max_block_sizes.items()
     )
     rows = arrow_query(
-        f"""SELECT _block, count(*) AS records, any_value(_max) AS _max
-            FROM {_unpivot("idx", list(max_block_sizes))} GROUP BY _block
-            HAVING count(*) > any_value(_max) ORDER BY records DESC, _block LIMIT {int(limit)}""",
-        idx=index,
-        limits=limits,
+        f"SELECT * FROM ({per_column}) ORDER BY records DESC, _block LIMIT {int(limit)}",
+        idx=index.select(list(max_block_sizes)),
     ).to_pylist()
     return [
         {"block": r["_block"].replace(NODE_SEPARATOR, "|"), "records": r["records"]} for r in rows

@@ -50,17 +50,26 @@ def _block_key(expressions: Sequence[str]) -> Column:
     return F.when(complete, F.concat_ws(NODE_SEPARATOR, *parts))
 
 
+def block_passes(rules: Sequence[MatchRule]) -> list[tuple[str, int, int, tuple[str, ...]]]:
+    """One entry per blocking pass of every rule: (block index column `b<rule>_<pass>`, rule
+    rank, pass number, key expressions)."""
+    return [
+        (f"b{rank}_{number}", rank, number, tuple(keys))
+        for rank, rule in enumerate(rules)
+        for number, keys in enumerate(rule.blocking)
+    ]
+
+
 def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Column, str]]:
-    """One entry per blocking pass of every rule: (column name `b<rule>_<pass>`, rule rank,
-    the block id expression, the key expression, the key expressions joined for display). A
-    block id is unique across passes (`<rule>␟<pass>␟<key>`); null when a key part is missing
-    (the record is not blocked by that pass)."""
+    """block_passes with their expressions: (column name, rule rank, the block id expression,
+    the key expression, the key expressions joined for display). A block id is unique across
+    passes (`<rule>␟<pass>␟<key>`); null when a key part is missing (the record is not blocked
+    by that pass)."""
     entries = []
-    for rank, rule in enumerate(rules):
-        for number, keys in enumerate(rule.blocking):
-            key = _block_key(keys)
-            block = F.concat(F.lit(f"{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}"), key)
-            entries.append((f"b{rank}_{number}", rank, block, key, ", ".join(keys)))
+    for name, rank, number, keys in block_passes(rules):
+        key = _block_key(keys)
+        block = F.concat(F.lit(f"{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}"), key)
+        entries.append((name, rank, block, key, ", ".join(keys)))
     return entries
 
 

@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
-from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
+from customer360.lakehouse.spark_arrow import spark_to_arrow
+from customer360.unify import recluster, rescore
 from customer360.unify.cluster import cluster
 from customer360.unify.config import UnifyConfig, load_config
 from customer360.unify.ids import carry_forward_ids, unified_id
@@ -28,9 +29,10 @@ from customer360.unify.incremental import (
 from customer360.unify.keys import match_keys
 from customer360.unify.match import (
     best_pairs,
-    block_columns,
     block_index,
+    block_passes,
     candidate_pairs,
+    carried_fields,
     oversized_blocks,
     score_pairs,
 )
@@ -100,7 +102,7 @@ def unify(
 def max_block_sizes(config: UnifyConfig) -> dict[str, int]:
     """Block index column → the max_block_size of its rule."""
     return {
-        name: config.rules[rank].max_block_size for name, rank, *_ in block_columns(config.rules)
+        name: config.rules[rank].max_block_size for name, rank, *_ in block_passes(config.rules)
     }
 
 
@@ -136,12 +138,9 @@ class ResolutionChanges:
     pair_remove: pa.Table
     candidate_upserts: pa.Table  # key: PAIR_KEYS
     candidate_remove: pa.Table
-    scored: DataFrame  # the re-scored pairs (each with a dirty end), persisted
+    scored: pa.Table  # the re-scored pairs (each with a dirty end): score_pairs columns
     counts: dict[str, int]  # changed, deleted, dirty, partners, closure, crossing_blocks
     seconds: dict[str, float]  # per phase
-
-    def unpersist(self) -> None:
-        self.scored.unpersist()
 
 
 def unify_changes(
@@ -171,41 +170,30 @@ def unify_changes(
     scope = dirty_scope(previous.index, index, changed, max_block_sizes(config))
     clock.lap("dirty scope")
 
-    session = keyed_changed.sparkSession
     around = pa.concat_tables([scope.dirty, scope.partners])
-    keyed = match_keys(load_records(around.select(["source", "source_key"]))).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )  # read by the blocking and by both attribute joins
-    candidates_ = candidate_pairs(
-        keyed,
-        rules,
-        block_sizes=arrow_to_spark(session, scope.block_sizes),
-        focus=arrow_to_spark(session, scope.dirty.select(["node"])),
+    keyed = spark_to_arrow(
+        match_keys(load_records(around.select(["source", "source_key"]))).select(
+            "node", "source", "source_key", *carried_fields(rules)
+        )
+    )  # one Spark job without a shuffle; pairing and scoring run on the driver (rescore)
+    compared = rescore.focused_candidates(
+        index, keyed, scope.block_sizes, scope.dirty.select(["node"]), rules
     )
-    scored = score_pairs(candidates_, rules).persist(StorageLevel.MEMORY_AND_DISK)
-    new_pairs = spark_to_arrow(best_pairs(scored))
-    keyed.unpersist()
+    scored = rescore.score(compared, rules)
+    new_pairs = rescore.best(scored)
     clock.lap("re-score")
     closure = resolution_closure(scope.dirty, deleted, new_pairs, previous.links, previous.pairs)
     clock.lap("closure")
 
-    edges = arrow_to_spark(session, closure.edges)
-    nodes = arrow_to_spark(session, closure.nodes)
-    clusters = cluster(edges, nodes, namespace, method="driver")
     in_closure = pc.is_in(previous.links["unified_customer_id"], closure.previous_ids)
-    closure_links = previous.links.filter(in_closure)
-    clusters = carry_forward_ids(
-        clusters,
-        arrow_to_spark(
-            session, closure_links.select(["unified_customer_id", "source", "source_key"])
-        ),
+    clustered = recluster.carry_forward(
+        recluster.clusters(closure.edges, closure.nodes, namespace),
+        previous.links.filter(in_closure),
         namespace,
-        arrow_to_spark(
-            session, _reserved_ids(closure.nodes, previous.links, in_closure, namespace)
-        ),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-    link_upserts = spark_to_arrow(link_table(clusters, edges))
-    pair_upserts = spark_to_arrow(pair_table(edges, clusters))
+        _reserved_ids(closure.nodes, previous.links, in_closure, namespace),
+    )
+    link_upserts = recluster.link_table(clustered, closure.edges)
+    pair_upserts = recluster.pair_table(closure.edges, clustered)
     clock.lap("cluster")
 
     # Review candidates: pairs with a dirty end were re-scored; the others keep their rows,
@@ -216,11 +204,11 @@ def unify_changes(
         .join(scope.partners.select(["source", "source_key"]), ["source", "source_key"],
               join_type="left semi")
     )  # fmt: skip
-    ends = clusters.select("source", "source_key", "unified_customer_id").unionByName(
-        arrow_to_spark(session, partners_outside)
-    )
-    new_candidates = spark_to_arrow(candidates(scored, ends))
-    clusters.unpersist()
+    ends = pa.concat_tables(
+        [link_upserts.select(partners_outside.column_names).cast(partners_outside.schema),
+         partners_outside]
+    )  # fmt: skip
+    new_candidates = rescore.review_candidates(scored, ends)
     rescored = pa.concat_tables([scope.dirty, deleted.select(scope.dirty.column_names)])
     candidate_upserts, candidate_remove = _candidate_changes(
         previous.candidates, rescored, link_upserts, new_candidates

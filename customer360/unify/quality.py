@@ -151,13 +151,20 @@ def quality_figures(
     }
 
 
-def decision_figures(scored: DataFrame) -> dict[str, Any]:
-    """pairs_compared, pairs_compared_per_rule and decisions_per_rule of score_pairs() rows."""
+def decision_figures(scored: DataFrame | pa.Table) -> dict[str, Any]:
+    """pairs_compared, pairs_compared_per_rule and decisions_per_rule of score_pairs() rows
+    (Spark, or Arrow from rescore.score)."""
+    if isinstance(scored, pa.Table):
+        counted = scored.group_by(["rule", "decision"]).aggregate([([], "count_all")])
+        rows = [(r["rule"], r["decision"], r["count_all"]) for r in counted.to_pylist()]
+    else:
+        counted = scored.groupBy("rule", "decision").count().collect()
+        rows = [(r.rule, r.decision, r["count"]) for r in counted]
     compared: dict[str, int] = {}
     decided: dict[str, dict[str, int]] = {}
-    for row in scored.groupBy("rule", "decision").count().collect():
-        compared[row.rule] = compared.get(row.rule, 0) + row["count"]
-        decided.setdefault(row.rule, {})[row.decision] = row["count"]
+    for rule, decision, count in rows:
+        compared[rule] = compared.get(rule, 0) + count
+        decided.setdefault(rule, {})[decision] = count
     return {
         "pairs_compared": sum(compared.values()),
         "pairs_compared_per_rule": compared,

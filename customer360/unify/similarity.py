@@ -8,10 +8,14 @@ round trip per batch, so the default rules use the native methods (docs/unify.md
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
@@ -40,23 +44,92 @@ def _udf(scorer_name: str):
     return score
 
 
-def python_similarity(method: str, left: str | None, right: str | None) -> float | None:
-    """The same scores computed in Python (tests, notebooks, explaining a score)."""
-    if left is None or right is None:
-        return None
-    if method == "jaro_winkler":
-        return float(_rapidfuzz_scores(method, pd.Series([left]), pd.Series([right])).iloc[0])
+def round_half_up(values: np.ndarray, places: int = 4) -> np.ndarray:
+    """Spark's `round` of doubles (HALF_UP on the shortest decimal form), vectorised. NumPy's
+    round is half-to-even on the binary value, so the few values that sit on a half (0.96875)
+    are rounded through Decimal, the way Spark's BigDecimal does."""
+    values = np.asarray(values, dtype=np.float64)
+    scaled = values * 10.0**places
+    rounded = np.round(values, places)
+    near_half = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6
+    step = Decimal(1).scaleb(-places)
+    for i in np.flatnonzero(near_half & np.isfinite(values)):
+        rounded[i] = float(Decimal(repr(float(values[i]))).quantize(step, ROUND_HALF_UP))
+    return rounded
+
+
+def _text(values: Sequence[object]) -> list[str]:
+    return ["" if v is None else str(v) for v in values]
+
+
+def _levenshtein_distances(left: list[str], right: list[str]) -> np.ndarray:
+    from rapidfuzz import process
     from rapidfuzz.distance import Levenshtein
 
-    if method == "token_sort":
-        left, right = " ".join(sorted(left.split(" "))), " ".join(sorted(right.split(" ")))
-        method = "levenshtein"
-    if method == "levenshtein":
-        longest = max(len(left), len(right))
-        return 1.0 if longest == 0 else round(1 - Levenshtein.distance(left, right) / longest, 4)
+    if not left:
+        return np.zeros(0, dtype=np.int64)
+    return process.cpdist(left, right, scorer=Levenshtein.distance, workers=1, dtype=np.int64)
+
+
+def _levenshtein_values(left: list[str], right: list[str]) -> np.ndarray:
+    """1 - distance / longest (in code points, like Spark's length and levenshtein)."""
+    distances = _levenshtein_distances(left, right)
+    longest = np.maximum([len(v) for v in left], [len(v) for v in right]).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = round_half_up(1 - distances / longest)
+    return np.where(longest == 0, 1.0, ratio)
+
+
+def _sorted_words(values: list[str]) -> list[str]:
+    # Spark's array_sort orders UTF-8 bytes, which is code point order: Python's str order.
+    return [" ".join(sorted(v.split(" "))) for v in values]
+
+
+def _date_values(left: Sequence[dt.date | None], right: Sequence[dt.date | None]) -> np.ndarray:
+    def digits(d: dt.date | None) -> str:
+        return "" if d is None else f"{d.year:04d}{d.month:02d}{d.day:02d}"
+
+    typo = 1 - _levenshtein_distances([digits(d) for d in left], [digits(d) for d in right]) / 8
+    typo = round_half_up(typo)
+    out = np.empty(len(left))
+    for i, (a, b) in enumerate(zip(left, right, strict=True)):
+        if a is None or b is None:
+            out[i] = np.nan
+        elif a == b:
+            out[i] = 1.0
+        elif a.year == b.year and a.month == b.day and a.day == b.month:
+            out[i] = 0.9
+        else:
+            out[i] = typo[i]
+    return out
+
+
+def similarity_values(method: str, left: pa.Array, right: pa.Array) -> np.ndarray:
+    """`similarity` computed on the driver for two aligned Arrow arrays: float64, NaN where
+    either side is null. The same numbers as the Spark expression (tests/unify check both on
+    the same pairs); incremental runs score their few pairs with it instead of a Spark job."""
+    lefts, rights = left.to_pylist(), right.to_pylist()
+    if method == "date":
+        return _date_values(lefts, rights)
     if method == "exact":
-        return 1.0 if left == right else 0.0
-    raise ValueError(f"no Python version of method {method!r}")
+        values = np.array([float(a == b) for a, b in zip(lefts, rights, strict=True)])
+    elif method == "levenshtein":
+        values = _levenshtein_values(_text(lefts), _text(rights))
+    elif method == "token_sort":
+        values = _levenshtein_values(_sorted_words(_text(lefts)), _sorted_words(_text(rights)))
+    elif method == "jaro_winkler":
+        values = _rapidfuzz_scores(method, pd.Series(_text(lefts)), pd.Series(_text(rights)))
+        values = values.to_numpy(dtype=np.float64)
+    else:
+        raise ValueError(f"unknown similarity method {method!r}")
+    missing = np.array([a is None or b is None for a, b in zip(lefts, rights, strict=True)])
+    return np.where(missing, np.nan, values) if len(lefts) else np.zeros(0)
+
+
+def python_similarity(method: str, left: object, right: object) -> float | None:
+    """One pair's similarity in Python (tests, notebooks, explaining a score)."""
+    value = similarity_values(method, pa.array([left]), pa.array([right]))[0]
+    return None if np.isnan(value) else float(value)
 
 
 def _levenshtein(left: Column, right: Column) -> Column:

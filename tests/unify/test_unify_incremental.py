@@ -126,7 +126,6 @@ def test_incremental_resolution_equals_a_full_run(spark):
         index_1, tables_1["links"], tables_1["pairs"], tables_1["candidates"]
     )
     changes = unify_changes(load, _fingerprints(second), previous, config)
-    changes.unpersist()
     assert changes.counts["changed"] == 7  # 3 deletes, 3 updates, 1 insert
     assert changes.counts["deleted"] == 3
     # The trio's e-mail block (now two) and dataverse/20's (now three, with its new twin).

@@ -1,0 +1,176 @@
+"""The pairs of an incremental run, paired, scored and chosen on the driver (DuckDB and
+rapidfuzz over Arrow): the rows match.candidate_pairs (with `focus`), match.score_pairs,
+match.best_pairs and review.candidates give, for the few thousand pairs a new export folder
+disturbs, without a Spark job of a dozen stages.
+
+Spark stays the definition and runs every full resolution. What Spark already computed is
+reused rather than re-implemented: block ids come from the block index (match.block_index, so
+blocking entries stay Spark SQL expressions) and the compared fields from match_keys. Only the
+pairing, the similarity arithmetic (similarity.similarity_values) and the choice of the best
+rule run here; tests/unify/test_rescore.py and tests/unify/test_unify_incremental.py check that
+both ways give the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.unify.config import MatchRule
+from customer360.unify.match import block_passes, carried_fields
+from customer360.unify.schema import PAIR_KEYS
+from customer360.unify.similarity import round_half_up, similarity_values
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_PAIR_KEYS_SQL = ", ".join(PAIR_KEYS)
+
+
+def focused_candidates(
+    index: pa.Table,
+    keyed: pa.Table,
+    block_sizes: pa.Table,
+    focus: pa.Table,
+    rules: Sequence[MatchRule],
+) -> pa.Table:
+    """match.candidate_pairs(keyed, rules, block_sizes=, focus=) from Arrow tables.
+
+    `index`: block index rows (node and the block columns) of at least `keyed`'s records;
+    `keyed`: node, source, source_key and carried_fields(rules) of the records to pair (the
+    focus records and their block partners); `block_sizes`: _block, _size over all records;
+    `focus`: node. A pair needs a shared block within its rule's max_block_size and an end in
+    `focus`."""
+    fields = carried_fields(rules)
+    passes = " UNION ALL ".join(
+        f"SELECT i.node, CAST({rank} AS INTEGER) AS rule_rank, {int(rules[rank].max_block_size)}"
+        f" AS _max, i.{_q(name)} AS _block FROM idx i "
+        f"WHERE i.{_q(name)} IS NOT NULL AND i.node IN (SELECT node FROM keyed)"
+        for name, rank, _, _ in block_passes(rules)
+    )
+    attributes = ", ".join(
+        [f"a.{_q(f)} AS {_q('l_' + f)}" for f in fields]
+        + [f"b.{_q(f)} AS {_q('r_' + f)}" for f in fields]
+    )
+    names = pa.table(
+        {
+            "rule_rank": pa.array(range(len(rules)), pa.int32()),
+            "rule": [rule.name for rule in rules],
+        }
+    )
+    return arrow_query(
+        f"""WITH blocked AS (
+                SELECT u.node, u.rule_rank, u._block FROM ({passes}) u
+                JOIN sizes s ON u._block = s._block WHERE s._size <= u._max),
+            pairs AS (
+                SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
+                FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
+                WHERE l.node IN (SELECT node FROM focus) OR r.node IN (SELECT node FROM focus))
+            SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
+                   a.source AS left_source, a.source_key AS left_key,
+                   b.source AS right_source, b.source_key AS right_key, {attributes}
+            FROM pairs p JOIN names n ON n.rule_rank = p.rule_rank
+            JOIN keyed a ON a.node = p.left_node JOIN keyed b ON b.node = p.right_node""",
+        idx=index,
+        keyed=keyed,
+        sizes=block_sizes.select(["_block", "_size"]),
+        focus=focus.select(["node"]),
+        names=names,
+    )
+
+
+def _rule_scores(rows: pa.Table, rule: MatchRule) -> np.ndarray:
+    """match._rule_score for one rule's rows: float64, NaN for null."""
+    required = np.ones(rows.num_rows, dtype=bool)
+    for name in rule.require_equal:
+        equal = pc.fill_null(pc.equal(rows[f"l_{name}"], rows[f"r_{name}"]), False)
+        required &= equal.to_numpy(zero_copy_only=False)
+    if not rule.compare:
+        return np.where(required, 1.0, np.nan)
+    weighted = total = None
+    for comparison in rule.compare:  # summed in rule order, as Spark adds the columns
+        value = similarity_values(comparison.method, rows[f"l_{comparison.field}"],
+                                  rows[f"r_{comparison.field}"])  # fmt: skip
+        present = ~np.isnan(value)
+        part = np.where(present, value * comparison.weight, 0.0)
+        weight = np.where(present, float(comparison.weight), 0.0)
+        weighted = part if weighted is None else weighted + part
+        total = weight if total is None else total + weight
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(total > 0, round_half_up(weighted / total), np.nan)
+    return np.where(required, score, np.nan)
+
+
+def score(candidates: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+    """match.score_pairs on Arrow: candidates + score, threshold, review_threshold, decision."""
+    ranks = candidates["rule_rank"].to_numpy()
+    scores = np.full(candidates.num_rows, np.nan)
+    thresholds = np.full(candidates.num_rows, np.nan)
+    reviews = np.full(candidates.num_rows, np.nan)
+    for rank, rule in enumerate(rules):
+        rows = np.flatnonzero(ranks == rank)
+        if len(rows) == 0:
+            continue
+        scores[rows] = _rule_scores(candidates.take(rows), rule)
+        thresholds[rows] = rule.threshold
+        if rule.review_threshold is not None:
+            reviews[rows] = rule.review_threshold
+    with np.errstate(invalid="ignore"):
+        decision = np.where(
+            scores >= thresholds, "match", np.where(scores >= reviews, "review", "no_match")
+        )
+
+    def doubles(values: np.ndarray) -> pa.Array:
+        return pa.array(values, pa.float64(), mask=np.isnan(values))
+
+    return (
+        candidates.append_column("score", doubles(scores))
+        .append_column("threshold", doubles(thresholds))
+        .append_column("review_threshold", doubles(reviews))
+        .append_column("decision", pa.array(decision.astype(object), pa.string()))
+    )
+
+
+def best(scored: pa.Table) -> pa.Table:
+    """match.best_pairs on Arrow: one row per matched pair with its deciding rule (highest
+    score, then the earliest rule), score and matched_rules in rule order."""
+    return arrow_query(
+        f"""SELECT {_PAIR_KEYS_SQL},
+                   first(rule ORDER BY score DESC, rule_rank) AS rule,
+                   first(score ORDER BY score DESC, rule_rank) AS score,
+                   list(rule ORDER BY rule_rank) AS matched_rules
+            FROM scored WHERE decision = 'match' GROUP BY {_PAIR_KEYS_SQL}""",
+        scored=scored.select([*PAIR_KEYS, "rule", "rule_rank", "score", "decision"]),
+    )
+
+
+def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
+    """review.candidates on Arrow: `ends` (source, source_key, unified_customer_id) gives each
+    end's profile; pairs within one profile are dropped."""
+    compared = [c[2:] for c in scored.column_names if c.startswith("l_")]
+    fields = ", ".join("v." + _q(side + f) for f in compared for side in ("l_", "r_"))
+    same_pair = " AND ".join(f"m.{k} = s.{k}" for k in PAIR_KEYS)
+    return arrow_query(
+        f"""WITH matched AS (SELECT DISTINCT {_PAIR_KEYS_SQL} FROM scored
+                             WHERE decision = 'match'),
+            review AS (
+                SELECT s.*, row_number() OVER (PARTITION BY {_PAIR_KEYS_SQL}
+                                               ORDER BY s.score DESC, s.rule_rank) AS _n
+                FROM scored s ANTI JOIN matched m ON {same_pair}
+                WHERE s.decision = 'review')
+            SELECT {", ".join("v." + k for k in PAIR_KEYS)}, v.rule, v.score, v.threshold,
+                   v.review_threshold, l.unified_customer_id AS left_unified_customer_id,
+                   r.unified_customer_id AS right_unified_customer_id, {fields}
+            FROM review v
+            JOIN ends l ON l.source = v.left_source AND l.source_key = v.left_key
+            JOIN ends r ON r.source = v.right_source AND r.source_key = v.right_key
+            WHERE v._n = 1 AND l.unified_customer_id <> r.unified_customer_id""",
+        scored=scored,
+        ends=ends.select(["source", "source_key", "unified_customer_id"]),
+    )

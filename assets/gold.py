@@ -44,11 +44,12 @@ from assets.unified import (
     INDEX_TABLE,
     SOURCE_LINK_KEY,
     file_digest,
-    records_of,
+    record_rows,
     source_records,
 )
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.lakehouse.store import count_rows
+from customer360.transforms import profile_parts
 from customer360.transforms.profile import (
     DEFAULT_RULES,
     UNIFIED_ID,
@@ -58,6 +59,7 @@ from customer360.transforms.profile import (
     churn_per_profile,
     dataverse_facts,
     finance_measures,
+    profile_columns,
     segment_memberships,
 )
 from customer360.transforms.profile_changes import duplicate_email_flags, profile_changes
@@ -315,6 +317,27 @@ def _rebuild_profiles(
     return profiles.rows_written, segments.rows_written
 
 
+def _derive_profiles(session, lake, links: pa.Table, rules, as_of) -> pa.Table:
+    """The profiles of `links` (unified_customer_id, source, source_key), derived like
+    _profile_frames: their inputs joined on the driver (profile_parts, remerge), the derived
+    columns and segment rules in Spark (profile_columns)."""
+    config = unify_config()
+    cids = links.filter(pc.equal(links["source"], DATAVERSE_SOURCE))["source_key"]
+    cids = cids.combine_chunks()
+    churn_risk = None
+    if lake.exists("gold", CHURN_RISK_KEY.path[-1]):
+        churn_risk = read_rows(lake, "gold", CHURN_RISK_KEY.path[-1], "cid", cids)
+    inputs = profile_parts.profile_inputs(
+        record_rows(lake, config, links.select(["source", "source_key"])),
+        links,
+        read_rows(lake, "silver", "customer", "cid", cids, columns=["cid", "Id", "createdon"]),
+        read_rows(lake, "silver", "customer_finance", "cid", cids,
+                  columns=["cid", "month", "spend", "income"]),
+        churn_risk, config.survivorship, DATAVERSE_SOURCE, as_of,
+    )  # fmt: skip
+    return spark_to_arrow(profile_columns(arrow_to_spark(session, inputs), rules))
+
+
 def _update_profiles(
     context,
     session,
@@ -336,24 +359,7 @@ def _update_profiles(
     )  # fmt: skip
     links = links.filter(pc.is_in(links[UNIFIED_ID], replaced))
     rederived = pc.count_distinct(links[UNIFIED_ID]).as_py()
-    config = unify_config()
-    records = records_of(session, lake, config, links.select(["source", "source_key"]))
-    cids = links.filter(pc.equal(links["source"], DATAVERSE_SOURCE))["source_key"]
-    cids = cids.combine_chunks()
-    churn_risk = None
-    if lake.exists("gold", CHURN_RISK_KEY.path[-1]):
-        churn_risk = arrow_to_spark(
-            session, read_rows(lake, "gold", CHURN_RISK_KEY.path[-1], "cid", cids)
-        )
-    profile = _profile_frames(
-        arrow_to_spark(session, links), records,
-        arrow_to_spark(session, read_rows(lake, "silver", "customer", "cid", cids,
-                                          columns=["cid", "Id", "createdon"])),
-        arrow_to_spark(session, read_rows(lake, "silver", "customer_finance", "cid", cids,
-                                          columns=["cid", "month", "spend", "income"])),
-        churn_risk, rules, as_of,
-    )  # fmt: skip
-    rows = spark_to_arrow(profile)
+    rows = _derive_profiles(session, lake, links, rules, as_of)
     derived = time.perf_counter()
     current = lake.read_arrow(
         *PROFILE_TABLES[0], columns=[UNIFIED_ID, "email", "dq_duplicate_email"]

@@ -69,6 +69,7 @@ from customer360.unify.pipeline import (
 )
 from customer360.unify.plots import plot_match_quality
 from customer360.unify.quality import decision_figures, table_figures
+from customer360.unify.remerge import records_table
 from customer360.unify.schema import PAIR_KEYS
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
@@ -140,17 +141,23 @@ def source_records(session: SparkSession, lakehouse: LakehouseResource, config: 
     return reduce(DataFrame.unionByName, frames)
 
 
-def records_of(
-    session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
-) -> DataFrame:
-    """The records of the (source, source_key) rows of `keys`, read without a full Spark scan."""
-    frames = []
+def record_rows(lake: DeltaLake, config: UnifyConfig, keys: pa.Table) -> pa.Table:
+    """The records (schema.RECORD_COLUMNS, Arrow) of the (source, source_key) rows of `keys`,
+    read without a full scan and built on the driver (remerge.records_table)."""
+    parts = []
     for table in source_tables(config):
         wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]
         rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks(),
                          columns=table.record_columns(lake))  # fmt: skip
-        frames.append(table.records(arrow_to_spark(session, rows)))
-    return reduce(DataFrame.unionByName, frames)
+        parts.append(records_table(rows, table.source, table.key, table.modified))
+    return pa.concat_tables(parts)
+
+
+def records_of(
+    session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
+) -> DataFrame:
+    """record_rows as a Spark DataFrame."""
+    return arrow_to_spark(session, record_rows(lake, config, keys))
 
 
 def current_fingerprints(lake: DeltaLake, config: UnifyConfig) -> pa.Table:

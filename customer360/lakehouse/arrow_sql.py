@@ -13,6 +13,8 @@ def arrow_query(sql: str, params: Sequence[object] = (), **tables: pa.Table) -> 
     """Run `sql` (with `?` parameters) with each keyword's Arrow table visible under its name."""
     con = duckdb.connect()
     try:
+        # Timestamps come back labelled UTC (the lake's rule), whatever the machine's zone.
+        con.execute("SET TimeZone = 'UTC'")
         for name, table in tables.items():
             con.register(name, table)
         return con.sql(sql, params=list(params) or None).to_arrow_table()

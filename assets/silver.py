@@ -39,6 +39,7 @@ from customer360.transforms.customer import (
     EMAIL_PATTERN,
     split_valid,
     standardize_customers,
+    validation_failures,
 )
 from customer360.transforms.dataverse import (
     MERGED_AT,
@@ -326,17 +327,19 @@ def customer_history(
 ) -> dg.MaterializeResult:
     session = spark.spark_session
     lake = lakehouse.lake
+    partitions = {PARTITION_COLUMN: context.partition_keys}
     changes = _clean_versions(
-        lakehouse.read(
-            session, "bronze", CUSTOMER_TABLE, partitions={PARTITION_COLUMN: context.partition_keys}
-        )
+        lakehouse.read(session, "bronze", CUSTOMER_TABLE, partitions=partitions)
     )
-    previous = cached = None
+    previous = None
     if lakehouse.exists("silver", "customer_history"):
         version = lake.table("silver", "customer_history").version()
         previous = _latest_marker_in_table(lake, version)
-        cached = changes = changes.cache()
-        touched = spark_to_arrow(changes.select("Id").distinct())["Id"].combine_chunks()
+        # The partitions' Ids straight from bronze (cleaning keeps every row and its Id): no
+        # Spark job before the one that writes.
+        bronze_ids = lake.read_arrow("bronze", CUSTOMER_TABLE, partitions=partitions,
+                                     columns=["Id"])["Id"]  # fmt: skip
+        touched = pc.unique(bronze_ids.combine_chunks())
         # Only the touched customers' history, filtered while scanning (not the whole table).
         before = arrow_to_spark(
             session, read_rows(lake, "silver", "customer_history", "Id", touched, version=version)
@@ -351,8 +354,6 @@ def customer_history(
     result = lakehouse.write(
         chains, "silver", "customer_history", mode="merge", merge_keys=["history_key"]
     )
-    if cached is not None:
-        cached.unpersist()
     return dg.MaterializeResult(
         metadata=write_metadata(
             result, versions_merged=result.rows_written, merged_at=marker.isoformat()
@@ -559,10 +560,12 @@ def _apply_current_changes(
         lake, "silver", "customer_history", "Id", ids, version=version,
         only_if="is_current",
     )  # fmt: skip
-    current = current_state(arrow_to_spark(session, rows)).cache()
-    valid, quarantined = split_valid(current)
-    valid_rows, quarantined_rows = spark_to_arrow(valid), spark_to_arrow(quarantined)
-    current.unpersist()
+    # split_valid's split, done on the collected rows: one Spark job instead of two.
+    current = current_state(arrow_to_spark(session, rows))
+    checked = spark_to_arrow(current.withColumn("failed_rules", validation_failures(current)))
+    failing = pc.greater(pc.list_value_length(checked["failed_rules"]), 0)
+    valid_rows = checked.filter(pc.invert(failing)).drop_columns(["failed_rules"])
+    quarantined_rows = checked.filter(failing)
     everyone = pa.table({"Id": ids})
     valid_result, removed = apply_changes(lake, "silver", "customer", valid_rows, everyone, ["Id"])
     quarantine_result, removed_q = apply_changes(

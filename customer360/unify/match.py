@@ -73,14 +73,18 @@ def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Co
     return entries
 
 
-def block_index(records: DataFrame, rules: Sequence[MatchRule]) -> DataFrame:
+def block_index(
+    records: DataFrame, rules: Sequence[MatchRule], carry: Sequence[str] = ()
+) -> DataFrame:
     """node, source, source_key and one block id column per blocking pass (block_columns):
-    what incremental resolution keeps to find a changed record's block partners."""
+    what incremental resolution keeps to find a changed record's block partners. `carry`:
+    columns of the keyed records to keep as well (after the block ids)."""
     keyed = _keyed(records)
     _check_fields(keyed, rules)
     return keyed.select(
         "node", "source", "source_key",
         *[block.alias(name) for name, _, block, _, _ in block_columns(rules)],
+        *carry,
     )  # fmt: skip
 
 

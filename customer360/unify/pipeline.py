@@ -163,19 +163,25 @@ def unify_changes(
         changed = changed_records(previous.index, current)
     live = changed.filter(pc.invert(changed["deleted"]))
     deleted = changed.filter(changed["deleted"])
-    keyed_changed = match_keys(load_records(live.select(["source", "source_key"])))
-    fresh = join_fingerprints(spark_to_arrow(block_index(keyed_changed, rules)), current)
+    # The changed records' block ids and compared fields in one Spark job without a shuffle;
+    # a second one keys their block partners. Pairing and scoring run on the driver (rescore).
+    fields = ["node", "source", "source_key", *carried_fields(rules)]
+    changed_rows = spark_to_arrow(
+        block_index(load_records(live.select(["source", "source_key"])), rules, fields[3:])
+    )
+    fresh = join_fingerprints(changed_rows.drop_columns(fields[3:]), current)
     index = updated_index(previous.index, changed, fresh)
     clock.lap("changed records")
     scope = dirty_scope(previous.index, index, changed, max_block_sizes(config))
     clock.lap("dirty scope")
 
     around = pa.concat_tables([scope.dirty, scope.partners])
-    keyed = spark_to_arrow(
-        match_keys(load_records(around.select(["source", "source_key"]))).select(
-            "node", "source", "source_key", *carried_fields(rules)
-        )
-    )  # one Spark job without a shuffle; pairing and scoring run on the driver (rescore)
+    others = around.filter(pc.invert(pc.is_in(around["node"], changed_rows["node"])))
+    keyed_others = match_keys(load_records(others.select(["source", "source_key"])))
+    keyed = pa.concat_tables(
+        [changed_rows.select(fields), spark_to_arrow(keyed_others.select(*fields))],
+        promote_options="permissive",
+    )
     compared = rescore.focused_candidates(
         index, keyed, scope.block_sizes, scope.dirty.select(["node"]), rules
     )

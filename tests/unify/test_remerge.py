@@ -101,4 +101,3 @@ def test_records_table_equals_to_records(spark):
     got = remerge.records_table(rows, "dataverse", "cid", ("modifiedon", "SinkModifiedOn"))
     assert _rows(got) == _rows(expected)
     assert got.column_names == expected.column_names
-

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 
 from assets.bronze import PARTITION_COLUMN
 from customer360.lakehouse import DeltaLake, WritePath, WriteResult, count_rows
-from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.lakehouse.arrow_sql import arrow_query, sql_name
 from customer360.lakehouse.delta_scan import rows_with_keys
 from customer360.lakehouse.schema import (
     check_compatible,
@@ -525,8 +525,8 @@ def _validate_customers(lake: DeltaLake, upserted: pa.Table | None) -> tuple[boo
         keys = lake.read_arrow("silver", "customer", columns=["Id", "cid"])
         repeated = {
             name: arrow_query(
-                f'SELECT "{name}" AS value, count(*) AS n FROM keys GROUP BY 1 HAVING n > 1 '
-                "ORDER BY 1 LIMIT 20",
+                f"SELECT {sql_name(name)} AS value, count(*) AS n FROM keys "
+                "GROUP BY 1 HAVING n > 1 ORDER BY 1 LIMIT 20",
                 keys=keys,
             ).to_pylist()
             for name in ("Id", "cid")

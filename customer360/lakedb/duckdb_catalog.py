@@ -18,6 +18,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from customer360.lakehouse.arrow_sql import sql_name, sql_text
+
 
 @dataclass(frozen=True)
 class TableRegistration:
@@ -25,14 +27,6 @@ class TableRegistration:
     uri: str
     description: str = ""
     column_comments: Mapping[str, str] = field(default_factory=dict)
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 _DUCKDB_TYPES = {
@@ -62,26 +56,24 @@ def _view_sql(schema_name: str, reg: TableRegistration, storage_options) -> str:
     for a in actions:
         key = tuple(a.get(f"partition.{c}") for c in partition_by)
         groups.setdefault(key, []).append(f"{base}/{unquote(a['path'])}")
-    target = f"{_quote_ident(schema_name)}.{_quote_ident(reg.name)}"
+    target = f"{sql_name(schema_name)}.{sql_name(reg.name)}"
     if not groups:  # an empty table still has its columns
         select = ", ".join(
-            f"CAST(NULL AS {_duckdb_type(f.type)}) AS {_quote_ident(f.name)}" for f in arrow_schema
+            f"CAST(NULL AS {_duckdb_type(f.type)}) AS {sql_name(f.name)}" for f in arrow_schema
         )
         return f"CREATE OR REPLACE VIEW {target} AS SELECT {select} WHERE false"
     parts = []
     for key, files in groups.items():
-        file_list = "[" + ", ".join(_quote_text(f) for f in files) + "]"
+        file_list = "[" + ", ".join(sql_text(f) for f in files) + "]"
         values = dict(zip(partition_by, key, strict=True))
         select = []
         for f in arrow_schema:
             if f.name in values:
                 v = values[f.name]
-                literal = "NULL" if v is None else _quote_text(str(v))
-                select.append(
-                    f"CAST({literal} AS {_duckdb_type(f.type)}) AS {_quote_ident(f.name)}"
-                )
+                literal = "NULL" if v is None else sql_text(str(v))
+                select.append(f"CAST({literal} AS {_duckdb_type(f.type)}) AS {sql_name(f.name)}")
             else:
-                select.append(_quote_ident(f.name))
+                select.append(sql_name(f.name))
         parts.append(
             f"SELECT {', '.join(select)} FROM read_parquet({file_list}, union_by_name = true)"
         )
@@ -100,18 +92,16 @@ def register_tables(
     counts: dict[str, int] = {}
     with duckdb.connect(str(db_path)) as con:
         con.execute("BEGIN TRANSACTION")
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(schema_name)}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {sql_name(schema_name)}")
         for reg in tables:
             con.execute(_view_sql(schema_name, reg, dict(storage_options or {}) or None))
-            target = f"{_quote_ident(schema_name)}.{_quote_ident(reg.name)}"
+            target = f"{sql_name(schema_name)}.{sql_name(reg.name)}"
             if reg.description:
-                con.execute(f"COMMENT ON VIEW {target} IS {_quote_text(reg.description)}")
+                con.execute(f"COMMENT ON VIEW {target} IS {sql_text(reg.description)}")
             for column, comment in reg.column_comments.items():
-                con.execute(
-                    f"COMMENT ON COLUMN {target}.{_quote_ident(column)} IS {_quote_text(comment)}"
-                )
+                con.execute(f"COMMENT ON COLUMN {target}.{sql_name(column)} IS {sql_text(comment)}")
         con.execute("COMMIT")
         for reg in tables:
-            target = f"{_quote_ident(schema_name)}.{_quote_ident(reg.name)}"
+            target = f"{sql_name(schema_name)}.{sql_name(reg.name)}"
             counts[reg.name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
     return counts

@@ -20,3 +20,13 @@ def arrow_query(sql: str, params: Sequence[object] = (), **tables: pa.Table) -> 
         return con.sql(sql, params=list(params) or None).to_arrow_table()
     finally:
         con.close()
+
+
+def sql_name(name: str) -> str:
+    """`name` as a quoted SQL identifier: any column or table name, safely."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_text(text: str) -> str:
+    """`text` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

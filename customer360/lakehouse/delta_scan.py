@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.lakehouse.arrow_sql import arrow_query, sql_name
 from customer360.lakehouse.schema import normalize_arrow_table
 
 # Reader features that do not change what the Parquet files hold (timestampNtz only allows a
@@ -60,11 +60,11 @@ def rows_with_keys(
     dataset = table.to_pyarrow_dataset()
     wanted = list(columns) if columns else dataset.schema.names
     keys = pa.table({"_key": values.cast(dataset.schema.field(key).type)})
-    condition = f" AND {_quoted(only_if)}" if only_if else ""
+    condition = f" AND {sql_name(only_if)}" if only_if else ""
     files = plain_parquet_files(table)
     if files is None:
         rows = arrow_query(
-            f"SELECT {_select(wanted)} FROM ds WHERE {_quoted(key)} IN (SELECT _key FROM keys)"
+            f"SELECT {_select(wanted)} FROM ds WHERE {sql_name(key)} IN (SELECT _key FROM keys)"
             f"{condition}",
             ds=dataset,
             keys=keys,
@@ -77,7 +77,7 @@ def rows_with_keys(
         stored = [c for c in wanted if c in present]
         rows = arrow_query(
             f"SELECT {_select(stored)} FROM {scan} "
-            f"WHERE {_quoted(key)} IN (SELECT _key FROM keys){condition}",
+            f"WHERE {sql_name(key)} IN (SELECT _key FROM keys){condition}",
             [files],
             keys=keys,
         )
@@ -89,8 +89,4 @@ def rows_with_keys(
 
 
 def _select(names: Sequence[str]) -> str:
-    return ", ".join(_quoted(c) for c in names)
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return ", ".join(sql_name(c) for c in names)

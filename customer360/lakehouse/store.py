@@ -29,6 +29,7 @@ from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, Transaction
 
 from customer360.lakehouse import files
+from customer360.lakehouse.arrow_sql import sql_text
 from customer360.lakehouse.schema import (
     SchemaMismatchError,
     check_compatible,
@@ -598,7 +599,7 @@ def _sql_literal(value: Any, type_: pa.DataType) -> str:
     if pa.types.is_boolean(type_):
         return "true" if value else "false"
     text = value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
-    return "'" + text.replace("'", "''") + "'"
+    return sql_text(text)
 
 
 def _partition_predicate(present: list[dict], schema: pa.Schema) -> str:

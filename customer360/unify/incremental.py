@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.lakehouse.arrow_sql import arrow_query, sql_name
 from customer360.unify.schema import NODE_SEPARATOR
 
 #: Columns of the block index besides the block ids.
@@ -35,16 +35,12 @@ INDEX_KEY_COLUMNS = ("node", "source", "source_key", "rec_hash")
 FINGERPRINT_VERSION = f"duckdb-{duckdb.__version__}-hash-v1"
 
 
-def _sql_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def fingerprints(rows: pa.Table, source: str, key_column: str) -> pa.Table:
     """node, source, source_key (text), rec_hash (a 64-bit hash of every column of `rows`) for
     one source's rows. `rows` holds the columns the records are made from: any change to them
     changes the hash (a collision, ~1e-7 for a million records, would hide one change)."""
-    columns = ", ".join(_sql_name(c) for c in rows.column_names)
-    key = f"CAST({_sql_name(key_column)} AS VARCHAR)"
+    columns = ", ".join(sql_name(c) for c in rows.column_names)
+    key = f"CAST({sql_name(key_column)} AS VARCHAR)"
     return arrow_query(
         f"""SELECT ? || ? || {key} AS node, ? AS source, {key} AS source_key,
                    -- shifted into BIGINT: Delta has no unsigned integers
@@ -100,13 +96,13 @@ def _unpivot(
     `limits` table."""
     parts = []
     for c in block_columns:
-        conditions = [f"t.{_sql_name(c)} IS NOT NULL"]
+        conditions = [f"t.{sql_name(c)} IS NOT NULL"]
         if nodes:
             conditions.append(f"t.node IN (SELECT node FROM {nodes})")
         if blocks:
-            conditions.append(f"t.{_sql_name(c)} IN (SELECT _block FROM {blocks})")
+            conditions.append(f"t.{sql_name(c)} IN (SELECT _block FROM {blocks})")
         parts.append(
-            f"SELECT t.node, t.source, t.source_key, t.{_sql_name(c)} AS _block, "
+            f"SELECT t.node, t.source, t.source_key, t.{sql_name(c)} AS _block, "
             f"(SELECT _max FROM limits WHERE _col = '{c}') AS _max "
             f"FROM {table_name} t WHERE {' AND '.join(conditions)}"
         )
@@ -224,7 +220,7 @@ def resolution_closure(
     )
     pair_columns = [c for c in previous_pairs.column_names if c != "unified_customer_id"]
     kept = arrow_query(
-        f"""SELECT {", ".join(_sql_name(c) for c in pair_columns)} FROM pairs p
+        f"""SELECT {", ".join(sql_name(c) for c in pair_columns)} FROM pairs p
             WHERE p.unified_customer_id IN (SELECT * FROM old_ids)
               AND NOT EXISTS (SELECT 1 FROM gone g WHERE
                   (g.source = p.left_source AND g.source_key = p.left_key)
@@ -265,8 +261,8 @@ def oversized_from_index(
     # One aggregation per block column (a block id belongs to one pass): no unpivot of the
     # million-row index into millions of (record, block) rows.
     per_column = " UNION ALL ".join(
-        f"SELECT {_sql_name(c)} AS _block, count(*) AS records FROM idx "
-        f"WHERE {_sql_name(c)} IS NOT NULL GROUP BY 1 HAVING count(*) > {int(m)}"
+        f"SELECT {sql_name(c)} AS _block, count(*) AS records FROM idx "
+        f"WHERE {sql_name(c)} IS NOT NULL GROUP BY 1 HAVING count(*) > {int(m)}"
         for c, m in max_block_sizes.items()
     )
     rows = arrow_query(
@@ -281,7 +277,7 @@ def oversized_from_index(
 def join_fingerprints(blocks: pa.Table, fingerprints: pa.Table) -> pa.Table:
     """Block index rows (match.block_index) with each record's rec_hash, in index column order."""
     block_names = [c for c in blocks.column_names if c not in INDEX_KEY_COLUMNS]
-    selected = ", ".join(f"b.{_sql_name(c)}" for c in block_names)
+    selected = ", ".join(f"b.{sql_name(c)}" for c in block_names)
     return arrow_query(
         f"SELECT b.node, b.source, b.source_key, f.rec_hash, {selected} "
         "FROM blocks b JOIN fp f ON b.node = f.node",

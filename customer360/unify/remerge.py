@@ -12,19 +12,11 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.lakehouse.arrow_sql import arrow_query, sql_name, sql_text
 from customer360.unify.config import Survivorship, SurvivorshipGroup
 from customer360.unify.schema import RECORD_ATTRIBUTES, RECORD_COLUMNS, check_source_name
 
 _LAST = 2**62  # merge._LAST: a missing modified_at sorts after every real one
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def records_table(
@@ -37,31 +29,35 @@ def records_table(
     present = set(rows.column_names)
     kinds = {"dateofbirth": "DATE"}
     attributes = [
-        f"CAST({_q(c) if c in present else 'NULL'} AS {kinds.get(c, 'VARCHAR')}) AS {_q(c)}"
+        f"CAST({sql_name(c) if c in present else 'NULL'} AS {kinds.get(c, 'VARCHAR')}) "
+        f"AS {sql_name(c)}"
         for c in RECORD_ATTRIBUTES
     ]
-    stamps = [f"CAST({_q(c)} AS TIMESTAMPTZ)" for c in modified_columns if c in present]
+    stamps = [f"CAST({sql_name(c)} AS TIMESTAMPTZ)" for c in modified_columns if c in present]
     modified = f"coalesce({', '.join(stamps)})" if stamps else "CAST(NULL AS TIMESTAMPTZ)"
     return arrow_query(
-        f"""SELECT {_text(source)} AS source, CAST({_q(key_column)} AS VARCHAR) AS source_key,
+        f"""SELECT {sql_text(source)} AS source,
+                   CAST({sql_name(key_column)} AS VARCHAR) AS source_key,
                    {", ".join(attributes)}, {modified} AS modified_at FROM rows""",
         rows=rows,
     ).select(list(RECORD_COLUMNS))
 
 
 def _non_null(columns: Sequence[str]) -> str:
-    return "(" + " + ".join(f"CAST({_q(c)} IS NOT NULL AS INTEGER)" for c in columns) + ")"
+    return "(" + " + ".join(f"CAST({sql_name(c)} IS NOT NULL AS INTEGER)" for c in columns) + ")"
 
 
 def _order(group: SurvivorshipGroup) -> str:
     """merge._order as an ORDER BY list."""
     present = _non_null(group.columns)
-    length = " + ".join(f"coalesce(length(CAST({_q(c)} AS VARCHAR)), 0)" for c in group.columns)
+    length = " + ".join(
+        f"coalesce(length(CAST({sql_name(c)} AS VARCHAR)), 0)" for c in group.columns
+    )
     by_strategy = {
         "most_recent": ["_recency", "_rank"],
         "source_priority": ["_rank", "_recency"],
         "most_complete": [f"-{present}", f"-({length})", "_rank", "_recency"],
-        "most_frequent": [f"-{_q('_freq_' + group.name)}", "_rank", "_recency"],
+        "most_frequent": [f"-{sql_name('_freq_' + group.name)}", "_rank", "_recency"],
     }[group.strategy]
     return ", ".join([f"CASE WHEN {present} > 0 THEN 0 ELSE 1 END", *by_strategy,
                       "source", "source_key"])  # fmt: skip
@@ -72,25 +68,25 @@ def merge_profiles(records: pa.Table, links: pa.Table, survivorship: Survivorshi
     source_key, unified_customer_id) → one row per unified_customer_id."""
     priority = survivorship.source_priority
     rank = (
-        "CASE r.source " + " ".join(f"WHEN {_text(s)} THEN {i}" for i, s in enumerate(priority))
+        "CASE r.source " + " ".join(f"WHEN {sql_text(s)} THEN {i}" for i, s in enumerate(priority))
         + f" ELSE {len(priority)} END" if priority else "0"
     )  # fmt: skip
     frequencies = [
         f"CASE WHEN {_non_null(g.columns)} > 0 THEN count(*) OVER (PARTITION BY "
-        f"unified_customer_id, {', '.join(_q(c) for c in g.columns)}) ELSE 0 END "
-        f"AS {_q('_freq_' + g.name)}"
+        f"unified_customer_id, {', '.join(sql_name(c) for c in g.columns)}) ELSE 0 END "
+        f"AS {sql_name('_freq_' + g.name)}"
         for g in survivorship.groups
         if g.strategy == "most_frequent"
     ]
     chosen, provenance = [], []
     for g in survivorship.groups:
         order = _order(g)
-        chosen += [f"first({_q(c)} ORDER BY {order}) AS {_q(c)}" for c in g.columns]
-        has, source = _q("_has_" + g.name), _q("_from_" + g.name)
+        chosen += [f"first({sql_name(c)} ORDER BY {order}) AS {sql_name(c)}" for c in g.columns]
+        has, source = sql_name("_has_" + g.name), sql_name("_from_" + g.name)
         chosen.append(f"first({_non_null(g.columns)} > 0 ORDER BY {order}) AS {has}")
         chosen.append(f"first(source || '/' || source_key ORDER BY {order}) AS {source}")
         provenance.append(f"CASE WHEN {has} THEN {source} END")
-    names = ", ".join(_text(g.name) for g in survivorship.groups)
+    names = ", ".join(sql_text(g.name) for g in survivorship.groups)
     return arrow_query(
         f"""WITH keyed AS (
                 SELECT r.*, l.unified_customer_id, {rank} AS _rank,
@@ -104,7 +100,7 @@ def merge_profiles(records: pa.Table, links: pa.Table, survivorship: Survivorshi
                        list_sort(list(source || '/' || source_key)) AS source_records,
                        max(modified_at) AS last_modified_at
                 FROM ranked GROUP BY unified_customer_id)
-            SELECT unified_customer_id, {", ".join(_q(c) for c in RECORD_ATTRIBUTES)},
+            SELECT unified_customer_id, {", ".join(sql_name(c) for c in RECORD_ATTRIBUTES)},
                    record_count, sources, source_records, last_modified_at,
                    MAP([{names}], [{", ".join(provenance)}]) AS survivorship
             FROM merged""",

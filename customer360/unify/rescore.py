@@ -19,16 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.lakehouse.arrow_sql import arrow_query, sql_name
 from customer360.unify.config import MatchRule
 from customer360.unify.match import block_passes, carried_fields
 from customer360.unify.schema import PAIR_KEYS
 from customer360.unify.similarity import round_half_up, similarity_values
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
 
 _PAIR_KEYS_SQL = ", ".join(PAIR_KEYS)
 
@@ -50,13 +45,13 @@ def focused_candidates(
     fields = carried_fields(rules)
     passes = " UNION ALL ".join(
         f"SELECT i.node, CAST({rank} AS INTEGER) AS rule_rank, {int(rules[rank].max_block_size)}"
-        f" AS _max, i.{_q(name)} AS _block FROM idx i "
-        f"WHERE i.{_q(name)} IS NOT NULL AND i.node IN (SELECT node FROM keyed)"
+        f" AS _max, i.{sql_name(name)} AS _block FROM idx i "
+        f"WHERE i.{sql_name(name)} IS NOT NULL AND i.node IN (SELECT node FROM keyed)"
         for name, rank, _, _ in block_passes(rules)
     )
     attributes = ", ".join(
-        [f"a.{_q(f)} AS {_q('l_' + f)}" for f in fields]
-        + [f"b.{_q(f)} AS {_q('r_' + f)}" for f in fields]
+        [f"a.{sql_name(f)} AS {sql_name('l_' + f)}" for f in fields]
+        + [f"b.{sql_name(f)} AS {sql_name('r_' + f)}" for f in fields]
     )
     names = pa.table(
         {
@@ -154,7 +149,7 @@ def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
     """review.candidates on Arrow: `ends` (source, source_key, unified_customer_id) gives each
     end's profile; pairs within one profile are dropped."""
     compared = [c[2:] for c in scored.column_names if c.startswith("l_")]
-    fields = ", ".join("v." + _q(side + f) for f in compared for side in ("l_", "r_"))
+    fields = ", ".join("v." + sql_name(side + f) for f in compared for side in ("l_", "r_"))
     same_pair = " AND ".join(f"m.{k} = s.{k}" for k in PAIR_KEYS)
     return arrow_query(
         f"""WITH matched AS (SELECT DISTINCT {_PAIR_KEYS_SQL} FROM scored

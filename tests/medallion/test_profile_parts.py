@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from arrow_rows import sorted_rows
 
 from assets.gold import DATAVERSE_SOURCE, _profile_frames
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
@@ -83,11 +84,6 @@ def _inputs(seed: int = 21, profiles: int = 80):
     )
 
 
-def _rows(table: pa.Table) -> list[tuple]:
-    names = sorted(table.column_names)
-    return sorted(tuple(repr(r[c]) for c in names) for r in table.select(names).to_pylist())
-
-
 @pytest.mark.parametrize("with_churn", [True, False])
 def test_incremental_profile_rows_equal_the_full_builds(spark, with_churn):
     records, links, customers, monthly, churn = _inputs()
@@ -107,7 +103,7 @@ def test_incremental_profile_rows_equal_the_full_builds(spark, with_churn):
     got = spark_to_arrow(profile_columns(arrow_to_spark(spark, inputs), rules))
     assert got.column_names == expected.column_names
     assert got.num_rows == expected.num_rows == 80
-    assert _rows(got) == _rows(expected.cast(got.schema))
+    assert sorted_rows(got) == sorted_rows(expected.cast(got.schema))
     # Not vacuous: averages, churn and segments are there.
     assert len(set(expected["avg_monthly_spend"].to_pylist())) > 3
     assert len(set(expected["value_segment"].to_pylist())) > 2

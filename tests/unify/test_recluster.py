@@ -13,6 +13,7 @@ import uuid
 
 import pyarrow as pa
 import pytest
+from arrow_rows import sorted_rows
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
 from customer360.unify import recluster
@@ -55,11 +56,6 @@ def _graph(seed: int = 3, count: int = 120):
     return edges, nodes, pa.Table.from_pylist(previous), reserved
 
 
-def _rows(table: pa.Table) -> list[tuple]:
-    names = sorted(table.column_names)
-    return sorted(tuple(repr(r[c]) for c in names) for r in table.select(names).to_pylist())
-
-
 def test_driver_clustering_equals_spark(spark):
     edges, nodes, previous, reserved = _graph()
     edges_df = spark.createDataFrame(edges)
@@ -73,7 +69,7 @@ def test_driver_clustering_equals_spark(spark):
     got = recluster.carry_forward(
         recluster.clusters(edges, nodes, NAMESPACE), previous, NAMESPACE, reserved
     )
-    assert _rows(got) == _rows(expected.select(got.column_names))
+    assert sorted_rows(got) == sorted_rows(expected.select(got.column_names))
     origins = set(got["id_origin"].to_pylist())
     assert origins == {"carried", "new"}  # both ways an id is given are exercised
     assert max(got["cluster_size"].to_pylist()) > 3
@@ -81,10 +77,10 @@ def test_driver_clustering_equals_spark(spark):
     second_ids = {unified_id(s, f"{k}#2", NAMESPACE) for s, k in anchors}
     assert second_ids & set(got["unified_customer_id"].to_pylist())  # a reserved id collided
 
-    assert _rows(recluster.link_table(got, edges)) == _rows(
+    assert sorted_rows(recluster.link_table(got, edges)) == sorted_rows(
         spark_to_arrow(link_table(clusters_df, edges_df))
     )
-    assert _rows(recluster.pair_table(edges, got)) == _rows(
+    assert sorted_rows(recluster.pair_table(edges, got)) == sorted_rows(
         spark_to_arrow(pair_table(edges_df, clusters_df))
     )
     clusters_df.unpersist()

@@ -14,6 +14,7 @@ import random
 
 import pyarrow as pa
 import pytest
+from arrow_rows import sorted_rows
 from pyspark.sql import functions as F
 from unify_builders import rec, records_df
 
@@ -49,11 +50,6 @@ def _records(seed: int = 5, count: int = 300) -> list[dict]:
     return rows
 
 
-def _rows(table: pa.Table) -> list[tuple]:
-    names = sorted(table.column_names)
-    return sorted(tuple(repr(r[c]) for c in names) for r in table.select(names).to_pylist())
-
-
 def test_driver_survivorship_equals_spark(spark):
     records = _records()
     rng = random.Random(9)
@@ -75,7 +71,7 @@ def test_driver_survivorship_equals_spark(spark):
         )
         got = remerge.merge_profiles(spark_to_arrow(records_spark), links, config)
         assert got.num_rows == expected.num_rows == 60
-        assert _rows(got) == _rows(expected)
+        assert sorted_rows(got) == sorted_rows(expected)
     records_spark.unpersist()
 
 
@@ -99,5 +95,5 @@ def test_records_table_equals_to_records(spark):
         )
     )  # fmt: skip
     got = remerge.records_table(rows, "dataverse", "cid", ("modifiedon", "SinkModifiedOn"))
-    assert _rows(got) == _rows(expected)
+    assert sorted_rows(got) == sorted_rows(expected)
     assert got.column_names == expected.column_names

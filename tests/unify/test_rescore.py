@@ -16,6 +16,7 @@ import random
 import numpy as np
 import pyarrow as pa
 import pytest
+from arrow_rows import sorted_rows
 from pyspark.sql import functions as F
 from unify_builders import rec, records_df
 
@@ -83,11 +84,6 @@ def _rules():
     return (*load_config().rules, extra)
 
 
-def _rows(table: pa.Table) -> list[tuple]:
-    names = sorted(table.column_names)
-    return sorted(tuple(repr(r[c]) for c in names) for r in table.select(names).to_pylist())
-
-
 def test_rounding_is_sparks_half_up(spark):
     values = [1 - 1 / 32, 0.12345, 0.00005, 2 / 3, 0.5, 1 / 7, 0.99995, 0.0]
     values += [k / 2**n for n in range(5, 12) for k in range(1, 2**n, 7)]
@@ -109,8 +105,10 @@ def test_driver_scoring_equals_spark(spark):
     assert set(expected["rule"].to_pylist()) >= {"name_dob_fuzzy", "city_name_weighted"}
 
     scored = rescore.score(spark_to_arrow(spark_candidates), rules)
-    assert _rows(scored) == _rows(expected)
-    assert _rows(rescore.best(scored)) == _rows(spark_to_arrow(best_pairs(spark_scored)))
+    assert sorted_rows(scored) == sorted_rows(expected)
+    assert sorted_rows(rescore.best(scored)) == sorted_rows(
+        spark_to_arrow(best_pairs(spark_scored))
+    )
 
     # Review candidates: every record its own profile except two merged ones.
     ends = keyed_df.select(
@@ -123,7 +121,7 @@ def test_driver_scoring_equals_spark(spark):
             F.col("unified_customer_id")
         ),
     )
-    assert _rows(rescore.review_candidates(scored, spark_to_arrow(ends))) == _rows(
+    assert sorted_rows(rescore.review_candidates(scored, spark_to_arrow(ends))) == sorted_rows(
         spark_to_arrow(candidates(spark_scored, ends))
     )
     spark_scored.unpersist()
@@ -150,5 +148,5 @@ def test_focused_candidates_equal_sparks(spark):
     keyed = spark_to_arrow(keyed_df.select("node", "source", "source_key", *carried_fields(rules)))
     got = rescore.focused_candidates(index, keyed, block_sizes, focus, rules)
     assert expected.num_rows > 100
-    assert _rows(got) == _rows(expected)
+    assert sorted_rows(got) == sorted_rows(expected)
     keyed_df.unpersist()

@@ -15,6 +15,7 @@ import dataclasses
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from arrow_rows import sorted_rows
 from pyspark.sql import functions as F
 from unify_builders import rec, records_df, seed_records
 
@@ -99,11 +100,6 @@ def _apply(table: pa.Table, upserts: pa.Table, remove: pa.Table, keys: list[str]
     return pa.concat_tables([kept, upserts.select(kept.column_names).cast(kept.schema)])
 
 
-def _rows(table: pa.Table) -> list[tuple]:
-    names = sorted(table.column_names)
-    return sorted(tuple(str(r[c]) for c in names) for r in table.select(names).to_pylist())
-
-
 def test_incremental_resolution_equals_a_full_run(spark):
     config = _config()
     first = seed_records(spark).unionByName(records_df(spark, TRIO)).cache()
@@ -138,10 +134,10 @@ def test_incremental_resolution_equals_a_full_run(spark):
     candidates = _apply(tables_1["candidates"], changes.candidate_upserts,
                         changes.candidate_remove, list(PAIR_KEYS))  # fmt: skip
     index = _apply(index_1, changes.index_upserts, changes.index_remove, ["node"])
-    assert _rows(links) == _rows(expected["links"])
-    assert _rows(pairs) == _rows(expected["pairs"])
-    assert _rows(candidates) == _rows(expected["candidates"])
-    assert _rows(index) == _rows(expected_index)
+    assert sorted_rows(links) == sorted_rows(expected["links"])
+    assert sorted_rows(pairs) == sorted_rows(expected["pairs"])
+    assert sorted_rows(candidates) == sorted_rows(expected["candidates"])
+    assert sorted_rows(index) == sorted_rows(expected_index)
 
     # The changes did what the scenario says (so the comparison above is not vacuous).
     by_record = {(r["source"], r["source_key"]): r for r in links.to_pylist()}

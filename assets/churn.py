@@ -10,6 +10,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from assets.keys import CHURN_RISK_KEY, DASHBOARD_KEY, MODEL_KEY, PREDICTIONS_KEY
 from customer360.churn import (
     DashboardCurves,
     choose_threshold,
@@ -54,10 +55,6 @@ READERS = {
     "train_labels": read_train,
 }
 DATE_COLUMN = {"transactions": "transaction_date", "user_logs": "date"}
-MODEL_KEY = dg.AssetKey(["churn", "model"])
-PREDICTIONS_KEY = dg.AssetKey(["churn", "predictions"])
-DASHBOARD_KEY = dg.AssetKey(["churn", "dashboard"])
-RISK_KEY = dg.AssetKey(["gold", "customer_churn_risk"])
 EAGER = dg.AutomationCondition.eager()
 
 
@@ -410,7 +407,7 @@ def churn_dashboard(
 
 
 @dg.asset(
-    key=RISK_KEY,
+    key=CHURN_RISK_KEY,
     deps=[PREDICTIONS_KEY, dg.AssetKey(["silver", "customer"])],
     group_name="gold",
     kinds={"pyspark", "delta"},

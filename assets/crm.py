@@ -14,42 +14,29 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.bronze import ingest_file_drops
-from assets.silver import (
+from assets.keys import crm_bronze_key, crm_quarantine_key, crm_silver_key
+from assets.partitions import crm_drops
+from assets.refresh import EAGER, RefreshConfig
+from customer360.bronze.ingest import ingest_drop_days
+from customer360.lakehouse import WriteResult
+from customer360.lakehouse.incremental import (
     ConsumerState,
-    RefreshConfig,
     current_result,
     full_refresh_reason,
     read_state,
     table_versions,
     write_state,
 )
-from customer360.lakehouse import WriteResult
 from customer360.lakehouse.spark_arrow import arrow_schema_to_spark
-from customer360.partitions import crm_drops
 from customer360.transforms.crm import latest_per_key, split_valid, standardize_source
 from customer360.unify import CsvSourceMapping, csv_output_schema, read_crm_csv, unify_config
-from resources.lakehouse import LakehouseResource, write_metadata
+from resources.lakehouse import LakehouseResource, bronze_result, write_metadata
 from resources.landing import LandingZoneResource
 from resources.spark import SparkResource
 
-EAGER = dg.AutomationCondition.eager()
-
-
-def bronze_key(source: str) -> dg.AssetKey:
-    return dg.AssetKey(["bronze", f"crm_{source}"])
-
-
-def silver_key(source: str) -> dg.AssetKey:
-    return dg.AssetKey(["silver", f"crm_{source}"])
-
-
-def quarantine_key(source: str) -> dg.AssetKey:
-    return dg.AssetKey(["silver", f"crm_{source}_quarantine"])
-
 
 def build_crm_bronze(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
-    key = bronze_key(mapping.source)
+    key = crm_bronze_key(mapping.source)
     area = mapping.landing_area
 
     @dg.asset(
@@ -70,9 +57,11 @@ def build_crm_bronze(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
         lakehouse: LakehouseResource,
     ) -> dg.MaterializeResult:
         parse = partial(_parse, mapping=mapping)
-        return ingest_file_drops(
-            context, landing, lakehouse, area, key.path[-1], parse, csv_output_schema(mapping)
-        )
+        done = ingest_drop_days(
+            lakehouse.lake, landing, area, key.path[-1], parse, csv_output_schema(mapping),
+            context.partition_keys, context.log.info,
+        )  # fmt: skip
+        return bronze_result(lakehouse, done)
 
     return _bronze
 
@@ -86,13 +75,13 @@ def _parse(data: bytes, path: str, mapping: CsvSourceMapping):
 
 def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
     source = mapping.source
-    current, quarantine = silver_key(source), quarantine_key(source)
+    current, quarantine = crm_silver_key(source), crm_quarantine_key(source)
 
     @dg.multi_asset(
         specs=[
             dg.AssetSpec(
                 current,
-                deps=[bronze_key(source)],
+                deps=[crm_bronze_key(source)],
                 kinds={"pyspark", "delta"},
                 automation_condition=EAGER,
                 description=f"Source {source!r}: the newest row per source key, standardised "
@@ -101,14 +90,14 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
             ),
             dg.AssetSpec(
                 quarantine,
-                deps=[bronze_key(source)],
+                deps=[crm_bronze_key(source)],
                 kinds={"pyspark", "delta"},
                 automation_condition=EAGER,
                 description=f"Source {source!r}: current rows that failed validation, with "
                 "`failed_rules`.",
             ),
         ],
-        name=f"silver_crm_{source}",
+        name=f"silver__crm_{source}_and_quarantine",
         group_name="silver",
         check_specs=[dg.AssetCheckSpec("keys_unique", asset=current, blocking=True)],
     )
@@ -118,7 +107,7 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
         spark: SparkResource,
         lakehouse: LakehouseResource,
     ):
-        lake, bronze_name = lakehouse.lake, bronze_key(source).path[-1]
+        lake, bronze_name = lakehouse.lake, crm_bronze_key(source).path[-1]
         outputs = [("silver", current.path[-1]), ("silver", quarantine.path[-1])]
         bronze = lake.table("bronze", bronze_name) if lake.exists("bronze", bronze_name) else None
         inputs = {
@@ -166,7 +155,7 @@ def _rebuild_source(
     context, session, lakehouse: LakehouseResource, mapping: CsvSourceMapping, outputs
 ) -> tuple[WriteResult, WriteResult]:
     """The current valid and quarantined rows of one source, from all of its bronze rows."""
-    bronze_name = bronze_key(mapping.source).path[-1]
+    bronze_name = crm_bronze_key(mapping.source).path[-1]
     if lakehouse.exists("bronze", bronze_name):
         bronze = lakehouse.read(session, "bronze", bronze_name)
     else:  # nothing dropped yet: empty tables, so the unified profile still builds

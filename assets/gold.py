@@ -23,14 +23,21 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from assets.churn import RISK_KEY as CHURN_RISK_KEY
-from assets.crm import silver_key
-from assets.silver import (
+from assets.keys import (
+    CHURN_RISK_KEY,
     CUSTOMER_KEY,
     FINANCE_KEY,
+    PROFILE_KEY,
+    SEGMENTS_KEY,
+    SOURCE_LINK_KEY,
+    crm_silver_key,
+)
+from assets.refresh import RefreshConfig
+from assets.table_docs import TABLE_DESCRIPTIONS
+from customer360.lakehouse.arrow_sql import arrow_query
+from customer360.lakehouse.incremental import (
     FULL_REBUILD_FRACTION,
     ConsumerState,
-    RefreshConfig,
     apply_changes,
     current_result,
     full_refresh_reason,
@@ -39,15 +46,6 @@ from assets.silver import (
     table_versions,
     write_state,
 )
-from assets.unified import (
-    DATAVERSE_SOURCE,
-    INDEX_TABLE,
-    SOURCE_LINK_KEY,
-    file_digest,
-    record_rows,
-    source_records,
-)
-from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.lakehouse.store import count_rows
 from customer360.transforms import profile_parts
@@ -67,24 +65,19 @@ from customer360.transforms.profile_changes import duplicate_email_flags, profil
 from customer360.transforms.profile_plots import plot_segments
 from customer360.unify import config_path, merge_profiles, unify_config
 from customer360.unify.incremental import FINGERPRINT_VERSION
+from customer360.unify.lake_records import (
+    DATAVERSE_SOURCE,
+    INDEX_TABLE,
+    file_digest,
+    record_rows,
+    source_records,
+)
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
-PROFILE_KEY = dg.AssetKey(["gold", "customer_profile"])
-SEGMENTS_KEY = dg.AssetKey(["gold", "customer_segments"])
 PROFILE_TABLES = (("gold", PROFILE_KEY.path[-1]), ("gold", SEGMENTS_KEY.path[-1]))
 PROFILE_CONSUMER = "gold/customer_profile"  # its row in ops/medallion_state
 
-
-PROFILE_DESCRIPTION = (
-    "One row per real person (unified_customer_id, stable across runs): surviving identity and "
-    "contact, the Dataverse records it covers, finance measures (total and average spend and "
-    "income, spend-to-income ratio, months active), tenure, age band, value and life-stage "
-    "segments, churn probability and risk band, data-quality flags. Age and tenure are as of the "
-    "latest export day (00:00 UTC), so a re-run on the same data gives the same table."
-)
-SEGMENTS_DESCRIPTION = "unified customer × segment membership (segment_type, segment)."
-DESCRIPTIONS = {PROFILE_KEY: PROFILE_DESCRIPTION, SEGMENTS_KEY: SEGMENTS_DESCRIPTION}
 
 #: `C360_SEGMENT_RULES` points at another rules file (same shape as transforms/segments.yaml).
 SEGMENT_RULES_ENV = "C360_SEGMENT_RULES"
@@ -100,25 +93,26 @@ def segment_rules_path() -> Path:
 
 
 def _profile_deps() -> list[dg.AssetKey]:
-    csv_sources = [silver_key(m.source) for m in unify_config().csv_sources]
+    csv_sources = [crm_silver_key(m.source) for m in unify_config().csv_sources]
     return [SOURCE_LINK_KEY, CUSTOMER_KEY, *csv_sources, FINANCE_KEY, CHURN_RISK_KEY]
 
 
 @dg.multi_asset(
+    name="gold__customer_profile_and_segments",
     specs=[
         dg.AssetSpec(
             PROFILE_KEY,
             deps=_profile_deps(),
             kinds={"pyspark", "delta"},
             automation_condition=EAGER_ALLOWING_NO_CHURN,
-            description=PROFILE_DESCRIPTION,
+            description=TABLE_DESCRIPTIONS[PROFILE_KEY],
         ),
         dg.AssetSpec(
             SEGMENTS_KEY,
             deps=[PROFILE_KEY],
             kinds={"pyspark", "delta"},
             automation_condition=dg.AutomationCondition.eager(),
-            description=SEGMENTS_DESCRIPTION,
+            description=TABLE_DESCRIPTIONS[SEGMENTS_KEY],
         ),
     ],
     group_name="gold",
@@ -306,7 +300,7 @@ def _rebuild_profiles(
         context.log.info("no gold/customer_churn_risk yet: churn columns stay empty")
     profile = _profile_frames(
         links,
-        source_records(session, lakehouse, unify_config()),
+        source_records(session, lakehouse.lake, unify_config()),
         lakehouse.read(session, "silver", "customer"),
         lakehouse.read(session, "silver", "customer_finance"),
         churn_risk, rules, as_of,

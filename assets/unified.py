@@ -13,11 +13,8 @@ affected profiles are re-clustered (customer360.unify.incremental); the rules or
 changing, or `full_refresh`, resolve everything again. docs/unify.md explains rules, ids, figures.
 """
 
-import hashlib
 import os
 import time
-from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +24,46 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from assets.crm import silver_key
-from assets.silver import (
+from assets.keys import (
+    CANDIDATES_KEY,
     CUSTOMER_KEY,
+    MATCH_PAIRS_KEY,
+    SOURCE_LINK_KEY,
+    crm_silver_key,
+)
+from assets.refresh import RefreshConfig
+from assets.table_docs import TABLE_DESCRIPTIONS
+from customer360.lakehouse.incremental import (
     FULL_REBUILD_FRACTION,
     ConsumerState,
-    RefreshConfig,
     apply_changes,
     current_result,
     full_refresh_reason,
-    read_rows,
     read_state,
     table_versions,
     write_state,
 )
-from customer360.lakehouse import DeltaLake
-from customer360.lakehouse.schema import delta_schema_to_arrow
-from customer360.lakehouse.spark_arrow import arrow_to_spark
 from customer360.lakehouse.store import count_rows
 from customer360.unify import (
-    RECORD_ATTRIBUTES,
     UnifyConfig,
     config_path,
     evaluate,
     quality_figures,
-    to_records,
     unify,
     unify_config,
 )
 from customer360.unify.incremental import (
     FINGERPRINT_VERSION,
     changed_records,
-    fingerprints,
     oversized_from_index,
+)
+from customer360.unify.lake_records import (
+    INDEX_TABLE,
+    current_fingerprints,
+    file_digest,
+    records_of,
+    source_records,
+    source_tables,
 )
 from customer360.unify.pipeline import (
     PreviousResolution,
@@ -69,104 +73,16 @@ from customer360.unify.pipeline import (
 )
 from customer360.unify.plots import plot_match_quality
 from customer360.unify.quality import decision_figures, table_figures
-from customer360.unify.remerge import records_table
 from customer360.unify.schema import PAIR_KEYS
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
-SOURCE_LINK_KEY = dg.AssetKey(["gold", "customer_source_link"])
-MATCH_PAIRS_KEY = dg.AssetKey(["gold", "customer_match_pairs"])
-CANDIDATES_KEY = dg.AssetKey(["gold", "match_candidates"])
 IDENTITY_KEYS = (SOURCE_LINK_KEY, MATCH_PAIRS_KEY, CANDIDATES_KEY)
-#: The block index incremental runs start from (customer360.unify.incremental): bookkeeping of
-#: this asset, like ops/medallion_state, not an asset of its own.
-INDEX_TABLE = ("ops", "match_index")
 IDENTITY_TABLES = (*[("gold", key.path[-1]) for key in IDENTITY_KEYS], INDEX_TABLE)
 IDENTITY_CONSUMER = "gold/customer_source_link"  # its row in ops/medallion_state
-DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate key crc33_cid)
 #: A CSV of known true pairs (left_source, left_key, right_source, right_key); when set, the
 #: link asset reports the matches' precision and recall against it (the seed data ships one).
 TRUTH_ENV = "C360_UNIFY_TRUTH"
-
-DESCRIPTIONS = {
-    SOURCE_LINK_KEY: "Every source record (source, source_key) → its unified_customer_id, with "
-    "the rule, score and matched record that linked it, whether it is the profile's anchor, and "
-    "the profile's size.",
-    MATCH_PAIRS_KEY: "Which rule linked which two records in each profile: one row per matched "
-    "pair with its deciding rule, score and every rule that matched it.",
-    CANDIDATES_KEY: "Pairs scored between a rule's review threshold and its match threshold, in "
-    "different profiles: for a person to confirm or reject.",
-}
-
-
-@dataclass(frozen=True)
-class SourceTable:
-    """One source's silver table and how its rows become unify records."""
-
-    source: str
-    table: str  # silver/<table>
-    key: str  # the column that becomes source_key
-    modified: tuple[str, ...]  # columns giving modified_at (the first non-null wins)
-    #: Read by the profile besides the record columns (part of the fingerprint, so a change to
-    #: them re-derives the profile too).
-    extra: tuple[str, ...] = ()
-
-    def records(self, silver: DataFrame) -> DataFrame:
-        stamps = [F.col(c).cast("timestamp") for c in self.modified]
-        modified = F.coalesce(*stamps) if len(stamps) > 1 else stamps[0]
-        return to_records(silver.withColumn("_modified", modified), self.source, self.key,
-                          "_modified")  # fmt: skip
-
-    def record_columns(self, lake: DeltaLake) -> list[str]:
-        """The columns of the silver table a record (and its fingerprint) is made from."""
-        present = delta_schema_to_arrow(lake.table("silver", self.table).schema()).names
-        wanted = (self.key, *RECORD_ATTRIBUTES, *self.modified, *self.extra)
-        return [c for c in dict.fromkeys(wanted) if c in present]
-
-
-def source_tables(config: UnifyConfig) -> list[SourceTable]:
-    """silver/customer (source `dataverse`, keyed by cid) and every configured CSV source."""
-    dataverse = SourceTable(DATAVERSE_SOURCE, "customer", "cid", ("modifiedon", "SinkModifiedOn"),
-                            extra=("Id", "createdon"))  # fmt: skip
-    csv = [
-        SourceTable(m.source, silver_key(m.source).path[-1], "source_key", ("modified_at",))
-        for m in config.csv_sources
-    ]
-    return [dataverse, *csv]
-
-
-def source_records(session: SparkSession, lakehouse: LakehouseResource, config: UnifyConfig):
-    """Every source's silver rows as unify `records` (customer360.unify.schema)."""
-    frames = [t.records(lakehouse.read(session, "silver", t.table)) for t in source_tables(config)]
-    return reduce(DataFrame.unionByName, frames)
-
-
-def record_rows(lake: DeltaLake, config: UnifyConfig, keys: pa.Table) -> pa.Table:
-    """The records (schema.RECORD_COLUMNS, Arrow) of the (source, source_key) rows of `keys`,
-    read without a full scan and built on the driver (remerge.records_table)."""
-    parts = []
-    for table in source_tables(config):
-        wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]
-        rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks(),
-                         columns=table.record_columns(lake))  # fmt: skip
-        parts.append(records_table(rows, table.source, table.key, table.modified))
-    return pa.concat_tables(parts)
-
-
-def records_of(
-    session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
-) -> DataFrame:
-    """record_rows as a Spark DataFrame."""
-    return arrow_to_spark(session, record_rows(lake, config, keys))
-
-
-def current_fingerprints(lake: DeltaLake, config: UnifyConfig) -> pa.Table:
-    """incremental.fingerprints of every current record (Arrow and DuckDB, no Spark)."""
-    parts = []
-    for table in source_tables(config):
-        rows = lake.read_arrow("silver", table.table, columns=table.record_columns(lake))
-        parts.append(fingerprints(rows, table.source, table.key))
-    return pa.concat_tables(parts)
 
 
 def _previous_links(session: SparkSession, lakehouse: LakehouseResource) -> DataFrame | None:
@@ -235,13 +151,14 @@ def merge_rate_check(
 
 
 @dg.multi_asset(
+    name="gold__identity_link_pairs_candidates",
     specs=[
         dg.AssetSpec(
             key,
-            deps=[CUSTOMER_KEY] + [silver_key(m.source) for m in unify_config().csv_sources],
+            deps=[CUSTOMER_KEY] + [crm_silver_key(m.source) for m in unify_config().csv_sources],
             kinds={"pyspark", "delta"},
             automation_condition=dg.AutomationCondition.eager(),
-            description=DESCRIPTIONS[key],
+            description=TABLE_DESCRIPTIONS[key],
         )
         for key in IDENTITY_KEYS
     ],
@@ -392,11 +309,6 @@ def _identity_inputs(
     return inputs, versions
 
 
-def file_digest(path: Path) -> str:
-    """sha256 of a file's content (rules and truth files are inputs of the state)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _resolve(
     context: dg.AssetExecutionContext,
     session: SparkSession,
@@ -406,7 +318,7 @@ def _resolve(
 ) -> dict[str, Any]:
     """Resolve every record; write the three tables and the block index; return the figures."""
     lake = lakehouse.lake
-    records = source_records(session, lakehouse, config).cache()
+    records = source_records(session, lakehouse.lake, config).cache()
     try:
         result = unify(records, config, _previous_links(session, lakehouse))
     except ValueError as exc:  # ambiguous identity (repeated keys): names sources and keys only

@@ -36,11 +36,11 @@ LAYERS = {
     "bronze__crc33_customer": "bronze",
     "bronze__customer_finance": "bronze",
     "silver__customer_history": "silver history",
-    "customer_current": "silver current",
+    "silver__customer_and_quarantine": "silver current",
     "silver__customer_finance": "silver finance",
-    "silver_crm_residents": "silver crm",
-    "customer_identity": "gold identity",
-    "customer_profile": "gold profile",
+    "silver__crm_residents_and_quarantine": "silver crm",
+    "gold__identity_link_pairs_candidates": "gold identity",
+    "gold__customer_profile_and_segments": "gold profile",
     "lakedb__gold": "lakedb",
 }
 LAYER_ORDER = ("bronze", "silver history", "silver current", "silver finance", "silver crm",
@@ -121,7 +121,7 @@ def medallion_selection():
 
 
 def _run(defs, instance) -> Measured:
-    from customer360.runner import materialize_graph
+    from customer360.cli.runner import materialize_graph
     from sensors.landing import register_landing_partitions, remember_landing_scan
 
     scan = register_landing_partitions(instance, defs.resources["landing"])

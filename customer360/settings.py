@@ -74,3 +74,20 @@ def get_settings() -> Settings:
         raise RuntimeError(f"C360_ENV={raw_env!r} is not one of: {allowed}") from None
     home = Path(os.environ.get("C360_HOME", ".c360")).expanduser().resolve()
     return Settings(env=env, home=home)
+
+
+# The Dataverse connection: the same variables for a real org and the local Dataverse (the CLI
+# sets them for the latter); resources/dynamics.py reads them.
+URL_ENV = "C360_DATAVERSE_URL"
+AUTHORITY_HOST_ENV = "C360_DATAVERSE_AUTHORITY_HOST"
+TENANT_ENV = "C360_DATAVERSE_TENANT_ID"
+CA_BUNDLE_ENV = "C360_DATAVERSE_CA_BUNDLE"
+PRINCIPAL_COUNT_ENV = "C360_DATAVERSE_PRINCIPALS"
+
+
+def client_id_env(index: int) -> str:
+    return f"C360_DATAVERSE_CLIENT_ID_{index}"
+
+
+def client_secret_env(index: int) -> str:
+    return f"C360_DATAVERSE_CLIENT_SECRET_{index}"

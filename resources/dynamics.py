@@ -1,7 +1,7 @@
 """DynamicsResource: where and as whom to publish, and the engine's knobs.
 
 Every value that differs between the local Dataverse and a real org comes from environment
-variables (`customer360.local_dataverse` lists them); client secrets are `dagster.EnvVar`s, so they
+variables (`customer360.settings` names them); client secrets are `dagster.EnvVar`s, so they
 are resolved at run time and never stored in the definition, logs or metadata. The engine in
 `customer360/dynamics/` pools one httpx client and one msal app per service principal.
 """
@@ -20,7 +20,7 @@ from customer360.dynamics import (
     ServiceLimits,
     TransportOptions,
 )
-from customer360.local_dataverse import (
+from customer360.settings import (
     AUTHORITY_HOST_ENV,
     CA_BUNDLE_ENV,
     PRINCIPAL_COUNT_ENV,

@@ -15,6 +15,8 @@ import pyarrow as pa
 from dagster_deltalake import AzureConfig, LocalConfig
 from pydantic import Field
 
+from customer360.bronze.ingest import Ingested
+from customer360.bronze.rejected import REJECTED_TABLE
 from customer360.lakehouse import DeltaLake, WriteMode, WritePath, WriteResult
 
 
@@ -94,6 +96,26 @@ def write_metadata(result: WriteResult, **extra: Any) -> dict[str, Any]:
         meta["skipped_already_committed"] = True
     meta.update(extra)
     return meta
+
+
+def bronze_result(lakehouse: LakehouseResource, done: Ingested) -> dg.MaterializeResult:
+    """What every bronze asset reports: the write, its rejected rows and the WARN check."""
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            done.result,
+            rows_written=done.rows,
+            rejected_rows=done.rejected,
+            rejected_table=dg.MetadataValue.path(lakehouse.uri("bronze", REJECTED_TABLE)),
+        ),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_rejected_rows",
+                passed=done.rejected == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rejected_rows": done.rejected},
+            )
+        ],
+    )
 
 
 __all__ = [

@@ -4,7 +4,7 @@ materialisation), which sends the notification with the dashboard attached."""
 
 import dagster as dg
 
-from assets.churn import DASHBOARD_KEY, PREDICTIONS_KEY
+from assets.keys import DASHBOARD_KEY, PREDICTIONS_KEY
 from customer360.churn import build_alert
 from resources.churn import ChurnSettingsResource, NotifierResource
 from resources.lakehouse import LakehouseResource

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.bronze import configured_tables
-from assets.crm import bronze_key
-from customer360.partitions import crm_drops, dataverse_exports, finance_drops
+from assets.keys import crm_bronze_key
+from assets.partitions import crm_drops, dataverse_exports, finance_drops
 from customer360.synapse_link import list_export_folders, read_entity
 from customer360.unify import CsvSourceMapping, unify_config
 from resources.landing import LandingZoneResource
@@ -113,7 +113,7 @@ def finance_landing_sensor(context: dg.SensorEvaluationContext, landing: Landing
 
 
 def build_crm_landing_sensor(mapping: CsvSourceMapping) -> dg.SensorDefinition:
-    asset = bronze_key(mapping.source)
+    asset = crm_bronze_key(mapping.source)
     area = mapping.landing_area
 
     @dg.sensor(

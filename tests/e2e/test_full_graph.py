@@ -7,11 +7,11 @@ import pytest
 from dataverse_reader import Reader
 
 from customer360.churn import generate_kkbox
+from customer360.cli.local_dataverse import local_dataverse
+from customer360.cli.runner import materialize_graph
 from customer360.definitions import build_definitions
 from customer360.generate import generate_customer_landing, write_second_source
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.local_dataverse import local_dataverse
-from customer360.runner import materialize_graph
 from sensors.landing import register_landing_partitions
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]

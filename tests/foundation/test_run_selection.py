@@ -1,7 +1,7 @@
 """What `customer360 run` materialises: the churn assets only once KKBox files landed."""
 
+from customer360.cli.runner import selection_for_landing
 from customer360.definitions import build_definitions
-from customer360.runner import selection_for_landing
 from resources.landing import LocalLandingZone
 
 

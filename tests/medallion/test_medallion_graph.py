@@ -11,10 +11,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from customer360.cli.runner import failure_messages, materialize_assets, materialize_graph
 from customer360.definitions import build_definitions
 from customer360.generate import generate_customer_landing
 from customer360.generate.customers import ADDED_COLUMN, SAMPLE_DATA
-from customer360.runner import failure_messages, materialize_assets, materialize_graph
 from customer360.synapse_link import SynapseLinkWriter
 from customer360.synapse_link.sample import (
     CUSTOMER_TABLE,
@@ -243,7 +243,7 @@ def test_incremental_run_gives_the_same_tables_as_a_full_rebuild(graph, monkeypa
             dg.AssetKey(["gold", "customer_segments"])]  # fmt: skip
     job = defs.get_repository_def().get_implicit_job_def_for_assets(keys)
     full = {"config": {"full_refresh": True}}
-    ops = {"customer_current": full, "silver__customer_finance": full}
+    ops = {"silver__customer_and_quarantine": full, "silver__customer_finance": full}
     result = job.get_subset(asset_selection=set(keys)).execute_in_process(
         instance=instance, run_config={"ops": ops}, raise_on_error=False
     )

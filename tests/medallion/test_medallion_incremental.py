@@ -8,9 +8,10 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from assets.silver import (
+from customer360.generate.synthetic import SyntheticLanding, change_sizes, synthetic_customers
+from customer360.lakehouse import DeltaLake, SchemaMismatchError
+from customer360.lakehouse.incremental import (
     ConsumerState,
-    _validate_customers,
     apply_changes,
     full_refresh_reason,
     next_marker,
@@ -18,8 +19,7 @@ from assets.silver import (
     without_keys,
     write_state,
 )
-from customer360.generate.synthetic import SyntheticLanding, change_sizes, synthetic_customers
-from customer360.lakehouse import DeltaLake, SchemaMismatchError
+from customer360.silver.current import validate_customers
 from customer360.synapse_link import LocalFileSystem, list_export_folders, read_entity
 from customer360.synapse_link.sample import CUSTOMER_TABLE
 from customer360.transforms.dataverse import MERGED_AT, changed_keys, live_ids, live_ids_arrow
@@ -145,15 +145,15 @@ def test_incremental_validation_checks_the_written_rows_and_keys_over_the_table(
     lake = DeltaLake(str(tmp_path))
     table = _silver_customers(["a", "b", "c"], [1, 2, 3], ["a@x.io", "b@x.io", "c@x.io"])
     lake.write_arrow(table, "silver", "customer")
-    assert _validate_customers(lake, None) == (True, "", 3)  # the whole table
+    assert validate_customers(lake, None) == (True, "", 3)  # the whole table
     fine = _silver_customers(["c"], [3], ["c2@x.io"])
-    assert _validate_customers(lake, fine) == (True, "", 1)  # only what was written
+    assert validate_customers(lake, fine) == (True, "", 1)  # only what was written
     bad_email = _silver_customers(["c"], [3], ["not an e-mail"])
-    passed, failures, validated = _validate_customers(lake, bad_email)
+    passed, failures, validated = validate_customers(lake, bad_email)
     assert (passed, validated) == (False, 1) and "email" in failures
     # A written row repeating the cid of a row it did not write: found over the whole table.
     lake.write_arrow(_silver_customers(["d"], [2], ["d@x.io"]), "silver", "customer", mode="append")
-    passed, failures, _ = _validate_customers(lake, _silver_customers(["d"], [2], ["d@x.io"]))
+    passed, failures, _ = validate_customers(lake, _silver_customers(["d"], [2], ["d@x.io"]))
     assert not passed and "cid not unique: [{'value': 2, 'n': 2}]" in failures
     assert "Id not unique" not in failures
 

@@ -17,11 +17,12 @@ import pyarrow as pa
 import pytest
 from arrow_rows import sorted_rows
 
-from assets.gold import DATAVERSE_SOURCE, _profile_frames
+from assets.gold import _profile_frames
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.transforms import profile_parts
 from customer360.transforms.profile import SegmentRules, profile_columns
 from customer360.unify import load_config
+from customer360.unify.lake_records import DATAVERSE_SOURCE
 from customer360.unify.schema import RECORD_DDL
 
 pytestmark = pytest.mark.spark

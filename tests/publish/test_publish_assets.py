@@ -9,8 +9,8 @@ import pytest
 from dataverse_reader import Reader
 
 from assets.dynamics import DEFERRED_TABLE, FAILED_TABLE, publish_assets
+from customer360.cli.local_dataverse import connection_env
 from customer360.emulator.testing import run_emulator
-from customer360.local_dataverse import connection_env
 from resources.dynamics import build_dynamics_resource
 from resources.lakehouse import LakehouseResource
 from sensors.deferred import deferred_publish_sensor

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 from seed_landing import EXPORTED, GRAPH, write_seed_landing
 
+from customer360.cli.runner import materialize_graph
 from customer360.definitions import build_definitions
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.runner import materialize_graph
 from customer360.synapse_link import SynapseLinkWriter
 from customer360.synapse_link.sample import (
     CUSTOMER_TABLE,
@@ -101,7 +101,10 @@ def test_incremental_gold_equals_a_full_rebuild(spark, tmp_path, monkeypatch):
         full = {
             "ops": {
                 op: {"config": {"full_refresh": True}}
-                for op in ("customer_identity", "customer_profile")
+                for op in (
+                    "gold__identity_link_pairs_candidates",
+                    "gold__customer_profile_and_segments",
+                )
             }
         }
         forced = job.get_subset(

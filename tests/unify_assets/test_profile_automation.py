@@ -3,7 +3,8 @@ which exists only once KKBox data landed (dg.evaluate_automation_conditions, no 
 
 import dagster as dg
 
-from assets.gold import EAGER_ALLOWING_NO_CHURN, PROFILE_KEY
+from assets.gold import EAGER_ALLOWING_NO_CHURN
+from assets.keys import PROFILE_KEY
 
 
 def _asset(key: dg.AssetKey) -> dg.AssetsDefinition:

@@ -18,11 +18,12 @@ import pyarrow.compute as pc
 import pytest
 from seed_landing import GRAPH, write_seed_landing
 
-from assets.unified import SOURCE_LINK_KEY, TRUTH_ENV, merge_rate_check
+from assets.keys import SOURCE_LINK_KEY
+from assets.unified import TRUTH_ENV, merge_rate_check
+from customer360.cli.runner import materialize_assets, materialize_graph
 from customer360.definitions import build_definitions
 from customer360.generate import TRUTH_PAIRS_CSV
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.runner import materialize_assets, materialize_graph
 from customer360.unify import unified_id
 from sensors.landing import register_landing_partitions, remember_landing_scan
 
@@ -162,7 +163,7 @@ def test_ids_are_stable_across_runs_and_unrelated_changes(graph):
     assert meta["refresh"].value == "unchanged" and meta["profiles"].value == 2000
     # Recomputed from scratch, ids are carried forward: none changes.
     job = defs.get_repository_def().get_implicit_job_def_for_assets(IDENTITY)
-    full = {"ops": {"customer_identity": {"config": {"full_refresh": True}}}}
+    full = {"ops": {"gold__identity_link_pairs_candidates": {"config": {"full_refresh": True}}}}
     forced = job.get_subset(asset_selection=set(IDENTITY)).execute_in_process(
         instance=instance, run_config=full, raise_on_error=False
     )

@@ -76,8 +76,8 @@ def main() -> None:
 
 
 def _run_graph() -> bool:
+    from customer360.cli.runner import materialize_graph, selection_for_landing
     from customer360.definitions import build_definitions
-    from customer360.runner import materialize_graph, selection_for_landing
     from sensors.landing import register_landing_partitions, remember_landing_scan
 
     defs = build_definitions()
@@ -98,7 +98,7 @@ def _run_graph() -> bool:
 @contextlib.contextmanager
 def _dataverse_for_local_runs(seed_customers: bool = False):
     """In local mode without a configured Dataverse, run the project's own for the block."""
-    from customer360.local_dataverse import URL_ENV, local_dataverse
+    from customer360.cli.local_dataverse import URL_ENV, local_dataverse
     from customer360.settings import Environment
 
     settings = get_settings()
@@ -233,7 +233,3 @@ def demo() -> None:
     with _dataverse_for_local_runs(seed_customers=True):
         ok = _run_graph()
     sys.exit(0 if ok else 1)
-
-
-if __name__ == "__main__":
-    main()

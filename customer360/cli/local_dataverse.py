@@ -10,20 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from customer360.emulator.testing import EmulatorHandle, run_emulator
-
-URL_ENV = "C360_DATAVERSE_URL"
-AUTHORITY_HOST_ENV = "C360_DATAVERSE_AUTHORITY_HOST"
-TENANT_ENV = "C360_DATAVERSE_TENANT_ID"
-CA_BUNDLE_ENV = "C360_DATAVERSE_CA_BUNDLE"
-PRINCIPAL_COUNT_ENV = "C360_DATAVERSE_PRINCIPALS"
-
-
-def client_id_env(index: int) -> str:
-    return f"C360_DATAVERSE_CLIENT_ID_{index}"
-
-
-def client_secret_env(index: int) -> str:
-    return f"C360_DATAVERSE_CLIENT_SECRET_{index}"
+from customer360.settings import (
+    AUTHORITY_HOST_ENV,
+    CA_BUNDLE_ENV,
+    PRINCIPAL_COUNT_ENV,
+    TENANT_ENV,
+    URL_ENV,
+    client_id_env,
+    client_secret_env,
+)
 
 
 def connection_env(handle: EmulatorHandle) -> dict[str, str]:

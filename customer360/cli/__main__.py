@@ -1,0 +1,3 @@
+from customer360.cli.commands import main
+
+main()

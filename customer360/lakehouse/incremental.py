@@ -1,0 +1,239 @@
+"""Incrementally maintained Delta tables: the plan, the two branches and the one commit.
+
+An incremental asset reads its `ConsumerState` (what it last built, one row per asset in
+`ops/medallion_state`), asks `full_refresh_reason` whether applying only what changed is safe,
+runs the full or the incremental branch, and records the new state with `write_state`. The
+incremental branch changes a table with `apply_changes`: upserts and deletes in ONE Delta commit,
+so a reader sees the table before or after the change, never half of it. Dagster-free: the assets
+in assets/ are thin wrappers around these functions (docs/medallion.md "Incremental runs").
+"""
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import Schema as DeltaSchema
+from deltalake.transaction import CommitProperties
+
+from customer360.lakehouse.delta_scan import rows_with_keys
+from customer360.lakehouse.schema import (
+    check_compatible,
+    conform_to_table,
+    delta_schema_to_arrow,
+    normalize_arrow_table,
+)
+from customer360.lakehouse.store import DeltaLake, WritePath, WriteResult, count_rows
+
+#: Above this share of changed rows an incremental run would rewrite most of the table anyway.
+FULL_REBUILD_FRACTION = 0.5
+STATE_LAYER, STATE_TABLE = "ops", "medallion_state"
+_UTC_US = pa.timestamp("us", tz="UTC")
+STATE_SCHEMA = pa.schema(
+    [
+        pa.field("consumer", pa.string()),
+        pa.field("watermark", _UTC_US),  # highest history marker the consumer has applied
+        pa.field("detail", pa.string()),  # JSON: inputs, outputs (Delta versions), facts
+        pa.field("recorded_at", _UTC_US),
+    ]
+)
+_DELETE_FLAG = "_c360_delete"
+
+
+@dataclass(frozen=True)
+class ConsumerState:
+    """What an incrementally maintained asset last built, one row per asset in
+    `ops/medallion_state`: the history watermark it applied up to, the identity of its inputs,
+    the Delta versions it wrote (a table changed by anything else forces a full rebuild) and
+    facts about that output (check results that only change when the output does)."""
+
+    consumer: str
+    watermark: dt.datetime | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, int] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def read_state(lake: DeltaLake, consumer: str) -> ConsumerState | None:
+    if not lake.exists(STATE_LAYER, STATE_TABLE):
+        return None
+    rows = lake.read_arrow(STATE_LAYER, STATE_TABLE)
+    rows = rows.filter(pc.equal(rows["consumer"], consumer)).to_pylist()
+    if not rows:
+        return None
+    detail = json.loads(rows[0]["detail"])
+    return ConsumerState(
+        consumer,
+        rows[0]["watermark"],
+        detail.get("inputs", {}),
+        detail.get("outputs", {}),
+        detail.get("facts", {}),
+    )
+
+
+def write_state(lake: DeltaLake, state: ConsumerState) -> None:
+    detail = {"inputs": state.inputs, "outputs": state.outputs, "facts": state.facts}
+    row = {
+        "consumer": state.consumer,
+        "watermark": state.watermark,
+        "detail": json.dumps(detail, sort_keys=True),
+        "recorded_at": dt.datetime.now(dt.UTC),
+    }
+    data = pa.Table.from_pylist([row], schema=STATE_SCHEMA)
+    lake.write_arrow(data, STATE_LAYER, STATE_TABLE, mode="merge", merge_keys=["consumer"])
+
+
+def table_versions(lake: DeltaLake, tables: Sequence[tuple[str, str]]) -> dict[str, int]:
+    return {f"{layer}/{name}": lake.table(layer, name).version() for layer, name in tables}
+
+
+def full_refresh_reason(
+    lake: DeltaLake,
+    state: ConsumerState | None,
+    inputs: dict[str, Any],
+    outputs: Sequence[tuple[str, str]],
+    requested: bool,
+) -> str | None:
+    """Why this run must rebuild in full, or None when applying changes is safe."""
+    if requested:
+        return "full_refresh requested"
+    if state is None:
+        return "no earlier build recorded"
+    for layer, name in outputs:
+        if not lake.exists(layer, name):
+            return f"{layer}/{name} does not exist"
+        if lake.table(layer, name).version() != state.outputs.get(f"{layer}/{name}"):
+            return f"{layer}/{name} was changed since the last build"
+    for name, value in inputs.items():
+        if state.inputs.get(name) != value:
+            return f"{name} changed"
+    return None
+
+
+def read_rows(
+    lake: DeltaLake,
+    layer: str,
+    table: str,
+    key: str,
+    values: pa.Array,
+    *,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+    only_if: str | None = None,
+) -> pa.Table:
+    """The rows of `layer/table` (at `version`, default the latest) whose `key` is in `values`
+    (customer360.lakehouse.delta_scan.rows_with_keys)."""
+    return rows_with_keys(
+        lake.table(layer, table, version), key, values, columns=columns, only_if=only_if
+    )
+
+
+def column_max(lake: DeltaLake, layer: str, table: str, column: str, version: int) -> Any:
+    """The largest value of `column` at `version`, None when the table has no such column."""
+    snapshot = lake.table(layer, table, version)
+    if column not in delta_schema_to_arrow(snapshot.schema()).names:
+        return None
+    values = lake.read_arrow(layer, table, version=version, columns=[column])
+    return pc.max(values[column]).as_py()
+
+
+def apply_changes(
+    lake: DeltaLake,
+    layer: str,
+    table: str,
+    upserts: pa.Table,
+    remove: pa.Table,
+    keys: Sequence[str],
+) -> tuple[WriteResult, int]:
+    """Upsert `upserts` and delete the rows whose `keys` are in `remove` (unless also upserted),
+    in ONE Delta commit (a delta-rs merge with a delete clause): a reader sees the table before
+    or after the change, never half of it. Schema rules as in the lakehouse: new nullable
+    columns are added, a type change raises `SchemaMismatchError` before anything is written.
+    Returns the write result and the number of rows deleted."""
+    uri = lake.uri(layer, table)
+    target = lake.table(layer, table)
+    schema = delta_schema_to_arrow(target.schema())
+    upserts = normalize_arrow_table(upserts)
+    new_columns = check_compatible(uri, schema, upserts.schema)
+    if new_columns:
+        # Evolve first: with merge_schema the merge would add the delete flag column too.
+        added = pa.schema([upserts.schema.field(c).with_nullable(True) for c in new_columns])
+        target.alter.add_columns(DeltaSchema.from_arrow(added).fields)
+        target = lake.table(layer, table)
+        schema = delta_schema_to_arrow(target.schema())
+    keys = list(keys)
+    remove = without_keys(normalize_arrow_table(remove.select(keys)), upserts, keys)
+    nullable = pa.schema([f.with_nullable(True) for f in schema])
+    parts = [
+        conform_to_table(part, schema)
+        .cast(nullable)
+        .append_column(_DELETE_FLAG, pa.array([flag] * part.num_rows, pa.bool_()))
+        for part, flag in ((upserts, False), (remove, True))
+        if part.num_rows
+    ]
+    deleted = 0
+    if parts:
+        source = pa.concat_tables(parts)
+        _check_unique_keys(uri, source, keys)
+        predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        commit = CommitProperties(custom_metadata={"customer360.mode": "apply_changes"})
+        metrics = (
+            target.merge(source, predicate, source_alias="s", target_alias="t",
+                         commit_properties=commit)
+            .when_matched_delete(predicate=f"s.`{_DELETE_FLAG}`")
+            .when_matched_update_all(predicate=f"NOT s.`{_DELETE_FLAG}`",
+                                     except_cols=[_DELETE_FLAG])
+            .when_not_matched_insert_all(predicate=f"NOT s.`{_DELETE_FLAG}`",
+                                         except_cols=[_DELETE_FLAG])
+            .execute()
+        )  # fmt: skip
+        deleted = int(metrics.get("num_target_rows_deleted", 0))
+    return current_result(lake, layer, table, rows_written=upserts.num_rows), deleted
+
+
+def key_values(table: pa.Table, keys: Sequence[str]) -> pa.Array:
+    """One comparable value per row for (possibly composite) keys."""
+    if len(keys) == 1:
+        return table[keys[0]].combine_chunks()
+    parts = [pc.cast(table[k], pa.string()).combine_chunks() for k in keys]
+    return pc.binary_join_element_wise(*parts, "\x1f", null_handling="replace")
+
+
+def without_keys(table: pa.Table, other: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The rows of `table` whose keys do not occur in `other` (an anti-join)."""
+    if table.num_rows == 0 or other.num_rows == 0:
+        return table
+    found = pc.is_in(key_values(table, keys), key_values(other, keys))
+    return table.filter(pc.invert(found))
+
+
+def _check_unique_keys(uri: str, data: pa.Table, keys: list[str]) -> None:
+    grouped = data.group_by(keys).aggregate([([], "count_all")])
+    dupes = grouped.filter(pc.greater(grouped["count_all"], 1))
+    if dupes.num_rows:
+        example = {k: dupes[k][0].as_py() for k in keys}
+        raise ValueError(f"changes to {uri}: {dupes.num_rows} key(s) repeat, e.g. {example}")
+
+
+def current_result(lake: DeltaLake, layer: str, table: str, rows_written: int = 0) -> WriteResult:
+    """The table as it is now, in the shape of a write result (for the standard metadata)."""
+    dt_ = lake.table(layer, table)
+    return WriteResult(
+        uri=lake.uri(layer, table),
+        version=dt_.version(),
+        rows_written=rows_written,
+        table_rows=count_rows(dt_),
+        schema=delta_schema_to_arrow(dt_.schema()),
+        path=WritePath.ARROW,
+    )
+
+
+def next_marker(previous: dt.datetime | None) -> dt.datetime:
+    """Now, but always after the previous marker (a clock set back must not hide a change)."""
+    now = dt.datetime.now(dt.UTC)  # microseconds, as Delta stores timestamps
+    if previous is not None and now <= previous:
+        return previous + dt.timedelta(microseconds=1)
+    return now

@@ -1,0 +1,103 @@
+"""Unify records from the lake: each source's silver table as records (customer360.unify.schema).
+
+silver/customer is source `dataverse` keyed by cid (the alternate key crc33_cid); every CSV source
+of the unify configuration is silver/crm_<source> keyed by source_key.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from customer360.lakehouse import DeltaLake
+from customer360.lakehouse.incremental import read_rows
+from customer360.lakehouse.schema import delta_schema_to_arrow
+from customer360.lakehouse.spark_arrow import arrow_to_spark
+from customer360.unify import RECORD_ATTRIBUTES, UnifyConfig, to_records
+from customer360.unify.incremental import fingerprints
+from customer360.unify.remerge import records_table
+
+DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate key crc33_cid)
+#: The block index incremental runs start from (customer360.unify.incremental): bookkeeping of
+#: the identity asset, like ops/medallion_state, not an asset of its own.
+INDEX_TABLE = ("ops", "match_index")
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """One source's silver table and how its rows become unify records."""
+
+    source: str
+    table: str  # silver/<table>
+    key: str  # the column that becomes source_key
+    modified: tuple[str, ...]  # columns giving modified_at (the first non-null wins)
+    #: Read by the profile besides the record columns (part of the fingerprint, so a change to
+    #: them re-derives the profile too).
+    extra: tuple[str, ...] = ()
+
+    def records(self, silver: DataFrame) -> DataFrame:
+        stamps = [F.col(c).cast("timestamp") for c in self.modified]
+        modified = F.coalesce(*stamps) if len(stamps) > 1 else stamps[0]
+        return to_records(silver.withColumn("_modified", modified), self.source, self.key,
+                          "_modified")  # fmt: skip
+
+    def record_columns(self, lake: DeltaLake) -> list[str]:
+        """The columns of the silver table a record (and its fingerprint) is made from."""
+        present = delta_schema_to_arrow(lake.table("silver", self.table).schema()).names
+        wanted = (self.key, *RECORD_ATTRIBUTES, *self.modified, *self.extra)
+        return [c for c in dict.fromkeys(wanted) if c in present]
+
+
+def source_tables(config: UnifyConfig) -> list[SourceTable]:
+    """silver/customer (source `dataverse`, keyed by cid) and every configured CSV source."""
+    dataverse = SourceTable(DATAVERSE_SOURCE, "customer", "cid", ("modifiedon", "SinkModifiedOn"),
+                            extra=("Id", "createdon"))  # fmt: skip
+    csv = [
+        SourceTable(m.source, f"crm_{m.source}", "source_key", ("modified_at",))
+        for m in config.csv_sources
+    ]
+    return [dataverse, *csv]
+
+
+def source_records(session: SparkSession, lake: DeltaLake, config: UnifyConfig) -> DataFrame:
+    """Every source's silver rows as unify `records` (customer360.unify.schema)."""
+    frames = [t.records(lake.read(session, "silver", t.table)) for t in source_tables(config)]
+    return reduce(DataFrame.unionByName, frames)
+
+
+def record_rows(lake: DeltaLake, config: UnifyConfig, keys: pa.Table) -> pa.Table:
+    """The records (schema.RECORD_COLUMNS, Arrow) of the (source, source_key) rows of `keys`,
+    read without a full scan and built on the driver (remerge.records_table)."""
+    parts = []
+    for table in source_tables(config):
+        wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]
+        rows = read_rows(lake, "silver", table.table, table.key, wanted.combine_chunks(),
+                         columns=table.record_columns(lake))  # fmt: skip
+        parts.append(records_table(rows, table.source, table.key, table.modified))
+    return pa.concat_tables(parts)
+
+
+def records_of(
+    session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
+) -> DataFrame:
+    """record_rows as a Spark DataFrame."""
+    return arrow_to_spark(session, record_rows(lake, config, keys))
+
+
+def current_fingerprints(lake: DeltaLake, config: UnifyConfig) -> pa.Table:
+    """incremental.fingerprints of every current record (Arrow and DuckDB, no Spark)."""
+    parts = []
+    for table in source_tables(config):
+        rows = lake.read_arrow("silver", table.table, columns=table.record_columns(lake))
+        parts.append(fingerprints(rows, table.source, table.key))
+    return pa.concat_tables(parts)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content (rules and truth files are inputs of the state)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

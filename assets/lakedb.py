@@ -13,7 +13,7 @@ from assets.keys import (
     SOURCE_LINK_KEY,
 )
 from assets.table_docs import COLUMN_DOCS, TABLE_DESCRIPTIONS
-from customer360.lakedb import TableRegistration, register_tables
+from customer360.lake_database import TableRegistration, register_tables
 from resources.lakehouse import LakehouseResource
 
 GOLD_TABLES = (PROFILE_KEY, SEGMENTS_KEY, SOURCE_LINK_KEY, MATCH_PAIRS_KEY, CANDIDATES_KEY)

@@ -151,7 +151,7 @@ def merge_rate_check(
 
 
 @dg.multi_asset(
-    name="gold__identity_link_pairs_candidates",
+    name="gold__customer_source_link_pairs_and_candidates",
     specs=[
         dg.AssetSpec(
             key,

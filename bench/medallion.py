@@ -39,7 +39,7 @@ LAYERS = {
     "silver__customer_and_quarantine": "silver current",
     "silver__customer_finance": "silver finance",
     "silver__crm_residents_and_quarantine": "silver crm",
-    "gold__identity_link_pairs_candidates": "gold identity",
+    "gold__customer_source_link_pairs_and_candidates": "gold identity",
     "gold__customer_profile_and_segments": "gold profile",
     "lakedb__gold": "lakedb",
 }

@@ -76,3 +76,19 @@ def test_the_checks_can_fail(tmp_path):
 
 def _is_dagster(module: str) -> bool:
     return module == "dagster" or module.startswith(("dagster.", "dagster_"))
+
+
+def test_asset_keys_mirror_lake_places_and_ops_name_what_they_build(c360_home):
+    """`<layer>/<table>` keys with the layer as group; an op's name starts with the layer of
+    what it builds and names a table it builds (so run config and logs say what runs)."""
+    from customer360.definitions import build_definitions
+
+    graph = build_definitions().resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        layer, _table = key.path
+        assert node.group_name == layer, key
+        op = node.assets_def.node_def.name
+        builds = {k.path[-1] for k in node.assets_def.keys}
+        assert op.startswith(f"{layer}__"), (key, op)
+        assert any(name in op for name in builds), (key, op)

@@ -102,7 +102,7 @@ def test_incremental_gold_equals_a_full_rebuild(spark, tmp_path, monkeypatch):
             "ops": {
                 op: {"config": {"full_refresh": True}}
                 for op in (
-                    "gold__identity_link_pairs_candidates",
+                    "gold__customer_source_link_pairs_and_candidates",
                     "gold__customer_profile_and_segments",
                 )
             }

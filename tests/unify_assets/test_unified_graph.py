@@ -163,7 +163,11 @@ def test_ids_are_stable_across_runs_and_unrelated_changes(graph):
     assert meta["refresh"].value == "unchanged" and meta["profiles"].value == 2000
     # Recomputed from scratch, ids are carried forward: none changes.
     job = defs.get_repository_def().get_implicit_job_def_for_assets(IDENTITY)
-    full = {"ops": {"gold__identity_link_pairs_candidates": {"config": {"full_refresh": True}}}}
+    full = {
+        "ops": {
+            "gold__customer_source_link_pairs_and_candidates": {"config": {"full_refresh": True}}
+        }
+    }
     forced = job.get_subset(asset_selection=set(IDENTITY)).execute_in_process(
         instance=instance, run_config=full, raise_on_error=False
     )

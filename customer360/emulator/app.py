@@ -34,6 +34,7 @@ from customer360.emulator.certs import ensure_certificates
 from customer360.emulator.config import resolve_config
 from customer360.emulator.faults import FaultInjector
 from customer360.emulator.messages import ApiRequest, ApiResponse, error_response
+from customer360.emulator.metadata_write import MetadataWriter, apply_saved_changes
 from customer360.emulator.operations import DataService, RequestContext, new_guid
 from customer360.emulator.principals import seed_principals
 from customer360.emulator.protection import (
@@ -64,6 +65,7 @@ class Emulator:
         self.config = resolve_config(self.directory, overrides)
         self.certs = ensure_certificates(self.directory)
         self.schema = load_schema(self.config["schema_file"])
+        apply_saved_changes(self.schema, self.directory)
         self.store = Store(self.directory / "dataverse.db", self.schema)
         self.users = [
             ApplicationUser(
@@ -158,6 +160,16 @@ class Emulator:
             lambda: self.cost.per_request_ms,
             {t.entity_set: t.primary_id for t in self.schema.tables.values()},
         )
+        self.webapi.metadata_writer = MetadataWriter(
+            self.schema, self.store, self.directory, self._schema_changed
+        )
+
+    def _schema_changed(self) -> None:
+        """A table was created, changed or deleted through the metadata API."""
+        self.service.forget_tables()
+        if self.webapi is not None and self.webapi.batch_handler is not None:
+            ids = {t.entity_set: t.primary_id for t in self.schema.tables.values()}
+            self.webapi.batch_handler.primary_ids = ids
 
     def check_conflict(self, table: str, record_id: str) -> None:
         if (table, record_id) in self.inflight_records:

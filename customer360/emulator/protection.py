@@ -59,7 +59,9 @@ class Limits:
             penalty_seconds=float(raw["penalty_seconds"]) * scale,
             max_retry_after_seconds=float(raw["max_retry_after_seconds"]) * scale,
             concurrency_retry_after_seconds=float(raw["concurrency_retry_after_seconds"]) * scale,
-            fractional_retry_after=window < 60 if fractional is None else bool(fractional),
+            # Dataverse sends whole seconds (clients such as Microsoft's SDK read a fraction as
+            # no Retry-After at all); fractions only when a test asks for them explicitly.
+            fractional_retry_after=bool(fractional),
             dop_hint=int(raw["dop_hint"]),
             time_scale=scale,
         )

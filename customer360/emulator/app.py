@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from customer360.emulator import errors
+from customer360.emulator.actions import Actions
 from customer360.emulator.auth import (
     ApplicationUser,
     TokenError,
@@ -33,6 +34,7 @@ from customer360.emulator.batch import BatchExecutor
 from customer360.emulator.certs import ensure_certificates
 from customer360.emulator.config import resolve_config
 from customer360.emulator.faults import FaultInjector
+from customer360.emulator.files import FileColumns
 from customer360.emulator.messages import ApiRequest, ApiResponse, error_response
 from customer360.emulator.metadata_write import MetadataWriter, apply_saved_changes
 from customer360.emulator.operations import DataService, RequestContext, new_guid
@@ -163,6 +165,8 @@ class Emulator:
         self.webapi.metadata_writer = MetadataWriter(
             self.schema, self.store, self.directory, self._schema_changed
         )
+        self.webapi.actions = Actions(self.service, self.api_url)
+        self.webapi.files = FileColumns(self.service, self.directory, self.api_url)
 
     def _schema_changed(self) -> None:
         """A table was created, changed or deleted through the metadata API."""

@@ -81,6 +81,7 @@ class CostModel:
         self.per_request_ms = float(raw["per_request_ms"])
         self.per_record_ms = {k: float(v) for k, v in raw["per_record_ms"].items()}
         self.per_column_ms = float(raw["per_column_ms"])
+        self.timeout_ms = float(raw.get("request_timeout_seconds", 120.0)) * 1000.0
         self.time_scale = time_scale
 
     def record_ms(self, operation: str, records: int, columns: int) -> float:

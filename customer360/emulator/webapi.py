@@ -59,6 +59,7 @@ class WebApi:
         self.batch_handler: Callable[[ApiRequest, RequestContext], ApiResponse] | None = None
         self.metadata_writer = None  # MetadataWriter, set by the app (it needs the directory)
         self.actions = None  # Actions (BulkDelete, …), set by the app
+        self.files = None  # FileColumns, set by the app (it needs the directory)
 
     def handle(self, request: ApiRequest, ctx: RequestContext) -> ApiResponse:
         """Run one request; DataverseError becomes the caller's job (batch needs it raw)."""
@@ -127,6 +128,13 @@ class WebApi:
                 return writer.create_entities(request.json(), self.api_url)
             return writer.handle(request.method, segments, request.json(), self.api_url)
 
+    @staticmethod
+    def _check_time(ctx: RequestContext, cost: CostModel) -> None:
+        """Inside the request's transaction: past the time limit, everything rolls back."""
+        spent = cost.per_request_ms + ctx.cost_ms
+        if cost.timeout_ms and spent > cost.timeout_ms:
+            raise errors.request_timeout(spent / 1000.0, cost.timeout_ms / 1000.0)
+
     def _annotate(self, prefer: dict[str, str]) -> Wanted | None:
         return wanted(prefer, self._primary_name)
 
@@ -171,7 +179,7 @@ class WebApi:
         if len(rest) == 1 and rest[0].name.startswith(BULK_PREFIX) and request.method == "POST":
             message = rest[0].name[len(BULK_PREFIX) :]
             with self.service.store.transaction():
-                return run_bulk(
+                response = run_bulk(
                     self.service,
                     ctx,
                     table,
@@ -181,6 +189,8 @@ class WebApi:
                     cost,
                     self.api_url,
                 )
+                self._check_time(ctx, cost)
+                return response
         raise errors.segment_not_found(rest[0].name)
 
     def _create(
@@ -198,6 +208,7 @@ class WebApi:
         with self.service.store.transaction():
             changes = self.service.prepare(table, body, for_create=True)
             row = self.service.create(ctx, table, changes)
+            self._check_time(ctx, cost)
         entity_url = f"{self.api_url}{table.entity_set}({row[table.primary_id]})"
         if prefer.get("return") == "representation":
             options = parse_query(table, request.query)
@@ -248,6 +259,7 @@ class WebApi:
                     if_match=_conditional(request.header("if-match")),
                     if_none_match=_conditional(request.header("if-none-match")),
                 )
+                self._check_time(ctx, cost)
             if prefer.get("return") == "representation":
                 options = parse_query(table, request.query)
                 payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
@@ -278,6 +290,12 @@ class WebApi:
         """GET/PUT/DELETE `<set>(<key>)/<column>` and PUT/DELETE `<set>(<key>)/<nav>/$ref`."""
         name = rest[0].name
         method = request.method
+        file_column = table.query_names.get(name)
+        if file_column is not None and file_column.type == "File" and self.files is not None:
+            if len(rest) > 2 or (len(rest) == 2 and rest[1].name != "$value"):
+                raise errors.segment_not_found(rest[-1].name)
+            ctx.cost_ms += cost.record_ms("update" if method != "GET" else "retrieve", 1, 1)
+            return self.files.handle(request, ctx, table, locator, file_column, len(rest) == 2)
         if len(rest) == 2 and rest[1].name == "$ref":
             nav = table.navigations.get(name)
             if nav is None:

@@ -100,33 +100,36 @@ def _unknown_property(name: str, type_name: str) -> errors.DataverseError:
 # ---- documents ----------------------------------------------------------------------------------
 def _attribute(table: Table, column: Column, options: dict[str, str] | None) -> dict:
     """One attribute; its OptionSet stays unless a `$select` without `$expand=OptionSet`."""
+    options = options or {}
     item = attribute_metadata(table, column)
     option_set = item.pop("OptionSet", None)
-    item = _project(item, _names((options or {}).get("$select")))
-    expand = _expansions((options or {}).get("$expand", ""))
+    item = _project(item, _names(options.get("$select")))
+    expand = _expansions(options.get("$expand", ""))
     unknown = set(expand) - {"OptionSet"}
     if unknown:
         raise _unknown_property(sorted(unknown)[0], "AttributeMetadata")
-    if option_set is not None and ("OptionSet" in expand or not (options or {}).get("$select")):
+    if option_set is not None and ("OptionSet" in expand or not options.get("$select")):
         item["OptionSet"] = _project(option_set, _names(expand.get("OptionSet", {}).get("$select")))
     return item
 
 
 def _attributes(table: Table, cast: str | None, options: dict[str, str]) -> list[dict]:
-    wanted = None
-    if cast is not None:
-        wanted = CLASS_FAMILIES.get(cast, {cast})
-    items = [
-        _attribute(table, c, options)
-        for c in table.columns.values()
-        if wanted is None or METADATA_CLASSES[c.type] in wanted
+    """Filtered on the whole definition first, then projected (`$select` may leave out the
+    property the filter tests)."""
+    wanted = None if cast is None else CLASS_FAMILIES.get(cast, {cast})
+    columns = [
+        c for c in table.columns.values() if wanted is None or METADATA_CLASSES[c.type] in wanted
     ]
-    return _filtered(items, options.get("$filter"))
+    text = options.get("$filter")
+    if text:
+        predicate = compile_metadata_filter(text)
+        columns = [c for c in columns if predicate(attribute_metadata(table, c))]
+    return [_attribute(table, c, options) for c in columns]
 
 
 def _keys(table: Table, options: dict[str, str]) -> list[dict]:
-    items = [_project(k, _names(options.get("$select"))) for k in key_metadata(table)]
-    return _filtered(items, options.get("$filter"))
+    items = _filtered(key_metadata(table), options.get("$filter"))
+    return [_project(k, _names(options.get("$select"))) for k in items]
 
 
 def _entity(table: Table, bulk: bool, options: dict[str, str]) -> dict:
@@ -139,6 +142,15 @@ def _entity(table: Table, bulk: bool, options: dict[str, str]) -> dict:
         else:
             raise _unknown_property(name, "EntityMetadata")
     return item
+
+
+def _entities(schema: Schema, bulk: dict[str, bool], options: dict[str, str]) -> list[dict]:
+    tables = list(schema.tables.values())
+    text = options.get("$filter")
+    if text:
+        predicate = compile_metadata_filter(text)
+        tables = [t for t in tables if predicate(entity_metadata(t, bulk[t.logical_name]))]
+    return [_entity(t, bulk[t.logical_name], options) for t in tables]
 
 
 # ---- routing ------------------------------------------------------------------------------------
@@ -214,8 +226,7 @@ def entity_definitions(
     if first.predicate is None:
         if rest:
             raise errors.segment_not_found(rest[0].name)
-        items = [_entity(t, bulk[t.logical_name], options) for t in schema.tables.values()]
-        value = _filtered(items, options.get("$filter"))
+        value = _entities(schema, bulk, options)
         return json_response(200, {"@odata.context": context, "value": value})
     table = table_from_predicate(schema, first.predicate)
     if not rest:
@@ -239,9 +250,10 @@ def entity_definitions(
         item.update(_attribute(table, column, options))
         return json_response(200, item)
     if rest[0].name == "Keys" and len(rest) == 1:
-        keys = _keys(table, options)
         if rest[0].predicate is None:
+            keys = _keys(table, options)
             return json_response(200, {"@odata.context": f"{owner}/Keys", "value": keys})
+        keys = key_metadata(table)
         wanted = _key(rest[0].predicate, "EntityKeyMetadata")
         for key in keys:
             if (wanted.primary is not None and key["MetadataId"] == str(wanted.primary.value)) or (

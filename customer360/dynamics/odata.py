@@ -9,6 +9,7 @@ can neither break the URL nor change the query.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -66,7 +67,12 @@ def key_segment(key: Mapping[str, KeyValue] | uuid.UUID | str) -> str:
     return ",".join(parts)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # unreserved: percent-encoding leaves it as it is
+
+
 def _encode_literal(literal: str) -> str:
+    if _PLAIN.fullmatch(literal):  # numbers, GUIDs: the common case, nothing to encode
+        return literal
     if len(literal) >= 2 and literal.startswith("'") and literal.endswith("'"):
         # keep the delimiting and the doubled quotes readable; encode all else
         return "'" + quote(literal[1:-1], safe="'") + "'"

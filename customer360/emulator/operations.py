@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from customer360.emulator import errors
 from customer360.emulator.annotations import Wanted, annotated
@@ -170,7 +171,9 @@ class DataService:
         marker = path.find(SERVICE_PREFIX)
         if marker >= 0:
             path = path[marker + len(SERVICE_PREFIX) :]
-        path = path.lstrip("/")
+        # A URL in a body (`@odata.id`, `@odata.bind`) is percent-encoded like a request path:
+        # decode it the same way before reading the key (quotes inside literals stay doubled).
+        path = unquote(path.lstrip("/"))
         try:
             segments = split_path(path)
         except LiteralError as exc:

@@ -234,6 +234,24 @@ def stored(emu) -> int:
     return total
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """utime + stime of a process (this one by default): CPU does not depend on how busy the
+    shared machine is, wall-clock rates do."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(emu, started: tuple[float, float], n: int) -> dict[str, float]:
+    client = time.process_time() - started[0]
+    server = cpu_seconds(emu.pid) - started[1]
+    return {
+        "client_cpu_us_per_record": round(client / n * 1e6, 1),
+        "server_cpu_us_per_record": round(server / n * 1e6, 1),
+    }
+
+
 def sdk_upsert(emu, n: int, batch: int) -> dict[str, Any]:
     """Microsoft's SDK, as its documentation shows it: one upsert call per batch, no retry
     of a failed call (the SDK itself does not retry a 429)."""
@@ -255,6 +273,7 @@ def sdk_upsert(emu, n: int, batch: int) -> dict[str, Any]:
     failed_calls: list[str] = []
     with DataverseClient(emu.base_url, credential) as client:
         client.tables.get("crc33_customer")  # metadata warm-up, as the engine reads it too
+        cpu = (time.process_time(), cpu_seconds(emu.pid))
         started = time.monotonic()
         source = rows(n)
         for _ in range(0, n, batch):
@@ -270,9 +289,11 @@ def sdk_upsert(emu, n: int, batch: int) -> dict[str, Any]:
             except Exception as exc:  # what a user of the SDK sees: the call failed
                 failed_calls.append(type(exc).__name__ + ": " + str(exc)[:80])
         elapsed = time.monotonic() - started
+        used = _cpu(emu, cpu, n)
     credential.close()
     kept = stored(emu)
     return {
+        **used,
         "seconds": round(elapsed, 1),
         "records_per_second": round(kept / elapsed, 1),
         "failed_calls": len(failed_calls),
@@ -283,12 +304,15 @@ def sdk_upsert(emu, n: int, batch: int) -> dict[str, Any]:
 
 def engine_upsert(emu, n: int, batch: int, limits: ServiceLimits | None) -> dict[str, Any]:
     emu.admin("POST", "reset")
+    cpu = (time.process_time(), cpu_seconds(emu.pid))
     options = PublishOptions(transport=TransportOptions(limits=limits), bulk_batch_size=batch)
     metrics = publish(
         rows(n), load_spec(SPEC), connection(emu, 1), sink=NullSink(), options=options
     )
+    used = _cpu(emu, cpu, n)
     kept = stored(emu)
     return {
+        **used,
         "seconds": round(metrics.duration_seconds, 1),
         "records_per_second": round(kept / metrics.duration_seconds, 1),
         "throttled": metrics.throttled_total,
@@ -320,7 +344,10 @@ def peer(n: int, batch: int, setups: list[str]) -> list[dict[str, Any]]:
         print(
             f"  {name}: engine {engine['records_per_second']:,.0f} rec/s (lost "
             f"{engine['lost']:,}) vs SDK {sdk['records_per_second']:,.0f} rec/s (lost "
-            f"{sdk['lost']:,}, {sdk['failed_calls']} failed calls) → {ratio:.2f}× the SDK",
+            f"{sdk['lost']:,}, {sdk['failed_calls']} failed calls) → {ratio:.2f}× the SDK; "
+            f"client CPU µs/record engine {engine['client_cpu_us_per_record']} vs SDK "
+            f"{sdk['client_cpu_us_per_record']}, server {engine['server_cpu_us_per_record']} vs "
+            f"{sdk['server_cpu_us_per_record']}",
             flush=True,
         )
     return results

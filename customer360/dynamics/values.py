@@ -76,6 +76,7 @@ def coercion_for(attr: AttributeMetadata) -> Coercion:
     return Coercion.STRING
 
 
+INTEGER = Coercion.INTEGER
 _KIND_BY_TYPE: dict[str, Coercion] = {
     **dict.fromkeys(STRING_TYPES, Coercion.STRING),
     **dict.fromkeys(INTEGER_TYPES, Coercion.INTEGER),
@@ -105,12 +106,16 @@ def to_wire(
             limit = attr.max_length
             if text and (limit is None or limit <= 0 or len(text) <= limit):
                 return text
-    elif (
-        cls is int
-        and coercion is None
-        and _KIND_BY_TYPE.get(attr.attribute_type) is Coercion.INTEGER
-    ):
+    elif cls is int and coercion is None and _KIND_BY_TYPE.get(attr.attribute_type) is INTEGER:
         return _range(value, attr)
+    elif (
+        cls is float
+        and coercion is None
+        and _KIND_BY_TYPE.get(attr.attribute_type) is Coercion.FLOAT
+        and math.isfinite(value)
+    ):
+        precision = attr.precision
+        return _range(value if precision is None else round(value, precision), attr)
     name = attr.logical_name
     if isinstance(value, str) and rules.trim:
         value = value.strip()

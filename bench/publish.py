@@ -196,11 +196,11 @@ def naive(emu, n: int) -> dict[str, Any]:
 # ---- peer run: Microsoft's SDK ------------------------------------------------------------------
 PEER_SETUPS = {
     # name: (emulator config, the engine's pacing limits)
-    "production limits, modelled latency": (
+    "production": (  # production limits, modelled server time
         {"limits": {"enabled": True}, "cost_model": {"simulate_latency": True}},
         None,
     ),
-    "bench limits, no latency": (
+    "bench-limits": (  # the limits this bench scales, no modelled time
         {**limited_config(), "cost_model": {"simulate_latency": False}},
         ServiceLimits(
             window_seconds=WINDOW, max_requests=MAX_REQUESTS, max_execution_seconds=MAX_EXECUTION
@@ -402,7 +402,7 @@ def main() -> None:
     parser.add_argument(
         "--peer-setups",
         default=",".join(PEER_SETUPS),
-        help="comma-separated: " + "; ".join(PEER_SETUPS),
+        help="comma-separated, of: " + ", ".join(PEER_SETUPS),
     )
     parser.add_argument("--rows", type=int, default=50_000, help="rows per throughput run")
     parser.add_argument("--memory-sizes", default="100000,300000,1000000")

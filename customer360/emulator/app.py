@@ -242,22 +242,9 @@ class WebApiEndpoint:
         path_text = raw_path.decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         if len(path_text) + len(query) + (1 if query else 0) > int(config["max_url_length"]):
-            await _send(
-                send,
-                error_response(
-                    errors.DataverseError(
-                        414,
-                        errors.REQUEST_LENGTH_TOO_LARGE,
-                        f"The request URL is longer than {config['max_url_length']} characters.",
-                    )
-                ),
-            )
+            await _send(send, error_response(_url_too_long(int(config["max_url_length"]))))
             return
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            name = key.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {text}" if name in headers else text
+        headers = _header_map(scope["headers"])
         try:
             caller = em.tokens.verify(headers.get("authorization"), em.resource_urls)
         except TokenError as exc:
@@ -277,37 +264,52 @@ class WebApiEndpoint:
             )
             await _send(send, error_response(too_large))
             return
-        if em.faults.active:
-            fault = em.faults.next_api_fault()
-            if fault is not None:
-                user_stats.faults[fault.kind] += 1
-                if fault.kind == "drop":
-                    if _drop_connection(send):
-                        return
-                    # No transport to abort: start a response and break it off mid-body.
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": [(b"content-length", b"1000")],
-                        }
-                    )
-                    raise ConnectionAbortedError("injected connection drop")
-                if fault.kind == "slow":
-                    generation = em.generation
-                    await asyncio.sleep(em.faults.slow_seconds)
-                    if generation != em.generation:
-                        _drop_connection(send)  # an admin reset happened meanwhile: forget it
-                        return
-                else:
-                    await _send(send, _fault_response(int(fault.kind)))
-                    user_stats.statuses[int(fault.kind)] += 1
-                    return
+        if em.faults.active and await self._fault(send, user_stats):
+            return
+        extra: list[tuple[bytes, bytes]] = []
+        admitted = await self._admit(send, caller, headers, user_stats, extra)
+        if admitted is None:
+            return
+        await self._process(scope, body, send, admitted, caller, path_text, query, headers, extra)
+
+    async def _fault(self, send, user_stats) -> bool:
+        """Apply the next injected fault, if any; True when the request ends here."""
+        em = self.emulator
+        fault = em.faults.next_api_fault()
+        if fault is None:
+            return False
+        user_stats.faults[fault.kind] += 1
+        if fault.kind == "drop":
+            if _drop_connection(send):
+                return True
+            # No transport to abort: start a response and break it off mid-body.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1000")],
+                }
+            )
+            raise ConnectionAbortedError("injected connection drop")
+        if fault.kind == "slow":
+            generation = em.generation
+            await asyncio.sleep(em.faults.slow_seconds)
+            if generation != em.generation:
+                _drop_connection(send)  # an admin reset happened meanwhile: forget it
+                return True
+            return False
+        await _send(send, _fault_response(int(fault.kind)))
+        user_stats.statuses[int(fault.kind)] += 1
+        return True
+
+    async def _admit(self, send, caller, headers, user_stats, extra) -> Admission | None:
+        """Web server choice and service protection; None when answered with a 429."""
+        em = self.emulator
         cookie = _cookie(headers.get("cookie"), AFFINITY_COOKIE)
         server, new_server = em.protection.choose_server(cookie)
         admitted = em.protection.admit(caller.client_id, server)
         limits = em.protection.limits
-        extra = [(b"x-ms-dop-hint", str(limits.dop_hint).encode())]
+        extra.append((b"x-ms-dop-hint", str(limits.dop_hint).encode()))
         if limits.web_servers > 1 and new_server:
             extra.append(
                 (b"set-cookie", f"{AFFINITY_COOKIE}=ws{server}; Path=/; Secure; HttpOnly".encode())
@@ -318,8 +320,8 @@ class WebApiEndpoint:
             response = error_response(admitted.error(limits))
             extra.extend(_ratelimit_headers(*em.protection.remaining_of(caller.client_id, server)))
             await _send(send, response, extra)
-            return
-        await self._process(scope, body, send, admitted, caller, path_text, query, headers, extra)
+            return None
+        return admitted
 
     async def _process(
         self,
@@ -391,6 +393,22 @@ class WebApiEndpoint:
         await _send(
             send, ApiResponse(401, {"WWW-Authenticate": challenge, "OData-Version": "4.0"}, b"")
         )
+
+
+def _url_too_long(limit: int) -> errors.DataverseError:
+    return errors.DataverseError(
+        414, errors.REQUEST_LENGTH_TOO_LARGE, f"The request URL is longer than {limit} characters."
+    )
+
+
+def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ", " as HTTP allows."""
+    headers: dict[str, str] = {}
+    for key, value in raw:
+        name = key.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {text}" if name in headers else text
+    return headers
 
 
 def _ratelimit_headers(requests_left: int, time_left: float) -> list[tuple[bytes, bytes]]:

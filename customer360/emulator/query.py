@@ -397,34 +397,57 @@ class QueryRunner:
                 errors.QUERY_NOT_SUPPORTED,
             )
         headers = {"Preference-Applied": "odata.track-changes"}
-        data = self.store.data(table.logical_name)
         now = dt.datetime.now(dt.UTC)
         if options.deltatoken is not None:
-            since = self._read_deltatoken(options.deltatoken, now)
-            changed = sorted(
-                (r for r in data.rows.values() if r["versionnumber"] > since),
-                key=lambda r: r["versionnumber"],
-            )
-            deleted = sorted(
-                (t for t in data.tombstones.values() if t.version > since),
-                key=lambda t: t.version,
-            )
-            value: list[dict] = [
-                representation(table, r, options.select, annotate) for r in changed
-            ]
-            deleted_context = f"{self.api_url}$metadata#{table.entity_set}/$deletedEntity"
-            value.extend(
-                {"@odata.context": deleted_context, "id": t.id, "reason": "deleted"}
-                for t in deleted
-            )
-            ctx.records_read += len(value)
-            token = make_deltatoken(self.store.version, now)
-            payload = {
-                "@odata.context": _context(self.api_url, table, options.select, "/$delta"),
-                "value": value,
-                "@odata.deltaLink": _delta_link(self.api_url, table, options.pairs, token),
-            }
-            return json_response(200, payload, headers)
+            return self._delta(ctx, table, options, annotate, headers, now)
+        return self._tracked_page(ctx, table, options, prefer, annotate, headers, now)
+
+    def _delta(
+        self,
+        ctx: RequestContext,
+        table: Table,
+        options: QueryOptions,
+        annotate,
+        headers: dict[str, str],
+        now: dt.datetime,
+    ) -> ApiResponse:
+        """Following a delta link: rows changed since its version, then deletions."""
+        data = self.store.data(table.logical_name)
+        since = self._read_deltatoken(options.deltatoken or "", now)
+        changed = sorted(
+            (r for r in data.rows.values() if r["versionnumber"] > since),
+            key=lambda r: r["versionnumber"],
+        )
+        deleted = sorted(
+            (t for t in data.tombstones.values() if t.version > since),
+            key=lambda t: t.version,
+        )
+        value: list[dict] = [representation(table, r, options.select, annotate) for r in changed]
+        deleted_context = f"{self.api_url}$metadata#{table.entity_set}/$deletedEntity"
+        value.extend(
+            {"@odata.context": deleted_context, "id": t.id, "reason": "deleted"} for t in deleted
+        )
+        ctx.records_read += len(value)
+        token = make_deltatoken(self.store.version, now)
+        payload = {
+            "@odata.context": _context(self.api_url, table, options.select, "/$delta"),
+            "value": value,
+            "@odata.deltaLink": _delta_link(self.api_url, table, options.pairs, token),
+        }
+        return json_response(200, payload, headers)
+
+    def _tracked_page(
+        self,
+        ctx: RequestContext,
+        table: Table,
+        options: QueryOptions,
+        prefer: dict[str, str],
+        annotate,
+        headers: dict[str, str],
+        now: dt.datetime,
+    ) -> ApiResponse:
+        """The initial change-tracking read: every row, paged, then a delta link."""
+        data = self.store.data(table.logical_name)
         page_size = self.max_page_size
         requested = prefer.get("odata.maxpagesize")
         if requested is not None and requested.isdigit() and 0 < int(requested) <= page_size:

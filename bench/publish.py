@@ -227,7 +227,11 @@ def stored(emu) -> int:
     url: str | None = emu.api_url + "crc33_customers?$select=crc33_cid"
     total = 0
     while url:
-        body = http.get(url, headers=headers).json()
+        response = http.get(url, headers=headers)
+        if response.status_code == 429:  # the limits also apply to counting
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        body = response.json()
         total += len(body["value"])
         url = body.get("@odata.nextLink")
     http.close()

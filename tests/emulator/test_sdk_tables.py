@@ -151,3 +151,14 @@ def test_file_upload_small_and_chunked_then_download(sdk, emulator, tmp_path):
     assert download.status_code == 200
     assert download.headers["x-ms-file-name"] == "big.bin"
     assert download.content == payload
+
+
+def test_what_is_not_emulated_gets_dataverse_errors_not_wrong_data(sdk):
+    with pytest.raises(HttpError) as update:  # PUT …/Attributes(id): definitions are not changed
+        sdk.tables.update_column("contact", "jobtitle", {"max_length": 200})
+    assert update.value.status_code == 400
+    assert update.value.details["service_error_code"] == "0x80040800"
+    assert sdk.tables.get_column("contact", "jobtitle")["MaxLength"] == 100
+    with pytest.raises(HttpError) as relationship:  # RelationshipDefinitions is not served
+        sdk.tables.create_lookup_field("contact", "new_AccountRef", "account")
+    assert relationship.value.status_code == 404

@@ -60,6 +60,9 @@ def key_segment(key: Mapping[str, KeyValue] | uuid.UUID | str) -> str:
         return str(uuid.UUID(key))
     if not key:
         raise ValueError("a key needs at least one column")
+    if len(key) == 1:  # the common case: one column, nothing to sort
+        ((name, value),) = key.items()
+        return f"{name}={_encode_literal(key_literal(value))}"
     parts = []
     for name in sorted(key):
         literal = key_literal(key[name])

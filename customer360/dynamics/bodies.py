@@ -66,5 +66,4 @@ def upsert_path(target: Target, op: Operation) -> str:
     by_id = op.upsert_by_id or not op.key or target.primary_id in op.key
     if by_id and op.record_id:
         return record_path(target.entity_set, uuid.UUID(op.record_id))
-    # key_text is the canonical key segment the row was prepared with (extract_key)
-    return f"{target.entity_set}({op.key_text or key_segment(op.key)})"
+    return f"{target.entity_set}({key_segment(op.key)})"

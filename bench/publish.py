@@ -14,11 +14,17 @@ records/s with 1 and 4 principals, the theoretical ceiling from `/_emulator/limi
 and 429s after ramp-up.
 Memory: peak RSS of a publish process as the row count grows (streaming generator source,
 limits off). Baseline: one request per record, no batching, no parallelism.
+Peer (`--only peer`): the same upsert of `--peer-rows` records through Microsoft's SDK
+(PowerPlatform-Dataverse-Client, one `records.upsert` call per `--peer-batch` records, i.e. one
+UpsertMultiple each) and through the engine (same batch size, one principal), back to back on
+one emulator, in three set-ups: production limits with modelled server time, the limits this
+bench uses without modelled time, and no limits. Prints both ratios and the records each lost.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -187,6 +193,170 @@ def naive(emu, n: int) -> dict[str, Any]:
     }
 
 
+# ---- peer run: Microsoft's SDK ------------------------------------------------------------------
+PEER_SETUPS = {
+    # name: (emulator config, the engine's pacing limits)
+    "production": (  # production limits, modelled server time
+        {"limits": {"enabled": True}, "cost_model": {"simulate_latency": True}},
+        None,
+    ),
+    "bench-limits": (  # the limits this bench scales, no modelled time
+        {**limited_config(), "cost_model": {"simulate_latency": False}},
+        ServiceLimits(
+            window_seconds=WINDOW, max_requests=MAX_REQUESTS, max_execution_seconds=MAX_EXECUTION
+        ),
+    ),
+    "unthrottled": ({"limits": {"enabled": False}}, None),
+}
+
+
+def stored(emu) -> int:
+    """Records in crc33_customer, counted page by page ($count stops at 5,000)."""
+    http = emu.http_client(timeout=120.0)
+    client_id, secret = emu.principals[0]
+    token = http.post(
+        f"{emu.authority}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": emu.scope,
+        },
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Prefer": "odata.maxpagesize=5000"}
+    url: str | None = emu.api_url + "crc33_customers?$select=crc33_cid"
+    total = 0
+    while url:
+        response = http.get(url, headers=headers)
+        if response.status_code == 429:  # the limits also apply to counting
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+            continue
+        body = response.json()
+        total += len(body["value"])
+        url = body.get("@odata.nextLink")
+    http.close()
+    return total
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """utime + stime of a process (this one by default): CPU does not depend on how busy the
+    shared machine is, wall-clock rates do."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(emu, started: tuple[float, float], n: int) -> dict[str, float]:
+    client = time.process_time() - started[0]
+    server = cpu_seconds(emu.pid) - started[1]
+    return {
+        "client_cpu_us_per_record": round(client / n * 1e6, 1),
+        "server_cpu_us_per_record": round(server / n * 1e6, 1),
+    }
+
+
+def sdk_upsert(emu, n: int, batch: int) -> dict[str, Any]:
+    """Microsoft's SDK, as its documentation shows it: one upsert call per batch, no retry
+    of a failed call (the SDK itself does not retry a 429)."""
+    from azure.identity import ClientSecretCredential
+    from PowerPlatform.Dataverse.client import DataverseClient
+    from PowerPlatform.Dataverse.models.upsert import UpsertItem
+
+    emu.admin("POST", "reset")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(emu.ca_file)
+    client_id, secret = emu.principals[0]
+    credential = ClientSecretCredential(
+        emu.tenant_id,
+        client_id,
+        secret,
+        authority=emu.base_url.removeprefix("https://"),
+        disable_instance_discovery=True,
+        connection_verify=str(emu.ca_file),
+    )
+    failed_calls: list[str] = []
+    with DataverseClient(emu.base_url, credential) as client:
+        client.tables.get("crc33_customer")  # metadata warm-up, as the engine reads it too
+        cpu = (time.process_time(), cpu_seconds(emu.pid))
+        started = time.monotonic()
+        source = rows(n)
+        for _ in range(0, n, batch):
+            items = [
+                UpsertItem(
+                    alternate_key={"crc33_cid": row["cid"]},
+                    record={target: row[src] for target, src in COLUMNS.items()},
+                )
+                for row in itertools.islice(source, batch)
+            ]
+            try:
+                client.records.upsert("crc33_customer", items)
+            except Exception as exc:  # what a user of the SDK sees: the call failed
+                failed_calls.append(type(exc).__name__ + ": " + str(exc)[:80])
+        elapsed = time.monotonic() - started
+        used = _cpu(emu, cpu, n)
+    credential.close()
+    kept = stored(emu)
+    return {
+        **used,
+        "seconds": round(elapsed, 1),
+        "records_per_second": round(kept / elapsed, 1),
+        "failed_calls": len(failed_calls),
+        "first_failure": failed_calls[0] if failed_calls else None,
+        "lost": n - kept,
+    }
+
+
+def engine_upsert(emu, n: int, batch: int, limits: ServiceLimits | None) -> dict[str, Any]:
+    emu.admin("POST", "reset")
+    cpu = (time.process_time(), cpu_seconds(emu.pid))
+    options = PublishOptions(transport=TransportOptions(limits=limits), bulk_batch_size=batch)
+    metrics = publish(
+        rows(n), load_spec(SPEC), connection(emu, 1), sink=NullSink(), options=options
+    )
+    used = _cpu(emu, cpu, n)
+    kept = stored(emu)
+    return {
+        **used,
+        "seconds": round(metrics.duration_seconds, 1),
+        "records_per_second": round(kept / metrics.duration_seconds, 1),
+        "throttled": metrics.throttled_total,
+        "lost": n - kept,
+    }
+
+
+def peer(n: int, batch: int, setups: list[str]) -> list[dict[str, Any]]:
+    results = []
+    for name in setups:
+        config, limits = PEER_SETUPS[name]
+        with (
+            tempfile.TemporaryDirectory(prefix="c360-bench-peer-") as home,
+            run_emulator(home, config=config) as emu,
+        ):
+            sdk = sdk_upsert(emu, n, batch)
+            engine = engine_upsert(emu, n, batch, limits)
+        ratio = engine["records_per_second"] / max(sdk["records_per_second"], 1e-9)
+        results.append(
+            {
+                "setup": name,
+                "rows": n,
+                "batch": batch,
+                "sdk": sdk,
+                "engine": engine,
+                "ratio": round(ratio, 2),
+            }
+        )
+        print(
+            f"  {name}: engine {engine['records_per_second']:,.0f} rec/s (lost "
+            f"{engine['lost']:,}) vs SDK {sdk['records_per_second']:,.0f} rec/s (lost "
+            f"{sdk['lost']:,}, {sdk['failed_calls']} failed calls) → {ratio:.2f}× the SDK; "
+            f"client CPU µs/record engine {engine['client_cpu_us_per_record']} vs SDK "
+            f"{sdk['client_cpu_us_per_record']}, server {engine['server_cpu_us_per_record']} vs "
+            f"{sdk['server_cpu_us_per_record']}",
+            flush=True,
+        )
+    return results
+
+
 def memory_child(n: int, home: str) -> None:
     """Runs in its own process so that its peak RSS belongs to one publish only."""
     with run_emulator(home, config={"limits": {"enabled": False}}) as emu:
@@ -230,7 +400,14 @@ def memory(sizes: list[int]) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["throughput", "memory", "naive"], default=None)
+    parser.add_argument("--only", choices=["throughput", "memory", "naive", "peer"], default=None)
+    parser.add_argument("--peer-rows", type=int, default=20_000)
+    parser.add_argument("--peer-batch", type=int, default=1000)
+    parser.add_argument(
+        "--peer-setups",
+        default=",".join(PEER_SETUPS),
+        help="comma-separated, of: " + ", ".join(PEER_SETUPS),
+    )
     parser.add_argument("--rows", type=int, default=50_000, help="rows per throughput run")
     parser.add_argument("--memory-sizes", default="100000,300000,1000000")
     parser.add_argument("--naive-rows", type=int, default=400)
@@ -290,6 +467,9 @@ def main() -> None:
             if args.only in (None, "naive"):
                 report["naive"] = naive(emu, args.naive_rows)
                 print(f"  naive: {report['naive']}", flush=True)
+    if args.only in (None, "peer"):
+        setups = [name.strip() for name in args.peer_setups.split(",") if name.strip()]
+        report["peer"] = peer(args.peer_rows, args.peer_batch, setups)
     if args.only in (None, "memory"):
         report["memory"] = memory([int(s) for s in args.memory_sizes.split(",")])
     (out / "publish_bench.json").write_text(json.dumps(report, indent=2))

@@ -9,6 +9,7 @@ can neither break the URL nor change the query.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -59,6 +60,9 @@ def key_segment(key: Mapping[str, KeyValue] | uuid.UUID | str) -> str:
         return str(uuid.UUID(key))
     if not key:
         raise ValueError("a key needs at least one column")
+    if len(key) == 1:  # the common case: one column, nothing to sort
+        ((name, value),) = key.items()
+        return f"{name}={_encode_literal(key_literal(value))}"
     parts = []
     for name in sorted(key):
         literal = key_literal(key[name])
@@ -66,7 +70,12 @@ def key_segment(key: Mapping[str, KeyValue] | uuid.UUID | str) -> str:
     return ",".join(parts)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # unreserved: percent-encoding leaves it as it is
+
+
 def _encode_literal(literal: str) -> str:
+    if _PLAIN.fullmatch(literal):  # numbers, GUIDs: the common case, nothing to encode
+        return literal
     if len(literal) >= 2 and literal.startswith("'") and literal.endswith("'"):
         # keep the delimiting and the doubled quotes readable; encode all else
         return "'" + quote(literal[1:-1], safe="'") + "'"

@@ -78,23 +78,23 @@ def prepare_row(plan: TablePlan, row_number: int, row: Mapping[str, Any]) -> Pre
     prepared = PreparedRow(row_number=row_number, row=dict(row), key=key, key_text=key_text)
     if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
         prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
-    for column in plan.columns:
-        source = column.spec.source
+    values = prepared.values
+    for column, source, target, ignore_null in _columns(plan):
         if source not in row:
             raise RowProblem(INVALID_VALUE, f"source column {source!r} is missing from the row")
         raw = row[source]
         if column.lookup:
             ref = _reference(raw, column.lookup, column.rules)
-            if ref is None and column.rules.null_policy is NullPolicy.IGNORE:
+            if ref is None and ignore_null:
                 continue
             prepared.lookups[column.lookup.value_attribute] = (column.lookup, ref)
             continue
         value = to_wire(
             raw, column.attr, column.rules, column.spec.coerce, column.spec.option_labels
         )
-        if value is None and column.rules.null_policy is NullPolicy.IGNORE:
+        if value is None and ignore_null:
             continue
-        prepared.values[column.target] = value
+        values[target] = value
     if plan.owner:
         ref = _reference(row.get(plan.spec.owner.source), plan.owner, plan.spec.defaults)
         if ref is not None:  # no owner given: Dataverse keeps (or assigns) the caller
@@ -102,6 +102,24 @@ def prepare_row(plan: TablePlan, row_number: int, row: Mapping[str, Any]) -> Pre
     if plan.spec.state:
         prepared.state = resolve_state(plan, row)
     return prepared
+
+
+_COLUMN_CACHE: dict[int, tuple[TablePlan, tuple]] = {}
+
+
+def _columns(plan: TablePlan) -> tuple:
+    """(column, source, target, ignore null) per column, worked out once per plan: prepare_row
+    runs for every source row and these never change during a publish."""
+    found = _COLUMN_CACHE.get(id(plan))
+    if found is not None and found[0] is plan:
+        return found[1]
+    columns = tuple(
+        (c, c.spec.source, c.target, c.rules.null_policy is NullPolicy.IGNORE) for c in plan.columns
+    )
+    if len(_COLUMN_CACHE) > 64:  # plans are few per process; never let this grow
+        _COLUMN_CACHE.clear()
+    _COLUMN_CACHE[id(plan)] = (plan, columns)
+    return columns
 
 
 def _reference(raw: Any, lookup: LookupPlan, rules: Rules) -> Any:

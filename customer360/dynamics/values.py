@@ -53,6 +53,9 @@ class RowProblem(Exception):
 
 def coercion_for(attr: AttributeMetadata) -> Coercion:
     """The default coercion for a target attribute type."""
+    found = _KIND_BY_TYPE.get(attr.attribute_type)
+    if found is not None:
+        return found
     t = attr.attribute_type
     if t in STRING_TYPES:
         return Coercion.STRING
@@ -73,6 +76,18 @@ def coercion_for(attr: AttributeMetadata) -> Coercion:
     return Coercion.STRING
 
 
+INTEGER = Coercion.INTEGER
+_KIND_BY_TYPE: dict[str, Coercion] = {
+    **dict.fromkeys(STRING_TYPES, Coercion.STRING),
+    **dict.fromkeys(INTEGER_TYPES, Coercion.INTEGER),
+    **dict.fromkeys(DECIMAL_TYPES, Coercion.DECIMAL),
+    **dict.fromkeys(FLOAT_TYPES, Coercion.FLOAT),
+    "Boolean": Coercion.BOOLEAN,
+    "Uniqueidentifier": Coercion.GUID,
+    **dict.fromkeys(CHOICE_TYPES, Coercion.CHOICE),
+}  # DateTime depends on the attribute's format: not here
+
+
 def to_wire(
     value: Any,
     attr: AttributeMetadata,
@@ -81,6 +96,26 @@ def to_wire(
     labels: Mapping[str, int] | bool = False,
 ) -> Any:
     """One source value as the JSON value to send; None means null. Raises RowProblem."""
+    # Fast paths for the common cases (a publish calls this once per cell): same results as
+    # the general code below, without its checks that cannot apply.
+    cls = value.__class__
+    if cls is str and coercion is None and not labels:
+        kind = _KIND_BY_TYPE.get(attr.attribute_type)
+        if kind is Coercion.STRING:
+            text = value.strip() if rules.trim else value
+            limit = attr.max_length
+            if text and (limit is None or limit <= 0 or len(text) <= limit):
+                return text
+    elif cls is int and coercion is None and _KIND_BY_TYPE.get(attr.attribute_type) is INTEGER:
+        return _range(value, attr)
+    elif (
+        cls is float
+        and coercion is None
+        and _KIND_BY_TYPE.get(attr.attribute_type) is Coercion.FLOAT
+        and math.isfinite(value)
+    ):
+        precision = attr.precision
+        return _range(value if precision is None else round(value, precision), attr)
     name = attr.logical_name
     if isinstance(value, str) and rules.trim:
         value = value.strip()

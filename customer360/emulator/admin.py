@@ -52,57 +52,66 @@ async def _json(request: Request) -> dict:
     return value
 
 
-def admin_routes(emulator: Emulator) -> list[Route]:
-    async def health(request: Request) -> JSONResponse:
+class AdminHandlers:
+    """The admin endpoints of one emulator, one method each."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    async def health(self, request: Request) -> JSONResponse:
         return JSONResponse(
             {
                 "status": "ok",
-                "base_url": emulator.base_url,
-                "tenant_id": emulator.config["tenant_id"],
-                "principals": principal_ids(emulator.config["tenant_id"]),
+                "base_url": self.emulator.base_url,
+                "tenant_id": self.emulator.config["tenant_id"],
+                "principals": principal_ids(self.emulator.config["tenant_id"]),
                 "application_users": [
                     {"name": u.name, "client_id": u.client_id, "systemuserid": u.systemuserid}
-                    for u in emulator.users
+                    for u in self.emulator.users
                 ],
             }
         )
 
-    async def reset(request: Request) -> JSONResponse:
+    async def reset(self, request: Request) -> JSONResponse:
         body = await _json(request)
-        tables = body.get("tables") or list(emulator.schema.tables)
-        unknown = [t for t in tables if t not in emulator.schema.tables]
+        tables = body.get("tables") or list(self.emulator.schema.tables)
+        unknown = [t for t in tables if t not in self.emulator.schema.tables]
         if unknown:
             return _problem(400, f"unknown tables {unknown}")
-        emulator.generation += 1
-        emulator.store.clear(tables)
-        seed_principals(emulator.service, emulator.config["tenant_id"], emulator.users)
+        self.emulator.generation += 1
+        self.emulator.store.clear(tables)
+        seed_principals(
+            self.emulator.service, self.emulator.config["tenant_id"], self.emulator.users
+        )
         if body.get("stats", True):
-            emulator.stats = Stats()
-            emulator.protection.buckets.clear()
-            emulator.faults.configure(emulator.config["faults"])
+            self.emulator.stats = Stats()
+            self.emulator.protection.buckets.clear()
+            self.emulator.faults.configure(self.emulator.config["faults"])
         return JSONResponse({"reset": tables})
 
-    async def load(request: Request) -> JSONResponse:
+    async def load(self, request: Request) -> JSONResponse:
         try:
             body = await _json(request)
             table_name = body.get("table", "crc33_customer")
-            table = emulator.schema.tables.get(table_name)
+            table = self.emulator.schema.tables.get(table_name)
             if table is None:
                 return _problem(400, f"unknown table {table_name!r}")
             if "path" not in body:
                 return _problem(400, "'path' (a CSV file on this machine) is required")
             # CSV loads run as the seeded person Alex Admin (as the sample's import by a maker).
-            caller_id = principal_ids(emulator.config["tenant_id"])["user:alex.admin"]
+            caller_id = principal_ids(self.emulator.config["tenant_id"])["user:alex.admin"]
             ctx = RequestContext(Caller(caller_id, "Alex Admin", ""), utc_now_text())
-            result = load_csv(emulator.service, ctx, table, Path(body["path"]), body.get("mapping"))
+            result = load_csv(
+                self.emulator.service, ctx, table, Path(body["path"]), body.get("mapping")
+            )
         except (LoadError, ValueError) as exc:
             return _problem(400, str(exc))
         return JSONResponse(result)
 
-    async def stats(request: Request) -> JSONResponse:
-        return JSONResponse(emulator.stats.as_dict())
+    async def stats(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.emulator.stats.as_dict())
 
-    async def limits(request: Request) -> JSONResponse:
+    async def limits(self, request: Request) -> JSONResponse:
         params = request.query_params
         try:
             batch_size = int(params.get("batch_size", "1"))
@@ -110,15 +119,17 @@ def admin_routes(emulator: Emulator) -> list[Route]:
         except ValueError:
             return _problem(400, "batch_size and columns must be integers")
         operation = params.get("operation", "upsert")
-        if operation not in emulator.cost.per_record_ms:
-            return _problem(400, f"operation must be one of {sorted(emulator.cost.per_record_ms)}")
+        if operation not in self.emulator.cost.per_record_ms:
+            return _problem(
+                400, f"operation must be one of {sorted(self.emulator.cost.per_record_ms)}"
+            )
         if batch_size < 1 or columns < 0:
             return _problem(400, "batch_size must be >= 1 and columns >= 0")
-        effective = emulator.protection.limits
+        effective = self.emulator.protection.limits
         return JSONResponse(
             {
-                "configured": emulator.config["limits"],
-                "cost_model": emulator.config["cost_model"],
+                "configured": self.emulator.config["limits"],
+                "cost_model": self.emulator.config["cost_model"],
                 "effective": {
                     "enabled": effective.enabled,
                     "window_seconds": effective.window_seconds,
@@ -129,17 +140,22 @@ def admin_routes(emulator: Emulator) -> list[Route]:
                     "dop_hint": effective.dop_hint,
                     "time_scale": effective.time_scale,
                 },
-                "application_users": len(emulator.users),
+                "application_users": len(self.emulator.users),
                 "ceiling": theoretical_ceiling(
-                    effective, emulator.cost, batch_size, operation, columns, len(emulator.users)
+                    effective,
+                    self.emulator.cost,
+                    batch_size,
+                    operation,
+                    columns,
+                    len(self.emulator.users),
                 ),
             }
         )
 
-    async def get_config(request: Request) -> JSONResponse:
-        return JSONResponse(public_view(emulator.config))
+    async def get_config(self, request: Request) -> JSONResponse:
+        return JSONResponse(public_view(self.emulator.config))
 
-    async def patch_config(request: Request) -> JSONResponse:
+    async def patch_config(self, request: Request) -> JSONResponse:
         try:
             body = await _json(request)
             unknown = set(body) - RUNTIME_KEYS
@@ -149,40 +165,43 @@ def admin_routes(emulator: Emulator) -> list[Route]:
                     f"cannot change {sorted(unknown)} at run time "
                     f"(allowed: {sorted(RUNTIME_KEYS)})",
                 )
-            merged = deep_merge(emulator.config, body)
+            merged = deep_merge(self.emulator.config, body)
             Limits.from_config(merged["limits"])  # validate before applying
-            old = emulator.config
-            emulator.config = merged
+            old = self.emulator.config
+            self.emulator.config = merged
             try:
-                emulator.apply_config()
+                self.emulator.apply_config()
                 if "faults" in body:
-                    emulator.faults.configure(merged["faults"])
+                    self.emulator.faults.configure(merged["faults"])
             except Exception:
-                emulator.config = old
-                emulator.apply_config()
+                self.emulator.config = old
+                self.emulator.apply_config()
                 raise
         except (KeyError, ValueError, TypeError) as exc:
             return _problem(400, str(exc))
-        return JSONResponse(public_view(emulator.config))
+        return JSONResponse(public_view(self.emulator.config))
 
-    async def export(request: Request) -> JSONResponse:
+    async def export(self, request: Request) -> JSONResponse:
         try:
             body = await _json(request)
-            tables = body.get("tables") or list(emulator.config["export"]["tables"])
-            result = await emulator.exporter.export(list(tables))
+            tables = body.get("tables") or list(self.emulator.config["export"]["tables"])
+            result = await self.emulator.exporter.export(list(tables))
         except ValueError as exc:
             return _problem(400, str(exc))
         payload = result.as_dict()
-        payload["landing_dir"] = str(emulator.landing_dir)
+        payload["landing_dir"] = str(self.emulator.landing_dir)
         return JSONResponse(payload)
 
+
+def admin_routes(emulator: Emulator) -> list[Route]:
+    handlers = AdminHandlers(emulator)
     return [
-        Route("/health", health, methods=["GET"]),
-        Route("/reset", reset, methods=["POST"]),
-        Route("/load", load, methods=["POST"]),
-        Route("/stats", stats, methods=["GET"]),
-        Route("/limits", limits, methods=["GET"]),
-        Route("/config", get_config, methods=["GET"]),
-        Route("/config", patch_config, methods=["PATCH"]),
-        Route("/export", export, methods=["POST"]),
+        Route("/health", handlers.health, methods=["GET"]),
+        Route("/reset", handlers.reset, methods=["POST"]),
+        Route("/load", handlers.load, methods=["POST"]),
+        Route("/stats", handlers.stats, methods=["GET"]),
+        Route("/limits", handlers.limits, methods=["GET"]),
+        Route("/config", handlers.get_config, methods=["GET"]),
+        Route("/config", handlers.patch_config, methods=["PATCH"]),
+        Route("/export", handlers.export, methods=["POST"]),
     ]

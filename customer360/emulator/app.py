@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from customer360.emulator import errors
+from customer360.emulator.actions import Actions
 from customer360.emulator.auth import (
     ApplicationUser,
     TokenError,
@@ -33,7 +34,9 @@ from customer360.emulator.batch import BatchExecutor
 from customer360.emulator.certs import ensure_certificates
 from customer360.emulator.config import resolve_config
 from customer360.emulator.faults import FaultInjector
+from customer360.emulator.files import FileColumns
 from customer360.emulator.messages import ApiRequest, ApiResponse, error_response
+from customer360.emulator.metadata_write import MetadataWriter, apply_saved_changes
 from customer360.emulator.operations import DataService, RequestContext, new_guid
 from customer360.emulator.principals import seed_principals
 from customer360.emulator.protection import (
@@ -64,6 +67,7 @@ class Emulator:
         self.config = resolve_config(self.directory, overrides)
         self.certs = ensure_certificates(self.directory)
         self.schema = load_schema(self.config["schema_file"])
+        apply_saved_changes(self.schema, self.directory)
         self.store = Store(self.directory / "dataverse.db", self.schema)
         self.users = [
             ApplicationUser(
@@ -158,6 +162,18 @@ class Emulator:
             lambda: self.cost.per_request_ms,
             {t.entity_set: t.primary_id for t in self.schema.tables.values()},
         )
+        self.webapi.metadata_writer = MetadataWriter(
+            self.schema, self.store, self.directory, self._schema_changed
+        )
+        self.webapi.actions = Actions(self.service, self.api_url)
+        self.webapi.files = FileColumns(self.service, self.directory, self.api_url)
+
+    def _schema_changed(self) -> None:
+        """A table was created, changed or deleted through the metadata API."""
+        self.service.forget_tables()
+        if self.webapi is not None and self.webapi.batch_handler is not None:
+            ids = {t.entity_set: t.primary_id for t in self.schema.tables.values()}
+            self.webapi.batch_handler.primary_ids = ids
 
     def check_conflict(self, table: str, record_id: str) -> None:
         if (table, record_id) in self.inflight_records:
@@ -226,22 +242,9 @@ class WebApiEndpoint:
         path_text = raw_path.decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
         if len(path_text) + len(query) + (1 if query else 0) > int(config["max_url_length"]):
-            await _send(
-                send,
-                error_response(
-                    errors.DataverseError(
-                        414,
-                        errors.REQUEST_LENGTH_TOO_LARGE,
-                        f"The request URL is longer than {config['max_url_length']} characters.",
-                    )
-                ),
-            )
+            await _send(send, error_response(_url_too_long(int(config["max_url_length"]))))
             return
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            name = key.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {text}" if name in headers else text
+        headers = _header_map(scope["headers"])
         try:
             caller = em.tokens.verify(headers.get("authorization"), em.resource_urls)
         except TokenError as exc:
@@ -261,37 +264,52 @@ class WebApiEndpoint:
             )
             await _send(send, error_response(too_large))
             return
-        if em.faults.active:
-            fault = em.faults.next_api_fault()
-            if fault is not None:
-                user_stats.faults[fault.kind] += 1
-                if fault.kind == "drop":
-                    if _drop_connection(send):
-                        return
-                    # No transport to abort: start a response and break it off mid-body.
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": [(b"content-length", b"1000")],
-                        }
-                    )
-                    raise ConnectionAbortedError("injected connection drop")
-                if fault.kind == "slow":
-                    generation = em.generation
-                    await asyncio.sleep(em.faults.slow_seconds)
-                    if generation != em.generation:
-                        _drop_connection(send)  # an admin reset happened meanwhile: forget it
-                        return
-                else:
-                    await _send(send, _fault_response(int(fault.kind)))
-                    user_stats.statuses[int(fault.kind)] += 1
-                    return
+        if em.faults.active and await self._fault(send, user_stats):
+            return
+        extra: list[tuple[bytes, bytes]] = []
+        admitted = await self._admit(send, caller, headers, user_stats, extra)
+        if admitted is None:
+            return
+        await self._process(scope, body, send, admitted, caller, path_text, query, headers, extra)
+
+    async def _fault(self, send, user_stats) -> bool:
+        """Apply the next injected fault, if any; True when the request ends here."""
+        em = self.emulator
+        fault = em.faults.next_api_fault()
+        if fault is None:
+            return False
+        user_stats.faults[fault.kind] += 1
+        if fault.kind == "drop":
+            if _drop_connection(send):
+                return True
+            # No transport to abort: start a response and break it off mid-body.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1000")],
+                }
+            )
+            raise ConnectionAbortedError("injected connection drop")
+        if fault.kind == "slow":
+            generation = em.generation
+            await asyncio.sleep(em.faults.slow_seconds)
+            if generation != em.generation:
+                _drop_connection(send)  # an admin reset happened meanwhile: forget it
+                return True
+            return False
+        await _send(send, _fault_response(int(fault.kind)))
+        user_stats.statuses[int(fault.kind)] += 1
+        return True
+
+    async def _admit(self, send, caller, headers, user_stats, extra) -> Admission | None:
+        """Web server choice and service protection; None when answered with a 429."""
+        em = self.emulator
         cookie = _cookie(headers.get("cookie"), AFFINITY_COOKIE)
         server, new_server = em.protection.choose_server(cookie)
         admitted = em.protection.admit(caller.client_id, server)
         limits = em.protection.limits
-        extra = [(b"x-ms-dop-hint", str(limits.dop_hint).encode())]
+        extra.append((b"x-ms-dop-hint", str(limits.dop_hint).encode()))
         if limits.web_servers > 1 and new_server:
             extra.append(
                 (b"set-cookie", f"{AFFINITY_COOKIE}=ws{server}; Path=/; Secure; HttpOnly".encode())
@@ -302,8 +320,8 @@ class WebApiEndpoint:
             response = error_response(admitted.error(limits))
             extra.extend(_ratelimit_headers(*em.protection.remaining_of(caller.client_id, server)))
             await _send(send, response, extra)
-            return
-        await self._process(scope, body, send, admitted, caller, path_text, query, headers, extra)
+            return None
+        return admitted
 
     async def _process(
         self,
@@ -375,6 +393,22 @@ class WebApiEndpoint:
         await _send(
             send, ApiResponse(401, {"WWW-Authenticate": challenge, "OData-Version": "4.0"}, b"")
         )
+
+
+def _url_too_long(limit: int) -> errors.DataverseError:
+    return errors.DataverseError(
+        414, errors.REQUEST_LENGTH_TOO_LARGE, f"The request URL is longer than {limit} characters."
+    )
+
+
+def _header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case names; repeated headers joined with ", " as HTTP allows."""
+    headers: dict[str, str] = {}
+    for key, value in raw:
+        name = key.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[name] = f"{headers[name]}, {text}" if name in headers else text
+    return headers
 
 
 def _ratelimit_headers(requests_left: int, time_left: float) -> list[tuple[bytes, bytes]]:

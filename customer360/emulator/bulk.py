@@ -51,57 +51,13 @@ def run_bulk(
         raise errors.payload_error(
             table.entity_set, f"The parameter 'Targets' of '{message}' must be a collection."
         )
-    targets = body["Targets"]
     expected_type = f"Microsoft.Dynamics.CRM.{table.logical_name}"
     ids: list[str] = []
-    for index, target in enumerate(targets):
-        if not isinstance(target, dict):
-            raise errors.payload_error(
-                table.entity_set, f"Targets[{index}] of '{message}' is not an entity object."
-            )
-        odata_type = target.get("@odata.type")
-        if odata_type is None:
-            raise errors.payload_error(
-                table.entity_set,
-                f"Targets[{index}] has no '@odata.type' annotation; '{message}' needs "
-                f'"@odata.type": "{expected_type}" on every item.',
-            )
-        if str(odata_type).lstrip("#") != expected_type:
-            raise errors.bad_request(
-                f"Targets[{index}] is of type '{odata_type}' but all Targets of '{message}' on "
-                f"'{table.entity_set}' must be '{expected_type}'.",
-                errors.INVALID_ARGUMENT,
-            )
-        if operation == "create":
-            changes = service.prepare(table, target, for_create=True)
-            ctx.cost_ms += cost.record_ms(operation, 1, len(changes))
-            ids.append(service.create(ctx, table, changes)[table.primary_id])
-        elif operation == "update":
-            record_id = target.get(table.primary_id)
-            if not isinstance(record_id, str):
-                raise errors.bad_request(
-                    f"Targets[{index}] of UpdateMultiple has no '{table.primary_id}'; every "
-                    "target must carry its primary key.",
-                    errors.INVALID_ARGUMENT,
-                )
-            record_id = record_id.lower()
-            changes = service.prepare(table, target, for_create=False)
-            ctx.cost_ms += cost.record_ms(operation, 1, len(changes))
-            if service.store.get(table.logical_name, record_id) is None:
-                raise errors.DataverseError(
-                    404,
-                    errors.OBJECT_DOES_NOT_EXIST,
-                    f"{table.logical_name} With Ids = {record_id} Do Not Exist",
-                )
-            service.update(ctx, table, record_id, changes)
-        else:
-            locator = _upsert_locator(service, table, target)
-            changes = service.prepare(table, target, for_create=True)
-            ctx.cost_ms += cost.record_ms(operation, 1, len(changes))
-            if locator is None:
-                service.create(ctx, table, changes)
-            else:
-                service.upsert(ctx, locator, changes)
+    for index, target in enumerate(body["Targets"]):
+        _check_target(table, message, expected_type, index, target)
+        record_id = _apply(service, ctx, table, operation, index, target, cost)
+        if record_id is not None:
+            ids.append(record_id)
     if operation == "create":
         return json_response(
             200,
@@ -112,6 +68,69 @@ def run_bulk(
             },
         )
     return empty_response(204)
+
+
+def _check_target(table: Table, message: str, expected_type: str, index: int, target) -> None:
+    if not isinstance(target, dict):
+        raise errors.payload_error(
+            table.entity_set, f"Targets[{index}] of '{message}' is not an entity object."
+        )
+    odata_type = target.get("@odata.type")
+    if odata_type is None:
+        raise errors.payload_error(
+            table.entity_set,
+            f"Targets[{index}] has no '@odata.type' annotation; '{message}' needs "
+            f'"@odata.type": "{expected_type}" on every item.',
+        )
+    if str(odata_type).lstrip("#") != expected_type:
+        raise errors.bad_request(
+            f"Targets[{index}] is of type '{odata_type}' but all Targets of '{message}' on "
+            f"'{table.entity_set}' must be '{expected_type}'.",
+            errors.INVALID_ARGUMENT,
+        )
+
+
+def _apply(
+    service: DataService,
+    ctx: RequestContext,
+    table: Table,
+    operation: str,
+    index: int,
+    target: dict,
+    cost: CostModel,
+) -> str | None:
+    """Write one target; the new record's id for a create."""
+    if operation == "create":
+        changes = service.prepare(table, target, for_create=True)
+        ctx.cost_ms += cost.record_ms(operation, 1, len(changes))
+        return service.create(ctx, table, changes)[table.primary_id]
+    if operation == "update":
+        record_id = target.get(table.primary_id)
+        if not isinstance(record_id, str):
+            raise errors.bad_request(
+                f"Targets[{index}] of UpdateMultiple has no '{table.primary_id}'; every "
+                "target must carry its primary key.",
+                errors.INVALID_ARGUMENT,
+            )
+        record_id = record_id.lower()
+        changes = service.prepare(table, target, for_create=False)
+        ctx.cost_ms += cost.record_ms(operation, 1, len(changes))
+        if service.store.get(table.logical_name, record_id) is None:
+            raise errors.DataverseError(
+                404,
+                errors.OBJECT_DOES_NOT_EXIST,
+                f"{table.logical_name} With Ids = {record_id} Do Not Exist",
+            )
+        service.update(ctx, table, record_id, changes)
+        return None
+    locator = _upsert_locator(service, table, target)
+    changes = service.prepare(table, target, for_create=True)
+    ctx.cost_ms += cost.record_ms(operation, 1, len(changes))
+    if locator is None:
+        service.create(ctx, table, changes)
+    else:
+        service.upsert(ctx, locator, changes)
+    return None
 
 
 def _upsert_locator(service: DataService, table: Table, target: dict) -> Locator | None:

@@ -57,6 +57,8 @@ DEFAULTS: dict[str, Any] = {
             "retrieve": 0.05,
         },
         "per_column_ms": 0.2,
+        # Dataverse ends a request after 2 minutes of server time; modelled here (0 = never).
+        "request_timeout_seconds": 120.0,
     },
     "faults": {
         "seed": 0,

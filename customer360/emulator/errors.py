@@ -24,6 +24,7 @@ PAYLOAD_ERROR = "0x80048d19"
 RESOURCE_NOT_FOUND_FOR_SEGMENT = "0x8006088a"
 UNEXPECTED = "0x80040216"
 SQL_DEADLOCK = "0x80044150"  # -2147204784, SQL error 1205
+SQL_TIMEOUT = "0x80044151"  # -2147204783, SQL error -2
 NOT_SUPPORTED = "0x80040800"
 QUERY_NOT_SUPPORTED = "0x80060888"
 PROPERTY_NOT_FOUND = "0x0"
@@ -117,6 +118,18 @@ def invalid_property(name: str, table: str) -> DataverseError:
 def payload_error(entity_set: str, detail: str) -> DataverseError:
     return DataverseError(
         400, PAYLOAD_ERROR, PAYLOAD_HELP.format(entity_set=entity_set, detail=detail)
+    )
+
+
+def request_timeout(modelled_seconds: float, limit_seconds: float) -> DataverseError:
+    """A request that ran past Dataverse's 2-minute limit; its changes are rolled back."""
+    return DataverseError(
+        500,
+        SQL_TIMEOUT,
+        "Sql error: Generic SQL error. CRM ErrorCode: -2147204783 Sql ErrorCode: -2146232060 "
+        f"Sql Number: -2 (Execution Timeout Expired: the request needed {modelled_seconds:,.0f} "
+        f"seconds of server time, over the {limit_seconds:,.0f}-second limit of one request; "
+        "send fewer records per request).",
     )
 
 

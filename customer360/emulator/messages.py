@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from customer360.emulator.errors import DataverseError
 
@@ -22,6 +24,9 @@ class ApiRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
+
+    def params(self) -> list[tuple[str, str]]:
+        return query_pairs(self.query)
 
     def json(self) -> object:
         if not self.body:
@@ -68,13 +73,23 @@ def error_response(error: DataverseError) -> ApiResponse:
     return ApiResponse(error.status, headers, body)
 
 
+def query_pairs(query: str) -> list[tuple[str, str]]:
+    """The one way every handler decodes a query string: as a form-encoded query, where `+` is
+    a space and `%XX` an escaped byte (RFC 3986 / HTML forms; clients such as `requests` send
+    `$filter=LogicalName+eq+'x'`)."""
+    return parse_qsl(query, keep_blank_values=True)
+
+
+_PREFER_PART = re.compile(r'\s*([^=,\s]+)\s*(?:=\s*("[^"]*"|[^,]*))?\s*(?:,|$)')
+
+
 def parse_prefer(values: str | None) -> dict[str, str]:
-    """`return=representation, odata.maxpagesize=10, odata.track-changes` → dict."""
+    """`return=representation, odata.maxpagesize=10, odata.include-annotations="a,b"` → dict
+    (a quoted value may hold commas)."""
     prefs: dict[str, str] = {}
     if not values:
         return prefs
-    for part in values.split(","):
-        name, _, value = part.strip().partition("=")
-        if name:
-            prefs[name.strip().lower()] = value.strip().strip('"')
+    for match in _PREFER_PART.finditer(values):
+        name, value = match.group(1), match.group(2) or ""
+        prefs[name.strip().lower()] = value.strip().strip('"')
     return prefs

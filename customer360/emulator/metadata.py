@@ -7,14 +7,11 @@ emulator-only instance annotation `@c360.emulator.BulkMessagesSupported` for con
 
 from __future__ import annotations
 
-import re
 import uuid
 from xml.sax.saxutils import escape
 
-from customer360.emulator import errors
 from customer360.emulator.messages import ApiResponse, json_response
 from customer360.emulator.odata_filter import compile_filter
-from customer360.emulator.odata_literals import LiteralError, parse_key_predicate
 from customer360.emulator.operations import representation
 from customer360.emulator.query import parse_query
 from customer360.emulator.schema import Column, Schema, Table
@@ -39,6 +36,7 @@ ATTRIBUTE_TYPE_NAMES = {
     "Lookup": "LookupType",
     "Customer": "CustomerType",
     "Owner": "OwnerType",
+    "File": "FileType",
 }
 METADATA_CLASSES = {
     "String": "StringAttributeMetadata",
@@ -57,7 +55,31 @@ METADATA_CLASSES = {
     "Lookup": "LookupAttributeMetadata",
     "Customer": "LookupAttributeMetadata",
     "Owner": "LookupAttributeMetadata",
+    "File": "FileAttributeMetadata",
 }
+# A cast segment may name a base class: which concrete classes each one covers.
+CLASS_FAMILIES = {
+    "AttributeMetadata": set(METADATA_CLASSES.values()),
+    "EnumAttributeMetadata": {
+        "PicklistAttributeMetadata",
+        "StateAttributeMetadata",
+        "StatusAttributeMetadata",
+        "BooleanAttributeMetadata",
+    },
+}
+
+
+def label(text: str | None) -> dict:
+    """A Label as Dataverse serves it: every language plus the caller's."""
+    if text is None:
+        return {"LocalizedLabels": [], "UserLocalizedLabel": None}
+    one = {"Label": text, "LanguageCode": 1033, "IsManaged": False}
+    return {"LocalizedLabels": [one], "UserLocalizedLabel": dict(one)}
+
+
+def display_name(name: str) -> str:
+    """`crc33_firstname` → `Firstname` (a readable default when the schema has none)."""
+    return name.split("_", 1)[-1].replace("_", " ").title()
 
 
 def metadata_id(*parts: str) -> str:
@@ -122,8 +144,11 @@ def attribute_metadata(table: Table, column: Column) -> dict:
     out: dict[str, object] = {
         "@odata.type": f"#Microsoft.Dynamics.CRM.{METADATA_CLASSES[column.type]}",
         "LogicalName": column.name,
-        "SchemaName": column.name,
+        "SchemaName": column.schema_name or column.name,
+        "EntityLogicalName": table.logical_name,
         "MetadataId": metadata_id(table.logical_name, column.name),
+        "DisplayName": label(column.display_name or display_name(column.name)),
+        "IsCustomAttribute": table.is_custom and "_" in column.name,
         "AttributeType": column.type,
         "AttributeTypeName": {"Value": ATTRIBUTE_TYPE_NAMES[column.type]},
         "IsPrimaryId": column.name == table.primary_id,
@@ -159,9 +184,6 @@ def attribute_metadata(table: Table, column: Column) -> dict:
 
 
 def _options(table: Table, column: Column) -> list[dict] | None:
-    def label(text: str) -> dict:
-        return {"UserLocalizedLabel": {"Label": text, "LanguageCode": 1033}}
-
     if column.type == "Picklist" and column.options:
         return [{"Value": v, "Label": label(t)} for v, t in column.options.items()]
     if column.type == "State":
@@ -196,7 +218,8 @@ def entity_metadata(table: Table, bulk_supported: bool) -> dict:
     return {
         "MetadataId": metadata_id(table.logical_name),
         "LogicalName": table.logical_name,
-        "SchemaName": table.logical_name,
+        "SchemaName": table.schema_name or table.logical_name,
+        "DisplayName": label(table.display_name or display_name(table.logical_name)),
         "EntitySetName": table.entity_set,
         "LogicalCollectionName": table.entity_set,
         "PrimaryIdAttribute": table.primary_id,
@@ -205,135 +228,12 @@ def entity_metadata(table: Table, bulk_supported: bool) -> dict:
         "OwnershipType": table.ownership,
         "IsCustomEntity": table.is_custom,
         "TableType": "Standard",
+        "IsPrivate": False,
+        "IsActivity": False,
         "ChangeTrackingEnabled": table.change_tracking,
         "IsOptimisticConcurrencyEnabled": True,
         "@c360.emulator.BulkMessagesSupported": bulk_supported,
     }
-
-
-def _select(item: dict, names: list[str] | None) -> dict:
-    if names is None:
-        return item
-    keep = set(names) | {"MetadataId"}
-    return {k: v for k, v in item.items() if k in keep or k.startswith("@")}
-
-
-def entity_definitions(
-    api_url: str,
-    schema: Schema,
-    predicate: str | None,
-    rest: list[str],
-    query: str,
-    bulk_supported: dict[str, bool],
-) -> ApiResponse:
-    """GET EntityDefinitions[(LogicalName='x'|<id>)][/Attributes|/Keys][?$select&$expand]."""
-    params = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in _pairs(query))
-    select = params.get("$select")
-    names = [n.strip() for n in select.split(",")] if select else None
-    expand = {
-        re.sub(r"\(.*\)$", "", e.strip()) for e in params.get("$expand", "").split(",") if e.strip()
-    }
-    if predicate is None:
-        if rest:
-            raise errors.no_resource(f"{api_url}EntityDefinitions/{'/'.join(rest)}")
-        tables = list(schema.tables.values())
-        flt = params.get("$filter")
-        if flt:
-            match = re.fullmatch(r"\s*(LogicalName|EntitySetName)\s+eq\s+'([^']*)'\s*", flt)
-            if not match:
-                raise errors.bad_request(
-                    "The local Dataverse emulator supports only \"LogicalName eq '...'\" and "
-                    "\"EntitySetName eq '...'\" filters on EntityDefinitions.",
-                    errors.QUERY_NOT_SUPPORTED,
-                )
-            field, wanted = match.groups()
-            tables = [
-                t
-                for t in tables
-                if (t.logical_name if field == "LogicalName" else t.entity_set) == wanted
-            ]
-        value = [
-            _with_expand(
-                t, _select(entity_metadata(t, bulk_supported[t.logical_name]), names), expand
-            )
-            for t in tables
-        ]
-        return json_response(
-            200, {"@odata.context": f"{api_url}$metadata#EntityDefinitions", "value": value}
-        )
-    table = _table_from_predicate(schema, predicate)
-    if rest == ["Attributes"]:
-        attrs = [attribute_metadata(table, c) for c in table.columns.values()]
-        return json_response(
-            200,
-            {
-                "@odata.context": f"{api_url}$metadata#EntityDefinitions('{table.logical_name}')/"
-                "Attributes",
-                "value": [_select(a, names) for a in attrs],
-            },
-        )
-    if rest == ["Keys"]:
-        return json_response(
-            200,
-            {
-                "@odata.context": f"{api_url}$metadata#EntityDefinitions('{table.logical_name}')/"
-                "Keys",
-                "value": [_select(k, names) for k in key_metadata(table)],
-            },
-        )
-    if rest:
-        raise errors.no_resource(f"{api_url}EntityDefinitions(...)/{'/'.join(rest)}")
-    item = _select(entity_metadata(table, bulk_supported[table.logical_name]), names)
-    item = _with_expand(table, item, expand)
-    item["@odata.context"] = f"{api_url}$metadata#EntityDefinitions/$entity"
-    return json_response(200, item)
-
-
-def _pairs(query: str) -> list[str]:
-    from urllib.parse import unquote
-
-    return [unquote(p) for p in query.split("&") if p]
-
-
-def _with_expand(table: Table, item: dict, expand: set[str]) -> dict:
-    unknown = expand - {"Attributes", "Keys"}
-    if unknown:
-        raise errors.bad_request(
-            f"Could not find a property named '{sorted(unknown)[0]}' on type "
-            "'Microsoft.Dynamics.CRM.EntityMetadata'.",
-            errors.PROPERTY_NOT_FOUND,
-        )
-    if "Attributes" in expand:
-        item["Attributes"] = [attribute_metadata(table, c) for c in table.columns.values()]
-    if "Keys" in expand:
-        item["Keys"] = key_metadata(table)
-    return item
-
-
-def _table_from_predicate(schema: Schema, predicate: str) -> Table:
-    try:
-        parsed = parse_key_predicate(predicate)
-    except LiteralError as exc:
-        raise errors.bad_request(str(exc), errors.QUERY_NOT_SUPPORTED) from None
-    if parsed.primary is not None:
-        wanted = str(parsed.primary.value)
-        for table in schema.tables.values():
-            if metadata_id(table.logical_name) == wanted:
-                return table
-        raise errors.DataverseError(
-            404, errors.OBJECT_DOES_NOT_EXIST, f"Could not find entity with id {wanted}."
-        )
-    literal = parsed.parts.get("LogicalName")
-    if literal is None or len(parsed.parts) != 1:
-        raise errors.invalid_key("EntityMetadata")
-    table = schema.tables.get(str(literal.value))
-    if table is None:
-        raise errors.DataverseError(
-            404,
-            errors.OBJECT_DOES_NOT_EXIST,
-            f"Could not find an entity with name {literal.value} and metadata id.",
-        )
-    return table
 
 
 def message_filter_table() -> Table:

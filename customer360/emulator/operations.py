@@ -11,8 +11,10 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from customer360.emulator import errors
+from customer360.emulator.annotations import Wanted, annotated
 from customer360.emulator.odata_literals import (
     GUID_RE,
     LiteralError,
@@ -117,6 +119,11 @@ class DataService:
         self._coercer_cache: dict[tuple[str, bool], dict] = {}
         self._required_cache: dict[tuple[str, bool], list[str]] = {}
 
+    def forget_tables(self) -> None:
+        """A table definition changed: drop what was derived from the old one."""
+        self._coercer_cache.clear()
+        self._required_cache.clear()
+
     # ---- locating records -----------------------------------------------------------------
     def table_for_set(self, entity_set: str) -> Table:
         table = self.schema.by_entity_set.get(entity_set)
@@ -164,7 +171,9 @@ class DataService:
         marker = path.find(SERVICE_PREFIX)
         if marker >= 0:
             path = path[marker + len(SERVICE_PREFIX) :]
-        path = path.lstrip("/")
+        # A URL in a body (`@odata.id`, `@odata.bind`) is percent-encoded like a request path:
+        # decode it the same way before reading the key (quotes inside literals stay doubled).
+        path = unquote(path.lstrip("/"))
         try:
             segments = split_path(path)
         except LiteralError as exc:
@@ -523,16 +532,15 @@ def representation(
     table: Table,
     row: dict,
     columns: list[Column] | None = None,
-    annotate_lookups: bool = False,
+    annotate: Wanted | bool | None = None,
 ) -> dict:
     """A record as the Web API returns it (etag, selected columns, PK always present)."""
     out: dict[str, object] = {"@odata.etag": format_etag(row["versionnumber"])}
     for column in columns if columns is not None else list(table.columns.values()):
-        value = row.get(column.name)
-        out[column.value_name] = to_json_value(column, value)
-        if annotate_lookups and column.is_lookup and value is not None:
-            target = row.get(f"{column.name}@type") or column.targets[0]
-            out[f"{column.value_name}@Microsoft.Dynamics.CRM.lookuplogicalname"] = target
+        if annotate:
+            out.update(annotated(table, column, row, column.value_name, annotate))
+        else:
+            out[column.value_name] = to_json_value(column, row.get(column.name))
     if table.primary_id not in out:
         out[table.primary_id] = row[table.primary_id]
     return out

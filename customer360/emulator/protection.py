@@ -59,7 +59,9 @@ class Limits:
             penalty_seconds=float(raw["penalty_seconds"]) * scale,
             max_retry_after_seconds=float(raw["max_retry_after_seconds"]) * scale,
             concurrency_retry_after_seconds=float(raw["concurrency_retry_after_seconds"]) * scale,
-            fractional_retry_after=window < 60 if fractional is None else bool(fractional),
+            # Dataverse sends whole seconds (clients such as Microsoft's SDK read a fraction as
+            # no Retry-After at all); fractions only when a test asks for them explicitly.
+            fractional_retry_after=bool(fractional),
             dop_hint=int(raw["dop_hint"]),
             time_scale=scale,
         )
@@ -79,6 +81,7 @@ class CostModel:
         self.per_request_ms = float(raw["per_request_ms"])
         self.per_record_ms = {k: float(v) for k, v in raw["per_record_ms"].items()}
         self.per_column_ms = float(raw["per_column_ms"])
+        self.timeout_ms = float(raw.get("request_timeout_seconds", 120.0)) * 1000.0
         self.time_scale = time_scale
 
     def record_ms(self, operation: str, records: int, columns: int) -> float:

@@ -13,14 +13,15 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import quote, unquote
 
-from customer360.emulator import errors
-from customer360.emulator.messages import ApiResponse, json_response
+from customer360.emulator import errors, fetchxml, readplan, sql_query
+from customer360.emulator.messages import ApiResponse, json_response, query_pairs
 from customer360.emulator.odata_filter import compile_filter
 from customer360.emulator.operations import RequestContext, representation
 from customer360.emulator.schema import STRING_TYPES, Column, Table
 from customer360.emulator.store import Store
+from customer360.emulator.values import to_json_value
 
 MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
@@ -34,6 +35,7 @@ SUPPORTED_OPTIONS = {
     "$deltatoken",
 }
 TOKEN_TIME_FORMAT = "%m/%d/%Y %H:%M:%S"
+NO_ID = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass
@@ -50,12 +52,16 @@ class QueryOptions:
 
 
 def parse_query(table: Table, query: str) -> QueryOptions:
-    pairs = parse_qsl(query, keep_blank_values=True)
+    pairs = query_pairs(query)
     options: dict[str, str] = {}
     aliases: dict[str, str] = {}
     for name, value in pairs:
         if name.startswith("@"):
             aliases[name] = value
+        elif not name.startswith("$"):
+            raise errors.bad_request(
+                f"The query parameter {name} is not supported.", errors.QUERY_NOT_SUPPORTED
+            )
         elif name.startswith("$"):
             if name == "$skip":
                 raise errors.bad_request(
@@ -148,10 +154,20 @@ def _lower_hex(text: str) -> str:
 
 
 def make_skiptoken(
-    table: Table, page: int, first: str, last: str, tracking: bool, snapshot: int | None
+    table: Table,
+    page: int,
+    first: str,
+    last: str,
+    tracking: bool,
+    snapshot: int | None,
+    position: int | None = None,
 ) -> str:
+    """The paging cookie. With `$orderby` it also carries how many rows were already
+    returned, so the next page does not depend on the page size of the request that follows
+    the link (Dataverse's cookie carries the last row's sort values to the same effect)."""
+    where = f' position="{position}"' if position is not None else ""
     inner = (
-        f'<cookie page="{page - 1}"><{table.primary_id} last="{{{last.upper()}}}" '
+        f'<cookie page="{page - 1}"{where}><{table.primary_id} last="{{{last.upper()}}}" '
         f'first="{{{first.upper()}}}" /></cookie>'
     )
     extra = f' snapshot="{snapshot}"' if snapshot is not None else ""
@@ -161,19 +177,45 @@ def make_skiptoken(
     )
 
 
-def read_skiptoken(token: str) -> tuple[int, str | None, int | None]:
-    """Paging cookie → (page number, last primary key, tracking snapshot version)."""
+@dataclass
+class PagePosition:
+    page: int
+    last: str | None  # primary key of the last row already returned
+    snapshot: int | None
+    position: int | None  # rows already returned (ordered queries)
+
+
+def read_skiptoken(token: str) -> PagePosition:
+    """Paging cookie → where the next page starts."""
     page = re.search(r'pagenumber="(\d+)"', token)
     cookie = re.search(r'pagingcookie="([^"]*)"', token)
     if not page or not cookie:
         raise errors.bad_request("The $skiptoken is not valid.", errors.QUERY_NOT_SUPPORTED)
-    last = re.search(r'last="\{([0-9A-Fa-f-]{36})\}"', unquote(cookie.group(1)))
+    inner = unquote(cookie.group(1))
+    last = re.search(r'last="\{([0-9A-Fa-f-]{36})\}"', inner)
+    position = re.search(r'position="(\d+)"', inner)
     snapshot = re.search(r'snapshot="(\d+)"', token)
-    return (
+    return PagePosition(
         int(page.group(1)),
         last.group(1).lower() if last else None,
         int(snapshot.group(1)) if snapshot else None,
+        int(position.group(1)) if position else None,
     )
+
+
+def _resume_at(ordered: list[dict], pk: str, at: PagePosition, orderby: bool) -> int:
+    """Index of the first row of the next page."""
+    total = len(ordered)
+    if at.last is None:
+        return min(at.position or 0, total)
+    if not orderby:
+        return next((i for i, r in enumerate(ordered) if r[pk] > at.last), total)
+    position = at.position or 0
+    if 0 < position <= total and ordered[position - 1][pk] == at.last:
+        return position
+    # Rows changed since the last page: continue after the last row returned, if still there.
+    found = next((i for i, r in enumerate(ordered) if r[pk] == at.last), None)
+    return found + 1 if found is not None else min(position, total)
 
 
 def _next_link(api_url: str, table: Table, pairs: list[tuple[str, str]], skiptoken: str) -> str:
@@ -220,6 +262,12 @@ class QueryRunner:
         prefer: dict[str, str],
         annotate: bool,
     ) -> ApiResponse:
+        pairs = query_pairs(query)
+        names = {name for name, _ in pairs}
+        if "fetchXml" in names:
+            return self._fetch(ctx, table, pairs, prefer, annotate)
+        if "sql" in names:
+            return self._sql(ctx, table, pairs)
         options = parse_query(table, query)
         tracking = "odata.track-changes" in prefer or options.deltatoken is not None
         if tracking:
@@ -242,12 +290,9 @@ class QueryRunner:
         page = 1
         start = 0
         if options.skiptoken:
-            page, last, _ = read_skiptoken(options.skiptoken)
-            if not options.orderby and last is not None:
-                pk = table.primary_id
-                start = next((i for i, r in enumerate(ordered) if r[pk] > last), total)
-            else:
-                start = (page - 1) * page_size
+            at = read_skiptoken(options.skiptoken)
+            page = at.page
+            start = _resume_at(ordered, table.primary_id, at, bool(options.orderby))
         chunk = ordered[start : start + page_size]
         more = start + page_size < total and (
             options.top is None or "Preference-Applied" in headers
@@ -263,9 +308,69 @@ class QueryRunner:
         ctx.records_read += len(chunk)
         if more and chunk:
             pk = table.primary_id
-            token = make_skiptoken(table, page + 1, chunk[0][pk], chunk[-1][pk], False, None)
+            token = make_skiptoken(
+                table, page + 1, chunk[0][pk], chunk[-1][pk], False, None, start + len(chunk)
+            )
             payload["@odata.nextLink"] = _next_link(self.api_url, table, options.pairs, token)
         return json_response(200, payload, headers)
+
+    def _fetch(
+        self,
+        ctx: RequestContext,
+        table: Table,
+        pairs: list[tuple[str, str]],
+        prefer: dict[str, str],
+        annotate,
+    ) -> ApiResponse:
+        extra = [name for name, _ in pairs if name != "fetchXml"]
+        if extra:
+            raise errors.bad_request(
+                f"The query option {extra[0]} can't be combined with fetchXml.",
+                errors.QUERY_NOT_SUPPORTED,
+            )
+        text = dict(pairs)["fetchXml"]
+        response, read = fetchxml.respond(
+            self.store, self.store.schema, table, text, prefer, self.api_url, annotate
+        )
+        ctx.records_read += read
+        return response
+
+    def _sql(self, ctx: RequestContext, table: Table, pairs: list[tuple[str, str]]) -> ApiResponse:
+        extra = [name for name, _ in pairs if name not in ("sql", "$skiptoken")]
+        if extra:
+            raise errors.bad_request(
+                f"The query option {extra[0]} can't be combined with sql.",
+                errors.QUERY_NOT_SUPPORTED,
+            )
+        given = dict(pairs)
+        plan = sql_query.parse(table, given["sql"])
+        columns = plan.columns if plan.columns is not None else list(table.columns.values())
+        records = [
+            {c.name: to_json_value(c, row.get(c.name)) for c in columns}
+            for row in (context[None] for context in readplan.run(self.store, plan))
+        ]
+        if plan.distinct:
+            unique = {repr(sorted(r.items())): r for r in reversed(records)}
+            records = [r for r in records if unique.get(repr(sorted(r.items()))) is r]
+        if plan.top is not None:
+            records = records[: plan.top]
+        start = 0
+        page = 1
+        if "$skiptoken" in given:
+            at = read_skiptoken(given["$skiptoken"])
+            start, page = at.position or 0, at.page
+        size = self.max_page_size
+        chunk = records[start : start + size]
+        payload: dict[str, object] = {
+            "@odata.context": f"{self.api_url}$metadata#{table.entity_set}",
+            "value": chunk,
+        }
+        if start + size < len(records):
+            token = make_skiptoken(table, page + 1, NO_ID, NO_ID, False, None, start + size)
+            kept = [("sql", given["sql"])]
+            payload["@odata.nextLink"] = _next_link(self.api_url, table, kept, token)
+        ctx.records_read += len(chunk)
+        return json_response(200, payload)
 
     def _tracked(
         self,
@@ -292,34 +397,57 @@ class QueryRunner:
                 errors.QUERY_NOT_SUPPORTED,
             )
         headers = {"Preference-Applied": "odata.track-changes"}
-        data = self.store.data(table.logical_name)
         now = dt.datetime.now(dt.UTC)
         if options.deltatoken is not None:
-            since = self._read_deltatoken(options.deltatoken, now)
-            changed = sorted(
-                (r for r in data.rows.values() if r["versionnumber"] > since),
-                key=lambda r: r["versionnumber"],
-            )
-            deleted = sorted(
-                (t for t in data.tombstones.values() if t.version > since),
-                key=lambda t: t.version,
-            )
-            value: list[dict] = [
-                representation(table, r, options.select, annotate) for r in changed
-            ]
-            deleted_context = f"{self.api_url}$metadata#{table.entity_set}/$deletedEntity"
-            value.extend(
-                {"@odata.context": deleted_context, "id": t.id, "reason": "deleted"}
-                for t in deleted
-            )
-            ctx.records_read += len(value)
-            token = make_deltatoken(self.store.version, now)
-            payload = {
-                "@odata.context": _context(self.api_url, table, options.select, "/$delta"),
-                "value": value,
-                "@odata.deltaLink": _delta_link(self.api_url, table, options.pairs, token),
-            }
-            return json_response(200, payload, headers)
+            return self._delta(ctx, table, options, annotate, headers, now)
+        return self._tracked_page(ctx, table, options, prefer, annotate, headers, now)
+
+    def _delta(
+        self,
+        ctx: RequestContext,
+        table: Table,
+        options: QueryOptions,
+        annotate,
+        headers: dict[str, str],
+        now: dt.datetime,
+    ) -> ApiResponse:
+        """Following a delta link: rows changed since its version, then deletions."""
+        data = self.store.data(table.logical_name)
+        since = self._read_deltatoken(options.deltatoken or "", now)
+        changed = sorted(
+            (r for r in data.rows.values() if r["versionnumber"] > since),
+            key=lambda r: r["versionnumber"],
+        )
+        deleted = sorted(
+            (t for t in data.tombstones.values() if t.version > since),
+            key=lambda t: t.version,
+        )
+        value: list[dict] = [representation(table, r, options.select, annotate) for r in changed]
+        deleted_context = f"{self.api_url}$metadata#{table.entity_set}/$deletedEntity"
+        value.extend(
+            {"@odata.context": deleted_context, "id": t.id, "reason": "deleted"} for t in deleted
+        )
+        ctx.records_read += len(value)
+        token = make_deltatoken(self.store.version, now)
+        payload = {
+            "@odata.context": _context(self.api_url, table, options.select, "/$delta"),
+            "value": value,
+            "@odata.deltaLink": _delta_link(self.api_url, table, options.pairs, token),
+        }
+        return json_response(200, payload, headers)
+
+    def _tracked_page(
+        self,
+        ctx: RequestContext,
+        table: Table,
+        options: QueryOptions,
+        prefer: dict[str, str],
+        annotate,
+        headers: dict[str, str],
+        now: dt.datetime,
+    ) -> ApiResponse:
+        """The initial change-tracking read: every row, paged, then a delta link."""
+        data = self.store.data(table.logical_name)
         page_size = self.max_page_size
         requested = prefer.get("odata.maxpagesize")
         if requested is not None and requested.isdigit() and 0 < int(requested) <= page_size:
@@ -329,8 +457,9 @@ class QueryRunner:
         page = 1
         last = None
         if options.skiptoken:
-            page, last, snap = read_skiptoken(options.skiptoken)
-            snapshot = snap if snap is not None else snapshot
+            at = read_skiptoken(options.skiptoken)
+            page, last = at.page, at.last
+            snapshot = at.snapshot if at.snapshot is not None else snapshot
         pk = table.primary_id
         rows = sorted(data.rows.values(), key=lambda r: r[pk])
         if last is not None:

@@ -23,7 +23,7 @@ KNOWN_TYPES = (
     | DECIMAL_TYPES
     | LOOKUP_TYPES
     | OPTION_TYPES
-    | {"Uniqueidentifier", "Double", "Boolean", "DateTime"}
+    | {"Uniqueidentifier", "Double", "Boolean", "DateTime", "File"}
 )
 REQUIRED_LEVELS = ("None", "Recommended", "ApplicationRequired", "SystemRequired")
 
@@ -45,6 +45,7 @@ EDM_TYPES = {
     "Lookup": "Edm.Guid",
     "Customer": "Edm.Guid",
     "Owner": "Edm.Guid",
+    "File": "Edm.Guid",
 }
 
 
@@ -66,6 +67,8 @@ class Column:
     max_value: float | None = None
     options: dict[int, str] | None = None
     targets: tuple[str, ...] = ()
+    schema_name: str | None = None  # as created (`new_Price`); None = the logical name
+    display_name: str | None = None
 
     @property
     def is_lookup(self) -> bool:
@@ -120,6 +123,8 @@ class Table:
     columns: dict[str, Column]
     keys: tuple[Key, ...]
     states: dict[int, State]
+    schema_name: str | None = None
+    display_name: str | None = None
     navigations: dict[str, Navigation] = field(default_factory=dict)
     # `_x_value` and plain names → column, for $select / $filter / $orderby.
     query_names: dict[str, Column] = field(default_factory=dict)
@@ -143,9 +148,36 @@ class Table:
 class Schema:
     tables: dict[str, Table]
     by_entity_set: dict[str, Table]
+    # The schema-file form of every table, so a metadata change (a created table, an added
+    # column or key) can be applied to the spec, re-parsed and persisted.
+    specs: dict[str, dict] = field(default_factory=dict)
+    source: str = "schema"
 
     def table(self, logical_name: str) -> Table:
         return self.tables[logical_name]
+
+    def put_table(self, logical_name: str, spec: dict) -> Table:
+        """Add or replace one table from its spec (validated like the schema file)."""
+        table = _parse_table(self.source, logical_name, spec)
+        for col in table.columns.values():
+            for target in col.targets:
+                if target not in self.tables and target != logical_name:
+                    raise SchemaError(
+                        f"{self.source}: table {logical_name!r} column {col.name!r} "
+                        f"targets unknown table {target!r}"
+                    )
+        old = self.tables.get(logical_name)
+        if old is not None:
+            self.by_entity_set.pop(old.entity_set, None)
+        self.tables[logical_name] = table
+        self.by_entity_set[table.entity_set] = table
+        self.specs[logical_name] = spec
+        return table
+
+    def drop_table(self, logical_name: str) -> None:
+        table = self.tables.pop(logical_name)
+        self.by_entity_set.pop(table.entity_set, None)
+        self.specs.pop(logical_name, None)
 
 
 def _system_columns(spec: dict, has_states: bool) -> dict[str, Column]:
@@ -211,6 +243,8 @@ def _parse_column(where: str, name: str, spec: dict) -> Column:
         max_value=spec.get("max"),
         options=options,
         targets=targets,
+        schema_name=spec.get("schema_name"),
+        display_name=spec.get("display_name"),
     )
 
 
@@ -254,6 +288,8 @@ def _parse_table(source: str, logical_name: str, spec: dict) -> Table:
         columns=columns,
         keys=tuple(keys),
         states=states,
+        schema_name=spec.get("schema_name"),
+        display_name=spec.get("display_name"),
     )
     for col in columns.values():
         table.query_names[col.name] = col
@@ -280,7 +316,8 @@ def load_schema(path: str | Path | None = None) -> Schema:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{source}: not valid JSON ({exc})") from None
-    tables = {name: _parse_table(source, name, spec) for name, spec in raw["tables"].items()}
+    specs = dict(raw["tables"])
+    tables = {name: _parse_table(source, name, spec) for name, spec in specs.items()}
     for table in tables.values():
         for col in table.columns.values():
             for target in col.targets:
@@ -289,4 +326,9 @@ def load_schema(path: str | Path | None = None) -> Schema:
                         f"{source}: table {table.logical_name!r} column {col.name!r} "
                         f"targets unknown table {target!r}"
                     )
-    return Schema(tables=tables, by_entity_set={t.entity_set: t for t in tables.values()})
+    return Schema(
+        tables=tables,
+        by_entity_set={t.entity_set: t for t in tables.values()},
+        specs=specs,
+        source=source,
+    )

@@ -58,6 +58,8 @@ def make_server(
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
+        # A client that keeps a connection half-used must not hold a stop for long.
+        timeout_graceful_shutdown=3,
         proxy_headers=False,
         server_header=False,
         limit_concurrency=None,

@@ -225,6 +225,26 @@ class Store:
             max_version = max(max_version, int(stored[0]))
         self.version = max_version
 
+    def register_table(self, table: Table) -> None:
+        """Serve a created or changed table: rows kept, key indexes rebuilt for its keys."""
+        old = self.tables.get(table.logical_name)
+        data = TableData(table)
+        if old is not None:
+            data.tombstones = old.tombstones
+            for row_id, row in old.rows.items():
+                self._index_insert(data, row_id, row)
+        self.tables[table.logical_name] = data
+
+    def drop_table(self, name: str) -> None:
+        """Forget a deleted table's rows (on disk too), as deleting a Dataverse table does."""
+        self.tables.pop(name, None)
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM rows WHERE tbl=?", (name,))
+            conn.execute("DELETE FROM tombstones WHERE tbl=?", (name,))
+
+        self._persister.submit(job)
+
     # ---- reads ---------------------------------------------------------------------------
     def data(self, table: str) -> TableData:
         return self.tables[table]

@@ -67,6 +67,12 @@ def coerce_payload_value(table: Table, column: Column, value: object) -> object:
     if value is None:
         return None
     col_type = column.type
+    if col_type == "File":
+        raise errors.bad_request(
+            f"The file column '{column.name}' is set with PATCH <set>(<id>)/{column.name} and a "
+            "binary body, not in the record's JSON.",
+            errors.INVALID_ARGUMENT,
+        )
     if col_type in STRING_TYPES:
         if not isinstance(value, str):
             raise _convert_error(table, value, column)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from customer360.emulator import errors, metadata
+from customer360.emulator import errors, metadata, metadata_query
+from customer360.emulator.annotations import Wanted, wanted
 from customer360.emulator.bulk import run_bulk
 from customer360.emulator.messages import (
     ApiRequest,
@@ -56,6 +57,9 @@ class WebApi:
         self.api_url = api_url
         self.identity = identity
         self.batch_handler: Callable[[ApiRequest, RequestContext], ApiResponse] | None = None
+        self.metadata_writer = None  # MetadataWriter, set by the app (it needs the directory)
+        self.actions = None  # Actions (BulkDelete, …), set by the app
+        self.files = None  # FileColumns, set by the app (it needs the directory)
 
     def handle(self, request: ApiRequest, ctx: RequestContext) -> ApiResponse:
         """Run one request; DataverseError becomes the caller's job (batch needs it raw)."""
@@ -85,15 +89,21 @@ class WebApi:
                 self.identity["organization_id"],
             )
         if first.name == "EntityDefinitions":
-            self._only(method, "GET", request)
-            return metadata.entity_definitions(
-                self.api_url,
-                self.schema,
-                first.predicate,
-                [s.name for s in segments[1:]],
-                request.query,
-                self._bulk_map(),
+            if method != "GET":
+                return self._change_metadata(request, segments)
+            return metadata_query.entity_definitions(
+                self.api_url, self.schema, segments, request.params(), self._bulk_map()
             )
+        if first.name == "RetrieveMetadataChanges" and len(segments) == 1:
+            self._only(method, "GET", request)
+            return metadata_query.retrieve_metadata_changes(
+                self.api_url, self.schema, first, request.params(), self._bulk_map()
+            )
+        if first.name == "CreateEntities" and len(segments) == 1:
+            self._only(method, "POST", request)
+            return self._change_metadata(request, segments)
+        if self.actions is not None and self.actions.handles(first.name) and len(segments) == 1:
+            return self.actions.run(request, ctx, first.name)
         if first.name == "sdkmessagefilters" and len(segments) == 1:
             self._only(method, "GET", request)
             return metadata.message_filters(
@@ -104,6 +114,37 @@ class WebApi:
             return self._collection(request, ctx, table, segments[1:])
         locator = self.service.locator(table, first.predicate)
         return self._record(request, ctx, table, locator, first, segments[1:])
+
+    def _change_metadata(self, request: ApiRequest, segments: list[Segment]) -> ApiResponse:
+        writer = self.metadata_writer
+        if writer is None or request.in_batch:
+            raise errors.DataverseError(
+                400,
+                errors.NOT_SUPPORTED,
+                "Metadata changes are not supported in this context by the local Dataverse.",
+            )
+        with self.service.store.transaction():
+            if segments[0].name == "CreateEntities":
+                return writer.create_entities(request.json(), self.api_url)
+            return writer.handle(request.method, segments, request.json(), self.api_url)
+
+    @staticmethod
+    def _check_time(ctx: RequestContext, cost: CostModel) -> None:
+        """Inside the request's transaction: past the time limit, everything rolls back."""
+        spent = cost.per_request_ms + ctx.cost_ms
+        if cost.timeout_ms and spent > cost.timeout_ms:
+            raise errors.request_timeout(spent / 1000.0, cost.timeout_ms / 1000.0)
+
+    def _annotate(self, prefer: dict[str, str]) -> Wanted | None:
+        return wanted(prefer, self._primary_name)
+
+    def _primary_name(self, table_name: str, record_id: str) -> str | None:
+        table = self.schema.tables.get(table_name)
+        row = self.service.store.get(table_name, record_id) if table is not None else None
+        if row is None or table is None or table.primary_name is None:
+            return None
+        value = row.get(table.primary_name)
+        return None if value is None else str(value)
 
     def _bulk_map(self) -> dict[str, bool]:
         return {name: self.bulk_supported(name) for name in self.schema.tables}
@@ -120,7 +161,7 @@ class WebApi:
         cost = self.cost()
         if not rest:
             if request.method == "GET":
-                annotate = _annotate(prefer)
+                annotate = self._annotate(prefer)
                 before = ctx.records_read
                 response = self.queries.collection(ctx, table, request.query, prefer, annotate)
                 ctx.cost_ms += cost.record_ms("retrieve", ctx.records_read - before, 0)
@@ -138,7 +179,7 @@ class WebApi:
         if len(rest) == 1 and rest[0].name.startswith(BULK_PREFIX) and request.method == "POST":
             message = rest[0].name[len(BULK_PREFIX) :]
             with self.service.store.transaction():
-                return run_bulk(
+                response = run_bulk(
                     self.service,
                     ctx,
                     table,
@@ -148,6 +189,8 @@ class WebApi:
                     cost,
                     self.api_url,
                 )
+                self._check_time(ctx, cost)
+                return response
         raise errors.segment_not_found(rest[0].name)
 
     def _create(
@@ -165,11 +208,12 @@ class WebApi:
         with self.service.store.transaction():
             changes = self.service.prepare(table, body, for_create=True)
             row = self.service.create(ctx, table, changes)
+            self._check_time(ctx, cost)
         entity_url = f"{self.api_url}{table.entity_set}({row[table.primary_id]})"
         if prefer.get("return") == "representation":
             options = parse_query(table, request.query)
             payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
-            payload.update(representation(table, row, options.select, _annotate(prefer)))
+            payload.update(representation(table, row, options.select, self._annotate(prefer)))
             return json_response(201, payload, {"Preference-Applied": "return=representation"})
         headers = {"OData-EntityId": entity_url}
         if request.in_batch:
@@ -199,7 +243,7 @@ class WebApi:
             if if_none_match and parse_etag(if_none_match) == row["versionnumber"]:
                 return empty_response(304)
             payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
-            payload.update(representation(table, row, options.select, _annotate(prefer)))
+            payload.update(representation(table, row, options.select, self._annotate(prefer)))
             return json_response(200, payload)
         if method == "PATCH":
             body = request.json()
@@ -215,10 +259,11 @@ class WebApi:
                     if_match=_conditional(request.header("if-match")),
                     if_none_match=_conditional(request.header("if-none-match")),
                 )
+                self._check_time(ctx, cost)
             if prefer.get("return") == "representation":
                 options = parse_query(table, request.query)
                 payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
-                payload.update(representation(table, row, options.select, _annotate(prefer)))
+                payload.update(representation(table, row, options.select, self._annotate(prefer)))
                 return json_response(
                     201 if created else 200,
                     payload,
@@ -245,6 +290,12 @@ class WebApi:
         """GET/PUT/DELETE `<set>(<key>)/<column>` and PUT/DELETE `<set>(<key>)/<nav>/$ref`."""
         name = rest[0].name
         method = request.method
+        file_column = table.query_names.get(name)
+        if file_column is not None and file_column.type == "File" and self.files is not None:
+            if len(rest) > 2 or (len(rest) == 2 and rest[1].name != "$value"):
+                raise errors.segment_not_found(rest[-1].name)
+            ctx.cost_ms += cost.record_ms("update" if method != "GET" else "retrieve", 1, 1)
+            return self.files.handle(request, ctx, table, locator, file_column, len(rest) == 2)
         if len(rest) == 2 and rest[1].name == "$ref":
             nav = table.navigations.get(name)
             if nav is None:
@@ -312,11 +363,6 @@ def _conditional(value: str | None) -> str | None:
     if value is None or value.strip().lower() == "null":
         return None
     return value
-
-
-def _annotate(prefer: dict[str, str]) -> bool:
-    wanted = prefer.get("odata.include-annotations", "")
-    return wanted == "*" or "lookuplogicalname" in wanted
 
 
 def _entity_context(api_url: str, table: Table, select) -> str:

@@ -265,8 +265,13 @@ def test_table_without_bulk_messages_uses_batch_and_reports_bad_rows(fresh) -> N
             },
         }
     )
+    # contact has the bulk messages on current Dataverse: turn them off to test the fallback
+    emu.admin("PATCH", "config", {"bulk_messages": {"contact": False}})
     sink = InMemorySink()
-    metrics = publish(rows, spec, connection(emu), sink=sink, options=PublishOptions())
+    try:
+        metrics = publish(rows, spec, connection(emu), sink=sink, options=PublishOptions())
+    finally:
+        emu.admin("PATCH", "config", {"bulk_messages": {"contact": None}})
     assert (metrics.published, metrics.failed) == (24, 1)
     (bad,) = sink.failed_rows
     assert (bad.key, bad.error_code, bad.batch_id, bad.record["last"]) == (

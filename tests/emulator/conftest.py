@@ -98,3 +98,29 @@ def api_client_class() -> type[ApiClient]:
     """The ApiClient class, for tests that start their own emulator (never `import conftest`:
     several conftest modules share that name)."""
     return ApiClient
+
+
+@pytest.fixture(scope="module")
+def sdk(emulator):
+    """Microsoft's PowerPlatform-Dataverse-Client, unmodified, signed in with azure-identity.
+
+    The emulator's CA reaches the SDK's `requests` through REQUESTS_CA_BUNDLE and
+    azure-identity through `connection_verify`, as docs/emulator.md tells users to do."""
+    from azure.identity import ClientSecretCredential
+    from PowerPlatform.Dataverse.client import DataverseClient
+
+    client_id, secret = emulator.principals[0]
+    credential = ClientSecretCredential(
+        emulator.tenant_id,
+        client_id,
+        secret,
+        authority=emulator.base_url.removeprefix("https://"),
+        disable_instance_discovery=True,
+        connection_verify=str(emulator.ca_file),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REQUESTS_CA_BUNDLE", str(emulator.ca_file))
+        client = DataverseClient(emulator.base_url, credential)
+        yield client
+        client.close()
+    credential.close()

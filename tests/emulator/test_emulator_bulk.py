@@ -136,13 +136,13 @@ def test_upsert_multiple_by_odata_id_and_by_key_columns(api):
 
 def test_table_without_bulk_support_and_delete_multiple(api, emulator, dataverse_error):
     response = api.post(
-        "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
-        json={"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": "x"}]},
+        "teams/Microsoft.Dynamics.CRM.CreateMultiple",
+        json={"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.team", "name": "x"}]},
     )
     assert dataverse_error(response) == (
         400,
         "0x80040800",
-        "The 'CreateMultiple' method does not support entities of type 'contact'. "
+        "The 'CreateMultiple' method does not support entities of type 'team'. "
         "MessageProcessorCache returned MessageProcessor.Empty.",
     )
     emulator.admin("PATCH", "config", {"bulk_messages": {"crc33_customer": False}})

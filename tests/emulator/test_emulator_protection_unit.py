@@ -108,7 +108,9 @@ def test_error_bodies_and_retry_after_format():
         error.message
         == "Number of requests exceeded the limit of 5 over time window of 10 seconds."
     )
-    assert error.headers == {"Retry-After": "5.500"}  # window < 60 s: fractional seconds
+    assert error.headers == {"Retry-After": "6"}  # whole seconds, rounded up, even when scaled
+    fractional = Throttle("requests", 5.5).error(limits(fractional_retry_after=True))
+    assert fractional.headers == {"Retry-After": "5.500"}  # only when asked for
     error = Throttle("execution_time", 1.2).error(Limits.from_config(DEFAULTS["limits"]))
     assert error.code == "0x80072321"
     assert error.message == (

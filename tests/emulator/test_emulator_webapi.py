@@ -105,7 +105,9 @@ def test_entity_definitions_keys_path_and_bulk_flag_of_contact(api):
     keys = api.get("EntityDefinitions(LogicalName='account')/Keys").json()["value"]
     assert [k["KeyAttributes"] for k in keys] == [["accountnumber"]]
     contact = api.get("EntityDefinitions(LogicalName='contact')?$select=LogicalName").json()
-    assert contact["@c360.emulator.BulkMessagesSupported"] is False
+    assert contact["@c360.emulator.BulkMessagesSupported"] is True  # standard tables have them
+    team = api.get("EntityDefinitions(LogicalName='team')?$select=LogicalName").json()
+    assert team["@c360.emulator.BulkMessagesSupported"] is False
 
 
 def test_sdkmessagefilters_tell_which_tables_support_bulk_messages(api):
@@ -114,7 +116,8 @@ def test_sdkmessagefilters_tell_which_tables_support_bulk_messages(api):
         "primaryobjecttypecode eq @table&@message='CreateMultiple'&@table="
     )
     assert len(api.get(query + "'crc33_customer'").json()["value"]) == 1
-    assert api.get(query + "'contact'").json()["value"] == []
+    assert len(api.get(query + "'contact'").json()["value"]) == 1
+    assert api.get(query + "'team'").json()["value"] == []
 
 
 # ---- create -------------------------------------------------------------------------------------

@@ -180,10 +180,8 @@ def _metadata(metrics: PublishMetrics, plot: Path | None) -> dict:
     return meta
 
 
-def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
-    key = dg.AssetKey(["dynamics", target.name])
-    source_key = dg.AssetKey([target.source_layer, target.source_table])
-    checks = [
+def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(
             "reconciliation",
             asset=key,
@@ -194,13 +192,105 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
         dg.AssetCheckSpec("deferred_backlog_age", asset=key),
     ]
 
+
+def _progress_logger(context: dg.AssetExecutionContext, name: str):
+    """A progress callback that logs at most every 5 s (and once at the end)."""
+    last_log = [0.0]
+
+    def progress(p: Progress) -> None:
+        if p.elapsed_seconds - last_log[0] >= 5 or p.finished:
+            last_log[0] = p.elapsed_seconds
+            context.log.info(
+                f"{name}: {p.done:,}/{p.rows_read:,} rows done — {p.published:,} "
+                f"published, {p.unchanged:,} unchanged, {p.failed:,} failed, "
+                f"{p.deferred:,} deferred; {p.records_per_second:,.0f} rows/s, "
+                f"{p.throttled} throttled"
+            )
+
+    return progress
+
+
+def _run_publish(
+    target: PublishTarget,
+    replay_only: bool,
+    dynamics: DynamicsResource,
+    lakehouse: LakehouseResource,
+    sink: "DeltaOutcomeSink",
+    progress,
+    run_id: str,
+) -> tuple[PublishMetrics, int]:
+    """Publish the target's source (or replay its due deferred operations).
+    Returns (metrics, rows expected to be accounted for)."""
+    if replay_only:
+        ops = pending_deferred(lakehouse, target.name)
+        metrics = replay_deferred(
+            ops,
+            dynamics.connection(),
+            sink=sink,
+            options=dynamics.options(),
+            progress=progress,
+            run_id=run_id,
+        )
+        return metrics, len(ops)
+    uri = lakehouse.uri(target.source_layer, target.source_table)
+    metrics = publish(
+        stream_source(uri, target.query),
+        target.spec,
+        dynamics.connection(),
+        sink=sink,
+        options=dynamics.options(),
+        progress=progress,
+        run_id=run_id,
+    )
+    return metrics, metrics.rows_read
+
+
+def _check_results(
+    metrics: PublishMetrics, expected: int, sink: "DeltaOutcomeSink", lakehouse: LakehouseResource
+) -> list[dg.AssetCheckResult]:
+    oldest = min((op.deferred_at for op in sink.deferred_ops), default=None)
+    age_hours = (
+        (dt.datetime.now(dt.UTC) - oldest).total_seconds() / 3600 if oldest is not None else 0.0
+    )
+    return [
+        dg.AssetCheckResult(
+            check_name="reconciliation",
+            passed=metrics.done == expected,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"source_rows": expected, "accounted": metrics.done},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_failed_rows",
+            passed=metrics.failed == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "failed": metrics.failed,
+                "failed_rows_table": dg.MetadataValue.path(lakehouse.uri("ops", FAILED_TABLE)),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="deferred_backlog_age",
+            passed=age_hours < BACKLOG_WARN_HOURS,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "pending_deferred": len(sink.deferred_ops),
+                "oldest_age_hours": round(age_hours, 2),
+            },
+        ),
+    ]
+
+
+def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
+    """The asset `dynamics/<target name>` that publishes one publish target."""
+    key = dg.AssetKey(["dynamics", target.name])
+
     @dg.asset(
         key=key,
-        deps=[source_key],
+        deps=[dg.AssetKey([target.source_layer, target.source_table])],
         group_name="dynamics",
         kinds={"dynamics365", "delta"},
         description=target.description,
-        check_specs=checks,
+        check_specs=_check_specs(key),
         pool="dynamics_api",
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"spec_mode": target.spec.mode.value, "entity_set": target.spec.entity_set},
@@ -213,41 +303,10 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         run_id = context.run_id or str(uuid.uuid4())
         sink = DeltaOutcomeSink(lakehouse, target.name)
-        last_log = [0.0]
-
-        def progress(p: Progress) -> None:
-            if p.elapsed_seconds - last_log[0] >= 5 or p.finished:
-                last_log[0] = p.elapsed_seconds
-                context.log.info(
-                    f"{target.name}: {p.done:,}/{p.rows_read:,} rows done — {p.published:,} "
-                    f"published, {p.unchanged:,} unchanged, {p.failed:,} failed, "
-                    f"{p.deferred:,} deferred; {p.records_per_second:,.0f} rows/s, "
-                    f"{p.throttled} throttled"
-                )
-
-        if config.replay_deferred_only:
-            ops = pending_deferred(lakehouse, target.name)
-            expected = len(ops)
-            metrics = replay_deferred(
-                ops,
-                dynamics.connection(),
-                sink=sink,
-                options=dynamics.options(),
-                progress=progress,
-                run_id=run_id,
-            )
-        else:
-            uri = lakehouse.uri(target.source_layer, target.source_table)
-            metrics = publish(
-                stream_source(uri, target.query),
-                target.spec,
-                dynamics.connection(),
-                sink=sink,
-                options=dynamics.options(),
-                progress=progress,
-                run_id=run_id,
-            )
-            expected = metrics.rows_read
+        progress = _progress_logger(context, target.name)
+        metrics, expected = _run_publish(
+            target, config.replay_deferred_only, dynamics, lakehouse, sink, progress, run_id
+        )
         sink.close()
         plot = lakehouse.plot_path(f"publish-{target.name}-{run_id}")
         plot_throughput(metrics.throughput, plot)
@@ -256,40 +315,9 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             f"{metrics.failed} failed, {metrics.deferred} deferred in "
             f"{metrics.duration_seconds:.1f} s ({metrics.records_per_second:,.0f} rows/s)"
         )
-        oldest = min((op.deferred_at for op in sink.deferred_ops), default=None)
-        age_hours = (
-            (dt.datetime.now(dt.UTC) - oldest).total_seconds() / 3600 if oldest is not None else 0.0
-        )
         return dg.MaterializeResult(
             metadata=_metadata(metrics, plot) | {"replay": config.replay_deferred_only},
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="reconciliation",
-                    passed=metrics.done == expected,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"source_rows": expected, "accounted": metrics.done},
-                ),
-                dg.AssetCheckResult(
-                    check_name="no_failed_rows",
-                    passed=metrics.failed == 0,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "failed": metrics.failed,
-                        "failed_rows_table": dg.MetadataValue.path(
-                            lakehouse.uri("ops", FAILED_TABLE)
-                        ),
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="deferred_backlog_age",
-                    passed=age_hours < BACKLOG_WARN_HOURS,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "pending_deferred": len(sink.deferred_ops),
-                        "oldest_age_hours": round(age_hours, 2),
-                    },
-                ),
-            ],
+            check_results=_check_results(metrics, expected, sink, lakehouse),
         )
 
     return _publish

@@ -97,10 +97,10 @@ def test_key_registry_first_occurrence_wins_across_chunks() -> None:
 
 
 def test_request_bodies_per_operation_kind() -> None:
-    from customer360.dynamics.bodies import Target, batch_part, bulk_target
+    from customer360.dynamics.bodies import TableRef, batch_part, bulk_item
     from customer360.dynamics.operations import Operation, OpKind
 
-    target = Target("crc33_customer", "crc33_customers", "crc33_customerid", "upsert", {})
+    target = TableRef("crc33_customer", "crc33_customers", "crc33_customerid", "upsert", {})
     rid = "6f1c2a8e-3d4b-5c6d-8e9f-0a1b2c3d4e5f"
     create = Operation(
         OpKind.CREATE,
@@ -111,7 +111,7 @@ def test_request_bodies_per_operation_kind() -> None:
         rid,
         {"crc33_cid": 1},
     )
-    assert bulk_target(target, OpKind.CREATE, create) == {
+    assert bulk_item(target, OpKind.CREATE, create) == {
         "@odata.type": "Microsoft.Dynamics.CRM.crc33_customer",
         "crc33_customerid": rid,
         "crc33_cid": 1,
@@ -119,14 +119,14 @@ def test_request_bodies_per_operation_kind() -> None:
     }
     # a retried create: upsert by its id, without the id in the body
     create.upsert_by_id = True
-    assert bulk_target(target, OpKind.UPSERT, create) == {
+    assert bulk_item(target, OpKind.UPSERT, create) == {
         "@odata.type": "Microsoft.Dynamics.CRM.crc33_customer",
         "@odata.id": f"crc33_customers({rid})",
         "crc33_cid": 1,
         "crc33_name": "A",
     }
     upsert = Operation(OpKind.UPSERT, "x", 0, {"crc33_name": "B"}, {}, None, {"crc33_cid": 2})
-    assert bulk_target(target, OpKind.UPSERT, upsert)["@odata.id"] == "crc33_customers(crc33_cid=2)"
+    assert bulk_item(target, OpKind.UPSERT, upsert)["@odata.id"] == "crc33_customers(crc33_cid=2)"
     part = batch_part(target, OpKind.UPSERT, upsert)
     assert (part.method, part.url, part.body) == (
         "PATCH",
@@ -134,7 +134,7 @@ def test_request_bodies_per_operation_kind() -> None:
         {"crc33_name": "B"},
     )
     update = Operation(OpKind.UPDATE, "x", 0, {"crc33_name": "C"}, {}, rid, {"crc33_cid": 3})
-    assert bulk_target(target, OpKind.UPDATE, update)["crc33_customerid"] == rid
+    assert bulk_item(target, OpKind.UPDATE, update)["crc33_customerid"] == rid
     part = batch_part(target, OpKind.UPDATE, update)
     assert (part.method, part.url, dict(part.headers)) == (
         "PATCH",

@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from customer360.dynamics.auth import DataverseConnection
 from customer360.dynamics.bodies import TableRef
 from customer360.dynamics.context import RunContext
 from customer360.dynamics.errors import RequestFailed
+from customer360.dynamics.jobs import Job
 from customer360.dynamics.load import Loader
 from customer360.dynamics.metrics import PublishMetrics
+from customer360.dynamics.operations import Operation, OpKind
 from customer360.dynamics.options import PublishOptions
 from customer360.dynamics.outcomes import DeferredOp, NullSink, OutcomeSink, utc_now
 from customer360.dynamics.plan import TablePlan
@@ -36,11 +37,8 @@ from customer360.dynamics.process import Processor
 from customer360.dynamics.replay import replay
 from customer360.dynamics.source import SourceRows
 from customer360.dynamics.spec import PublishSpec
-from customer360.dynamics.values import RowProblem
 
 __all__ = ["PublishOptions", "publish", "publish_async", "replay_deferred", "replay_deferred_async"]
-
-TARGET_READ_FAILED = "TargetReadFailed"
 
 
 def publish(
@@ -89,10 +87,12 @@ def replay_deferred(
     run_id: str | None = None,
     now: dt.datetime | None = None,
     only_due: bool = True,
+    spec: PublishSpec | None = None,
 ) -> PublishMetrics:
     """Re-send deferred operations. Each op passed in ends published, failed (deadline or
     attempts exhausted, or a permanent error) or deferred again; ops not yet due (when
-    `only_due`) are reported as deferred unchanged."""
+    `only_due`) are reported as deferred unchanged. Rows deferred because their reads failed
+    are published again with `spec` (the spec of the publish that deferred them)."""
     return asyncio.run(
         replay_deferred_async(
             ops,
@@ -103,6 +103,7 @@ def replay_deferred(
             run_id=run_id,
             now=now,
             only_due=only_due,
+            spec=spec,
         )
     )
 
@@ -117,12 +118,14 @@ async def replay_deferred_async(
     run_id: str | None = None,
     now: dt.datetime | None = None,
     only_due: bool = True,
+    spec: PublishSpec | None = None,
 ) -> PublishMetrics:
     run = _Run(connection, options or PublishOptions(), sink or NullSink(), progress, run_id)
     run.ctx.metrics.mode = "replay"
     when = now or utc_now()
+    republish = None if spec is None else (lambda unread: run.republish(spec, unread))
     return await run.execute(
-        lambda: replay(run.ctx, run.outcomes, run.processor, list(ops), when, only_due)
+        lambda: replay(run.ctx, run.outcomes, run.processor, list(ops), when, only_due, republish)
     )
 
 
@@ -176,6 +179,22 @@ class _Run:
         return ctx.metrics
 
     async def publish(self, source: SourceRows, spec: PublishSpec) -> None:
+        plan, table = await self._plan(spec)
+        async for numbers, chunk in self.loader.chunks(source, spec):
+            rows = self.preprocessor.prepare(plan, chunk, numbers)
+            await self._publish_rows(plan, table, rows)
+
+    async def republish(self, spec: PublishSpec, ops: list[Operation]) -> None:
+        """Deferred rows that were never classified: through stages 1-3 again."""
+        plan, table = await self._plan(spec)
+        chunk_rows = self.ctx.options.chunk_rows
+        for start in range(0, len(ops), chunk_rows):
+            part = ops[start : start + chunk_rows]
+            numbers = [op.row_number for op in part]
+            rows = self.preprocessor.prepare(plan, [op.row for op in part], numbers)
+            await self._publish_rows(plan, table, rows, {op.key_text: op for op in part})
+
+    async def _plan(self, spec: PublishSpec) -> tuple[TablePlan, TableRef]:
         plan = await self.loader.compile(spec)
         table = TableRef(
             table=plan.meta.logical_name,
@@ -185,25 +204,48 @@ class _Run:
             use_bulk=plan.use_bulk,
             plan=plan,
         )
-        async for numbers, chunk in self.loader.chunks(source, spec):
-            rows = self.preprocessor.prepare(plan, chunk, numbers)
-            try:
-                existing = await self.loader.existing(plan, rows)
-                resolved = await self.preprocessor.resolve(plan, rows)
-            except RequestFailed as failure:
-                # Dataverse kept failing the reads this chunk needs: its rows cannot be
-                # classified, so they fail (re-publishing retries them; nothing is half-sent)
-                self._read_failed(plan, rows, failure)
-                continue
-            ops = self.preprocessor.classify(plan, rows, existing, resolved)
-            await self.processor.submit(table, ops)
+        return plan, table
 
-    def _read_failed(
-        self, plan: TablePlan, rows: list[PreparedRow], failure: RequestFailed
+    async def _publish_rows(
+        self,
+        plan: TablePlan,
+        table: TableRef,
+        rows: list[PreparedRow],
+        earlier: Mapping[str, Operation] | None = None,
     ) -> None:
-        problem = RowProblem(TARGET_READ_FAILED, f"reading the target failed: {failure}")
-        failed = []
+        try:
+            existing = await self.loader.existing(plan, rows)
+            resolved = await self.preprocessor.resolve(plan, rows)
+        except RequestFailed as failure:
+            # Dataverse kept failing the reads these rows need (5xx, dropped connections,
+            # 401 after refreshes, endless 429s): nothing is wrong with the rows, so they are
+            # deferred unclassified, never failed; a replay reads and classifies them again
+            self._defer_unread(table, rows, failure, earlier or {})
+            return
+        ops = self.preprocessor.classify(plan, rows, existing, resolved)
+        await self.processor.submit(table, ops)
+
+    def _defer_unread(
+        self,
+        table: TableRef,
+        rows: list[PreparedRow],
+        failure: RequestFailed,
+        earlier: Mapping[str, Operation],
+    ) -> None:
+        ops = []
         for r in rows:
-            row = self.outcomes.row_failure(plan, r.row_number, r.row, problem, r.key_text)
-            failed.append(replace(row, http_status=failure.status))
-        self.outcomes.failed(failed)
+            before = earlier.get(r.key_text)
+            ops.append(
+                Operation(
+                    kind=OpKind.REPUBLISH,
+                    key_text=r.key_text,
+                    row_number=r.row_number,
+                    payload={},
+                    row=r.row,
+                    attempts=(before.attempts if before else 0) + 1,
+                    first_attempt_at=(before.first_attempt_at if before else None) or time.time(),
+                )
+            )
+        self.ctx.metrics.read_deferrals += len(ops)
+        job = Job(table, OpKind.REPUBLISH, ops, f"{self.ctx.run_id[:8]}-read")
+        self.processor.recovery.defer(job, failure)

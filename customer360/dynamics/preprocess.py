@@ -18,13 +18,46 @@ from customer360.dynamics.operations import Operation
 from customer360.dynamics.outcomes import FailedRow
 from customer360.dynamics.plan import TablePlan
 from customer360.dynamics.postprocess import Outcomes
-from customer360.dynamics.prepare import PreparedRow, extract_key, prepare_row
+from customer360.dynamics.prepare import (
+    PreparedRow,
+    extract_key,
+    match_text,
+    prepare_row,
+    raw_key_text,
+)
 from customer360.dynamics.reads import resolve_references
-from customer360.dynamics.source import KeyRegistry
+from customer360.dynamics.source import KeyClaim, KeyForms, KeyRegistry
 from customer360.dynamics.spec import LookupBy
-from customer360.dynamics.values import DUPLICATE_SOURCE_KEY, RowProblem
+from customer360.dynamics.values import (
+    DUPLICATE_SOURCE_KEY,
+    KEY_BLANK_COLLISION,
+    KEY_CASE_COLLISION,
+    RowProblem,
+)
 
 LOOKUP_CACHE_SIZE = 200_000  # lookups of a huge table: keep the cache bounded
+
+
+def _key_problem(claim: KeyClaim, key_text: str) -> RowProblem:
+    """Why a row whose key an earlier row of the run already took is not published."""
+    if claim is KeyClaim.CASE:
+        return RowProblem(
+            KEY_CASE_COLLISION,
+            f"key {key_text} differs from an earlier row's key only in letter case (or "
+            "blanks); Dataverse alternate keys ignore case, so both rows would write one "
+            "record: only the first row is published",
+        )
+    if claim is KeyClaim.BLANKS:
+        return RowProblem(
+            KEY_BLANK_COLLISION,
+            f"key {key_text} equals an earlier row's key once leading/trailing blanks are "
+            "trimmed (keys are trimmed before publishing): only the first row is published",
+        )
+    return RowProblem(
+        DUPLICATE_SOURCE_KEY,
+        f"key {key_text} appears more than once in the source; only its first "
+        "row is published in this run",
+    )
 
 
 class PreProcessor:
@@ -41,28 +74,27 @@ class PreProcessor:
     ) -> list[PreparedRow]:
         """Rows with a valid, first-seen key and valid values; the others are reported failed."""
         t0 = time.monotonic()
-        keyed: list[tuple[int, dict[str, Any], str]] = []
+        keyed: list[tuple[int, dict[str, Any], KeyForms]] = []
         failed: list[FailedRow] = []
         for number, row in zip(numbers, chunk, strict=True):
             try:
-                keyed.append((number, row, extract_key(plan, row)[1]))
+                key, key_text = extract_key(plan, row)
             except RowProblem as problem:
                 failed.append(self.outcomes.row_failure(plan, number, row, problem, None))
-        fresh = self.registry.claim([key_text for _, _, key_text in keyed])
+                continue
+            forms = KeyForms(match_text(key), key_text, raw_key_text(plan, row))
+            keyed.append((number, row, forms))
+        claims = self.registry.claim([forms for _, _, forms in keyed])
         kept: list[PreparedRow] = []
-        for (number, row, key_text), is_new in zip(keyed, fresh, strict=True):
-            if not is_new:
-                problem = RowProblem(
-                    DUPLICATE_SOURCE_KEY,
-                    f"key {key_text} appears more than once in the source; only its first "
-                    "row is published in this run",
-                )
-                failed.append(self.outcomes.row_failure(plan, number, row, problem, key_text))
+        for (number, row, forms), claim in zip(keyed, claims, strict=True):
+            if claim is not KeyClaim.NEW:
+                problem = _key_problem(claim, forms.trimmed)
+                failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
                 continue
             try:
                 kept.append(prepare_row(plan, number, row))
             except RowProblem as problem:
-                failed.append(self.outcomes.row_failure(plan, number, row, problem, key_text))
+                failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
         self.outcomes.failed(failed)
         self.ctx.stage("pre_process", t0)
         return kept
@@ -121,7 +153,7 @@ class PreProcessor:
             result = classify(
                 plan,
                 row,
-                existing.get(row.key_text),
+                existing.get(row.match_text),
                 resolved,
                 enforce_application_required=enforce,
             )
@@ -129,6 +161,9 @@ class PreProcessor:
                 ops.append(result.op)
             elif result.verdict is Verdict.UNCHANGED:
                 unchanged.append(row.key_text)
+            elif result.verdict is Verdict.ABSENT:
+                unchanged.append(row.key_text)
+                self.ctx.metrics.absent += 1
             else:
                 failed.append(
                     self.outcomes.row_failure(

@@ -4,9 +4,11 @@ exhausted, or a permanent error) or deferred again (not yet due, or still failin
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 from customer360.dynamics.bodies import TableRef
 from customer360.dynamics.context import RunContext
+from customer360.dynamics.errors import PublishConfigError
 from customer360.dynamics.jobs import BULK_MESSAGE
 from customer360.dynamics.operations import Operation, OpKind
 from customer360.dynamics.outcomes import DeferredOp, FailedRow, utc_now
@@ -14,6 +16,8 @@ from customer360.dynamics.postprocess import Outcomes
 from customer360.dynamics.process import Processor
 from customer360.dynamics.reads import fetch_metadata
 from customer360.dynamics.recovery import DEFERRED_EXPIRED
+
+Republish = Callable[[list[Operation]], Awaitable[None]]
 
 
 async def replay(
@@ -23,8 +27,12 @@ async def replay(
     deferred: list[DeferredOp],
     now: dt.datetime,
     only_due: bool,
+    republish: Republish | None = None,
 ) -> None:
+    """`republish` takes the rows deferred before they were classified (their reads failed)
+    through stages 1-3 again; it is required when there are any."""
     tables: dict[str, TableRef] = {}
+    unread: list[Operation] = []
     due: dict[tuple[str, OpKind], list[Operation]] = {}
     keep: list[DeferredOp] = []
     for item in deferred:
@@ -36,6 +44,9 @@ async def replay(
         if only_due and item.next_attempt_at > now:
             keep.append(item)
             continue
+        if op.kind is OpKind.REPUBLISH:
+            unread.append(op)
+            continue
         if item.target not in tables:
             tables[item.target] = await _table_ref(ctx, item)
         if op.kind is OpKind.CREATE:
@@ -44,6 +55,13 @@ async def replay(
     outcomes.deferred(keep)
     for (table, _kind), ops in due.items():
         await processor.submit(tables[table], ops)
+    if unread:
+        if republish is None:
+            raise PublishConfigError(
+                f"{len(unread)} deferred row(s) were never classified (their reads failed); "
+                "replaying them needs the publish spec: replay_deferred(..., spec=...)"
+            )
+        await republish(unread)
 
 
 async def _table_ref(ctx: RunContext, item: DeferredOp) -> TableRef:

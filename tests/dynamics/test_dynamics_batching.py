@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from customer360.dynamics.batch_codec import BatchPart, decode_batch, encode_batch
-from customer360.dynamics.source import KeyRegistry, SourceError, iter_chunks
+from customer360.dynamics.source import KeyClaim, KeyForms, KeyRegistry, SourceError, iter_chunks
 
 
 def test_encode_batch_parts() -> None:
@@ -84,16 +84,52 @@ def test_chunks_from_record_batches_and_dicts() -> None:
         list(iter_chunks([1], 5, None))
 
 
+def _forms(text: str, raw: str | None = None) -> KeyForms:
+    return KeyForms(match=text.casefold(), trimmed=text, raw=raw if raw is not None else text)
+
+
+def _new(claims: list[KeyClaim]) -> list[bool]:
+    return [c is KeyClaim.NEW for c in claims]
+
+
 def test_key_registry_first_occurrence_wins_across_chunks() -> None:
     registry = KeyRegistry()
-    assert registry.claim(["a", "b", "a"]) == [True, True, False]
-    assert registry.claim(["c", "b", "d", "d"]) == [True, False, True, False]
+    assert _new(registry.claim([_forms("a"), _forms("b"), _forms("a")])) == [True, True, False]
+    claims = registry.claim([_forms(k) for k in ("c", "b", "d", "d")])
+    assert _new(claims) == [True, False, True, False]
     assert len(registry) == 4
     assert registry.claim([]) == []
-    many = [f"k{i}" for i in range(100_000)]
-    assert all(registry.claim(many))
-    assert not any(registry.claim(many[::1000]))
+    many = [_forms(f"k{i}") for i in range(100_000)]
+    assert all(_new(registry.claim(many)))
+    assert not any(_new(registry.claim(many[::1000])))
     assert len(registry) == 100_004
+
+
+def test_key_registry_says_why_a_key_was_seen_before() -> None:
+    registry = KeyRegistry()
+    claims = registry.claim(
+        [
+            _forms("CaseKey"),
+            _forms("casekey"),  # one Dataverse record: alternate keys ignore case
+            _forms("CaseKey"),  # the same key again
+            _forms("Blank", raw=" Blank "),
+            _forms("Blank", raw="Blank"),  # equal only once trimmed
+            _forms("BLANK", raw="BLANK "),  # trimmed and folded
+        ]
+    )
+    assert claims == [
+        KeyClaim.NEW,
+        KeyClaim.CASE,
+        KeyClaim.DUPLICATE,
+        KeyClaim.NEW,
+        KeyClaim.BLANKS,
+        KeyClaim.CASE,
+    ]
+    # across chunks too
+    assert registry.claim([_forms("CASEKEY"), _forms("Blank", raw="Blank  ")]) == [
+        KeyClaim.CASE,
+        KeyClaim.BLANKS,
+    ]
 
 
 def test_request_bodies_per_operation_kind() -> None:

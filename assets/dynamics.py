@@ -6,6 +6,7 @@ ops/publish_failed_rows with the error) or deferred (kept in ops/publish_deferre
 """
 
 import datetime as dt
+import threading
 import uuid
 from pathlib import Path
 
@@ -93,9 +94,14 @@ class PublishRunConfig(dg.Config):
 
 
 class DeltaOutcomeSink:
-    """Collects the engine's outcomes and writes them to the ops tables in bounded chunks."""
+    """Writes the engine's failed rows and batch-log rows to the ops tables as they come.
 
-    FLUSH_ROWS = 5_000
+    A writer thread commits whatever has accumulated as soon as the previous commit is done,
+    so each batch's audit rows are in Delta within about one commit (tens of ms) of the batch
+    ending — a SIGKILLed run keeps its audit trail (issue 14) — while a fast run still groups
+    many batches per commit. The deferred set is replaced once, at `close()`: a killed run's
+    re-run publishes every row again anyway.
+    """
 
     def __init__(self, lakehouse: LakehouseResource, publish_target: str) -> None:
         # Several targets may write one Dataverse table: ops rows are keyed by the target name.
@@ -104,6 +110,14 @@ class DeltaOutcomeSink:
         self._log: list[dict] = []
         self.deferred_ops: list[DeferredOp] = []  # the target's complete pending set (small)
         self.failed_total = 0
+        self.commits = 0
+        self._wake = threading.Condition()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(
+            target=self._write_loop, name=f"ops-writer-{publish_target}", daemon=True
+        )
+        self._writer.start()
 
     def published(self, keys) -> None:  # counts come from the metrics
         pass
@@ -112,34 +126,56 @@ class DeltaOutcomeSink:
         pass
 
     def failed(self, rows: list[FailedRow]) -> None:
-        self._failed += [{**r.to_record(), "publish_target": self.publish_target} for r in rows]
-        self.failed_total += len(rows)
-        if len(self._failed) >= self.FLUSH_ROWS:
-            self._flush_failed()
+        records = [{**r.to_record(), "publish_target": self.publish_target} for r in rows]
+        with self._wake:
+            self._failed += records
+            self.failed_total += len(rows)
+            self._wake.notify()
 
     def deferred(self, ops: list[DeferredOp]) -> None:
         self.deferred_ops += ops
 
     def batch_logged(self, entry: BatchLogEntry) -> None:
-        self._log.append({**entry.to_record(), "publish_target": self.publish_target})
-        if len(self._log) >= self.FLUSH_ROWS:
-            self._flush_log()
+        record = {**entry.to_record(), "publish_target": self.publish_target}
+        with self._wake:
+            self._log.append(record)
+            self._wake.notify()
 
-    def _flush_failed(self) -> None:
-        if self._failed:
-            data = pa.Table.from_pylist(self._failed, schema=FAILED_SCHEMA)
-            self.lakehouse.write_arrow(data, "ops", FAILED_TABLE, mode="append")
-            self._failed = []
+    def _write_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._failed or self._log or self._closing):
+                    self._wake.wait()
+                failed, self._failed = self._failed, []
+                log, self._log = self._log, []
+                if not (failed or log) and self._closing:
+                    return
+            try:
+                # failed rows first: they are what an operator must never miss
+                self._append(failed, FAILED_SCHEMA, FAILED_TABLE)
+                self._append(log, BATCH_LOG_SCHEMA, BATCH_LOG_TABLE)
+            except BaseException as exc:  # reported by close(); keep nothing half-done hidden
+                self._error = exc
+                return
 
-    def _flush_log(self) -> None:
-        if self._log:
-            data = pa.Table.from_pylist(self._log, schema=BATCH_LOG_SCHEMA)
-            self.lakehouse.write_arrow(data, "ops", BATCH_LOG_TABLE, mode="append")
-            self._log = []
+    def _append(self, rows: list[dict], schema: pa.Schema, table: str) -> None:
+        if rows:
+            data = pa.Table.from_pylist(rows, schema=schema)
+            self.lakehouse.write_arrow(data, "ops", table, mode="append")
+            self.commits += 1
 
-    def close(self) -> None:
-        self._flush_failed()
-        self._flush_log()
+    def close(self, *, replace_deferred: bool = True) -> None:
+        """Write what is left; then (unless the run failed) replace the target's deferred set."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._writer.join()
+        if self._error is not None:
+            raise RuntimeError(
+                f"writing the publish ops tables for {self.publish_target} failed: {self._error}"
+            ) from self._error
+        if not replace_deferred:
+            return
         # The new pending set of this target replaces the old one atomically.
         pending = pa.Table.from_pylist(
             [{**op.to_record(), "publish_target": self.publish_target} for op in self.deferred_ops],
@@ -164,6 +200,10 @@ def _metadata(metrics: PublishMetrics, plot: Path | None) -> dict:
         "unchanged": metrics.unchanged,
         "failed": metrics.failed,
         "deferred": metrics.deferred,
+        # delete modes: the record is not in Dataverse, so there is nothing to do (in unchanged)
+        "absent_nothing_to_do": metrics.absent,
+        # rows deferred unclassified because Dataverse could not be read for them
+        "read_deferrals": metrics.read_deferrals,
         "records_per_second": round(metrics.records_per_second, 1),
         "requests": metrics.requests,
         "retries": metrics.retries,
@@ -180,10 +220,8 @@ def _metadata(metrics: PublishMetrics, plot: Path | None) -> dict:
     return meta
 
 
-def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
-    key = dg.AssetKey(["dynamics", target.name])
-    source_key = dg.AssetKey([target.source_layer, target.source_table])
-    checks = [
+def _check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(
             "reconciliation",
             asset=key,
@@ -194,13 +232,106 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
         dg.AssetCheckSpec("deferred_backlog_age", asset=key),
     ]
 
+
+def _progress_logger(context: dg.AssetExecutionContext, name: str):
+    """A progress callback that logs at most every 5 s (and once at the end)."""
+    last_log = [0.0]
+
+    def progress(p: Progress) -> None:
+        if p.elapsed_seconds - last_log[0] >= 5 or p.finished:
+            last_log[0] = p.elapsed_seconds
+            context.log.info(
+                f"{name}: {p.done:,}/{p.rows_read:,} rows done — {p.published:,} "
+                f"published, {p.unchanged:,} unchanged, {p.failed:,} failed, "
+                f"{p.deferred:,} deferred; {p.records_per_second:,.0f} rows/s, "
+                f"{p.throttled} throttled"
+            )
+
+    return progress
+
+
+def _run_publish(
+    target: PublishTarget,
+    replay_only: bool,
+    dynamics: DynamicsResource,
+    lakehouse: LakehouseResource,
+    sink: "DeltaOutcomeSink",
+    progress,
+    run_id: str,
+) -> tuple[PublishMetrics, int]:
+    """Publish the target's source (or replay its due deferred operations).
+    Returns (metrics, rows expected to be accounted for)."""
+    if replay_only:
+        ops = pending_deferred(lakehouse, target.name)
+        metrics = replay_deferred(
+            ops,
+            dynamics.connection(),
+            sink=sink,
+            options=dynamics.options(),
+            progress=progress,
+            run_id=run_id,
+            spec=target.spec,
+        )
+        return metrics, len(ops)
+    uri = lakehouse.uri(target.source_layer, target.source_table)
+    metrics = publish(
+        stream_source(uri, target.query),
+        target.spec,
+        dynamics.connection(),
+        sink=sink,
+        options=dynamics.options(),
+        progress=progress,
+        run_id=run_id,
+    )
+    return metrics, metrics.rows_read
+
+
+def _check_results(
+    metrics: PublishMetrics, expected: int, sink: "DeltaOutcomeSink", lakehouse: LakehouseResource
+) -> list[dg.AssetCheckResult]:
+    oldest = min((op.deferred_at for op in sink.deferred_ops), default=None)
+    age_hours = (
+        (dt.datetime.now(dt.UTC) - oldest).total_seconds() / 3600 if oldest is not None else 0.0
+    )
+    return [
+        dg.AssetCheckResult(
+            check_name="reconciliation",
+            passed=metrics.done == expected,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"source_rows": expected, "accounted": metrics.done},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_failed_rows",
+            passed=metrics.failed == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "failed": metrics.failed,
+                "failed_rows_table": dg.MetadataValue.path(lakehouse.uri("ops", FAILED_TABLE)),
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="deferred_backlog_age",
+            passed=age_hours < BACKLOG_WARN_HOURS,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "pending_deferred": len(sink.deferred_ops),
+                "oldest_age_hours": round(age_hours, 2),
+            },
+        ),
+    ]
+
+
+def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
+    """The asset `dynamics/<target name>` that publishes one publish target."""
+    key = dg.AssetKey(["dynamics", target.name])
+
     @dg.asset(
         key=key,
-        deps=[source_key],
+        deps=[dg.AssetKey([target.source_layer, target.source_table])],
         group_name="dynamics",
         kinds={"dynamics365", "delta"},
         description=target.description,
-        check_specs=checks,
+        check_specs=_check_specs(key),
         pool="dynamics_api",
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"spec_mode": target.spec.mode.value, "entity_set": target.spec.entity_set},
@@ -213,41 +344,15 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         run_id = context.run_id or str(uuid.uuid4())
         sink = DeltaOutcomeSink(lakehouse, target.name)
-        last_log = [0.0]
-
-        def progress(p: Progress) -> None:
-            if p.elapsed_seconds - last_log[0] >= 5 or p.finished:
-                last_log[0] = p.elapsed_seconds
-                context.log.info(
-                    f"{target.name}: {p.done:,}/{p.rows_read:,} rows done — {p.published:,} "
-                    f"published, {p.unchanged:,} unchanged, {p.failed:,} failed, "
-                    f"{p.deferred:,} deferred; {p.records_per_second:,.0f} rows/s, "
-                    f"{p.throttled} throttled"
-                )
-
-        if config.replay_deferred_only:
-            ops = pending_deferred(lakehouse, target.name)
-            expected = len(ops)
-            metrics = replay_deferred(
-                ops,
-                dynamics.connection(),
-                sink=sink,
-                options=dynamics.options(),
-                progress=progress,
-                run_id=run_id,
+        progress = _progress_logger(context, target.name)
+        try:
+            metrics, expected = _run_publish(
+                target, config.replay_deferred_only, dynamics, lakehouse, sink, progress, run_id
             )
-        else:
-            uri = lakehouse.uri(target.source_layer, target.source_table)
-            metrics = publish(
-                stream_source(uri, target.query),
-                target.spec,
-                dynamics.connection(),
-                sink=sink,
-                options=dynamics.options(),
-                progress=progress,
-                run_id=run_id,
-            )
-            expected = metrics.rows_read
+        except BaseException:
+            # keep the audit rows written so far; the pending deferred set stays as it was
+            sink.close(replace_deferred=False)
+            raise
         sink.close()
         plot = lakehouse.plot_path(f"publish-{target.name}-{run_id}")
         plot_throughput(metrics.throughput, plot)
@@ -256,40 +361,9 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             f"{metrics.failed} failed, {metrics.deferred} deferred in "
             f"{metrics.duration_seconds:.1f} s ({metrics.records_per_second:,.0f} rows/s)"
         )
-        oldest = min((op.deferred_at for op in sink.deferred_ops), default=None)
-        age_hours = (
-            (dt.datetime.now(dt.UTC) - oldest).total_seconds() / 3600 if oldest is not None else 0.0
-        )
         return dg.MaterializeResult(
             metadata=_metadata(metrics, plot) | {"replay": config.replay_deferred_only},
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="reconciliation",
-                    passed=metrics.done == expected,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"source_rows": expected, "accounted": metrics.done},
-                ),
-                dg.AssetCheckResult(
-                    check_name="no_failed_rows",
-                    passed=metrics.failed == 0,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "failed": metrics.failed,
-                        "failed_rows_table": dg.MetadataValue.path(
-                            lakehouse.uri("ops", FAILED_TABLE)
-                        ),
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="deferred_backlog_age",
-                    passed=age_hours < BACKLOG_WARN_HOURS,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    metadata={
-                        "pending_deferred": len(sink.deferred_ops),
-                        "oldest_age_hours": round(age_hours, 2),
-                    },
-                ),
-            ],
+            check_results=_check_results(metrics, expected, sink, lakehouse),
         )
 
     return _publish

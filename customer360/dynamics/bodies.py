@@ -1,4 +1,4 @@
-"""Request bodies for one operation: a bulk-message target or a `$batch` part.
+"""Request bodies for one operation: an item of a bulk message's `Targets` or a `$batch` part.
 
 Creates carry their (deterministic) id; updates address the record by id with `If-Match: *`
 (update only, never create); upserts address it by alternate key, or by id when an earlier
@@ -19,8 +19,9 @@ from customer360.dynamics.plan import TablePlan
 
 
 @dataclass
-class Target:
-    """What stage 3 needs to know about the table (from a plan, or rebuilt for a replay)."""
+class TableRef:
+    """What stage 3 needs to know about the Dataverse table (from a plan, or rebuilt for a
+    replay)."""
 
     table: str
     entity_set: str
@@ -30,40 +31,40 @@ class Target:
     plan: TablePlan | None = None
 
 
-def bulk_target(target: Target, kind: OpKind, op: Operation) -> dict[str, Any]:
+def bulk_item(table: TableRef, kind: OpKind, op: Operation) -> dict[str, Any]:
     """One item of `Targets` for Create/Update/UpsertMultiple (`@odata.type` is mandatory)."""
-    item: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{target.table}"}
+    item: dict[str, Any] = {"@odata.type": f"Microsoft.Dynamics.CRM.{table.table}"}
     if kind is OpKind.CREATE:
         item.update(op.payload)
     elif kind is OpKind.UPDATE:
-        item[target.primary_id] = op.record_id
+        item[table.primary_id] = op.record_id
         item.update(op.payload)
     else:  # UPSERT: by id (a retried create) or by key
-        item["@odata.id"] = upsert_path(target, op)
-        item.update({k: v for k, v in op.payload.items() if k != target.primary_id})
+        item["@odata.id"] = upsert_path(table, op)
+        item.update({k: v for k, v in op.payload.items() if k != table.primary_id})
     return item
 
 
-def batch_part(target: Target, kind: OpKind, op: Operation) -> BatchPart:
+def batch_part(table: TableRef, kind: OpKind, op: Operation) -> BatchPart:
     """The same operation as one independent request inside a `$batch`."""
     if kind is OpKind.CREATE:
-        return BatchPart("POST", target.entity_set, op.payload)
+        return BatchPart("POST", table.entity_set, op.payload)
     if kind is OpKind.UPDATE:
         return BatchPart(
             "PATCH",
-            record_path(target.entity_set, uuid.UUID(op.record_id)),
+            record_path(table.entity_set, uuid.UUID(op.record_id)),
             op.payload,
             {"If-Match": "*"},
         )
     if kind is OpKind.DELETE:
-        return BatchPart("DELETE", record_path(target.entity_set, uuid.UUID(op.record_id)))
-    body = {k: v for k, v in op.payload.items() if k != target.primary_id}
-    return BatchPart("PATCH", upsert_path(target, op), body)
+        return BatchPart("DELETE", record_path(table.entity_set, uuid.UUID(op.record_id)))
+    body = {k: v for k, v in op.payload.items() if k != table.primary_id}
+    return BatchPart("PATCH", upsert_path(table, op), body)
 
 
-def upsert_path(target: Target, op: Operation) -> str:
+def upsert_path(table: TableRef, op: Operation) -> str:
     """`entityset(<id>)` for a retried create or a primary-id key, else `entityset(<alt key>)`."""
-    by_id = op.upsert_by_id or not op.key or target.primary_id in op.key
+    by_id = op.upsert_by_id or not op.key or table.primary_id in op.key
     if by_id and op.record_id:
-        return record_path(target.entity_set, uuid.UUID(op.record_id))
-    return f"{target.entity_set}({key_segment(op.key)})"
+        return record_path(table.entity_set, uuid.UUID(op.record_id))
+    return f"{table.entity_set}({key_segment(op.key)})"

@@ -35,6 +35,7 @@ Resolved = Mapping[tuple[str, LookupBy, Any], uuid.UUID | None]
 class Verdict(StrEnum):
     WRITE = "write"
     UNCHANGED = "unchanged"
+    ABSENT = "absent"  # delete mode, and the record is not in Dataverse: nothing to do
     INVALID = "invalid"
 
 
@@ -215,9 +216,10 @@ def _changes(
 
 def _delete(plan: TablePlan, row: PreparedRow, target: Mapping[str, Any] | None) -> Classification:
     spec = plan.spec
+    if target is None:
+        # deactivating or deleting a record that does not exist: the desired state holds
+        return Classification(Verdict.ABSENT)
     if spec.delete.hard:
-        if target is None:  # already gone: the desired state holds
-            return Classification(Verdict.UNCHANGED)
         return _write(
             Operation(
                 kind=OpKind.DELETE,
@@ -228,10 +230,6 @@ def _delete(plan: TablePlan, row: PreparedRow, target: Mapping[str, Any] | None)
                 record_id=str(target[plan.primary_id]),
                 key=dict(row.key),
             )
-        )
-    if target is None:
-        raise RowProblem(
-            RECORD_NOT_FOUND, f"no {plan.meta.logical_name} record has key {row.key_text}"
         )
     statecode = spec.delete.statecode
     statuscode = spec.delete.statuscode or plan.meta.default_status(statecode)

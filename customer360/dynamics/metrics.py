@@ -19,6 +19,10 @@ class PublishMetrics:
     unchanged: int = 0
     failed: int = 0
     deferred: int = 0
+    #: delete mode: rows whose record is not in Dataverse (nothing to do; counted in unchanged)
+    absent: int = 0
+    #: rows deferred because Dataverse could not be read for them (classified on replay)
+    read_deferrals: int = 0
     by_operation: Counter = field(default_factory=Counter)  # create/update/upsert/delete → rows
     requests: int = 0  # write requests sent (bulk or $batch), incl. retries
     read_requests: int = 0  # key/lookup/metadata GETs
@@ -61,6 +65,8 @@ class PublishMetrics:
             "unchanged": self.unchanged,
             "failed": self.failed,
             "deferred": self.deferred,
+            "absent": self.absent,
+            "read_deferrals": self.read_deferrals,
             "by_operation": dict(self.by_operation),
             "requests": self.requests,
             "read_requests": self.read_requests,

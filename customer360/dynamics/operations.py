@@ -14,6 +14,9 @@ class OpKind(StrEnum):
     UPDATE = "update"  # PATCH If-Match:* / UpdateMultiple, changed columns only
     UPSERT = "upsert"  # PATCH by key / UpsertMultiple
     DELETE = "delete"  # DELETE (hard delete)
+    #: not a request: the row's existing record could not be read (Dataverse unavailable),
+    #: so it was never classified; a replay takes it through stages 1-3 again
+    REPUBLISH = "republish"
 
 
 @dataclass

@@ -125,48 +125,8 @@ def compile_plan(
             f"{where}: entity_set {spec.entity_set!r} does not match the table's entity set "
             f"{meta.entity_set!r}"
         )
-    key_attrs: dict[str, AttributeMetadata] = {}
-    if spec.key.strategy is KeyStrategy.PRIMARY_ID:
-        (name,) = spec.key.columns
-        if name != meta.primary_id:
-            raise SpecError(
-                f"{where}: key strategy primary_id must use {meta.primary_id!r}, got {name!r}"
-            )
-        key_attrs[name] = meta.attribute(name) or AttributeMetadata(name, "Uniqueidentifier")
-    else:
-        if not meta.has_key(list(spec.key.columns)):
-            defined = {k: list(v) for k, v in meta.keys.items()}
-            raise SpecError(
-                f"{where}: key columns {sorted(spec.key.columns)} are not an active alternate key "
-                f"of {meta.logical_name} (defined: {defined})"
-            )
-        for name in spec.key.columns:
-            key_attrs[name] = _attribute(meta, name, where)
-
-    columns = []
-    for column in spec.columns:
-        attr = _attribute(meta, column.target, where)
-        if column.target in SYSTEM_COLUMNS:
-            raise SpecError(
-                f"{where}: column {column.target!r} is managed by the state/owner sections"
-            )
-        lookup = None
-        if column.lookup or attr.attribute_type in LOOKUP_TYPES:
-            if column.lookup is None:
-                raise SpecError(f"{where}: column {column.target!r} is a lookup; give lookup:")
-            lookup = _lookup_plan(
-                column.lookup.table,
-                column.lookup.navigation,
-                f"_{column.lookup.attribute or column.target}_value",
-                column.lookup.by,
-                column.lookup.key_attribute,
-                related,
-                f"{where}: column {column.target!r}",
-            )
-        if spec.mode is Mode.UPDATE and not attr.valid_for_update:
-            raise SpecError(f"{where}: column {column.target!r} cannot be updated")
-        columns.append(ColumnPlan(column, attr, spec.rules_for(column), lookup))
-
+    key_attrs = _key_attributes(spec, meta, where)
+    columns = tuple(_column_plan(spec, meta, column, related, where) for column in spec.columns)
     owner = None
     if spec.owner:
         table = OWNER_TABLES[spec.owner.owner_type]
@@ -179,25 +139,78 @@ def compile_plan(
             related,
             f"{where}: owner",
         )
-    if spec.state or spec.mode is Mode.DELETE:
-        if meta.state is None:
-            raise SpecError(f"{where}: {meta.logical_name} has no statecode column")
-        if spec.mode is Mode.DELETE and not spec.delete.hard:
-            code = spec.delete.statecode
-            status = spec.delete.statuscode or meta.default_status(code)
-            if status is None or not meta.valid_state_pair(code, status):
-                raise SpecError(
-                    f"{where}: delete.statecode={code}, statuscode={status} is not a valid pair"
-                )
+    _check_state(spec, meta, where)
     bulk = meta.bulk_messages
     return TablePlan(
         spec=spec,
         meta=meta,
-        columns=tuple(columns),
+        columns=columns,
         key_attrs=key_attrs,
         owner=owner,
         use_bulk={m: m in bulk for m in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")},
     )
+
+
+def _key_attributes(
+    spec: PublishSpec, meta: EntityMetadata, where: str
+) -> dict[str, AttributeMetadata]:
+    """Target key attribute → metadata; the key must be the primary id or an alternate key."""
+    if spec.key.strategy is KeyStrategy.PRIMARY_ID:
+        (name,) = spec.key.columns
+        if name != meta.primary_id:
+            raise SpecError(
+                f"{where}: key strategy primary_id must use {meta.primary_id!r}, got {name!r}"
+            )
+        return {name: meta.attribute(name) or AttributeMetadata(name, "Uniqueidentifier")}
+    if not meta.has_key(list(spec.key.columns)):
+        defined = {k: list(v) for k, v in meta.keys.items()}
+        raise SpecError(
+            f"{where}: key columns {sorted(spec.key.columns)} are not an active alternate key "
+            f"of {meta.logical_name} (defined: {defined})"
+        )
+    return {name: _attribute(meta, name, where) for name in spec.key.columns}
+
+
+def _column_plan(
+    spec: PublishSpec,
+    meta: EntityMetadata,
+    column: ColumnSpec,
+    related: Mapping[str, EntityMetadata],
+    where: str,
+) -> ColumnPlan:
+    attr = _attribute(meta, column.target, where)
+    if column.target in SYSTEM_COLUMNS:
+        raise SpecError(f"{where}: column {column.target!r} is managed by the state/owner sections")
+    lookup = None
+    if column.lookup or attr.attribute_type in LOOKUP_TYPES:
+        if column.lookup is None:
+            raise SpecError(f"{where}: column {column.target!r} is a lookup; give lookup:")
+        lookup = _lookup_plan(
+            column.lookup.table,
+            column.lookup.navigation,
+            f"_{column.lookup.attribute or column.target}_value",
+            column.lookup.by,
+            column.lookup.key_attribute,
+            related,
+            f"{where}: column {column.target!r}",
+        )
+    if spec.mode is Mode.UPDATE and not attr.valid_for_update:
+        raise SpecError(f"{where}: column {column.target!r} cannot be updated")
+    return ColumnPlan(column, attr, spec.rules_for(column), lookup)
+
+
+def _check_state(spec: PublishSpec, meta: EntityMetadata, where: str) -> None:
+    if not (spec.state or spec.mode is Mode.DELETE):
+        return
+    if meta.state is None:
+        raise SpecError(f"{where}: {meta.logical_name} has no statecode column")
+    if spec.mode is Mode.DELETE and not spec.delete.hard:
+        code = spec.delete.statecode
+        status = spec.delete.statuscode or meta.default_status(code)
+        if status is None or not meta.valid_state_pair(code, status):
+            raise SpecError(
+                f"{where}: delete.statecode={code}, statuscode={status} is not a valid pair"
+            )
 
 
 def _attribute(meta: EntityMetadata, name: str, where: str) -> AttributeMetadata:

@@ -32,6 +32,7 @@ class PreparedRow:
     row: dict[str, Any]
     key: dict[str, KeyValue]
     key_text: str
+    match_text: str = ""  # the key as Dataverse compares it (see `match_text`)
     record_id: uuid.UUID | None = None  # the source's GUID (primary_id strategy)
     values: dict[str, Any] = field(default_factory=dict)  # attribute → wire value (None: clear)
     #: value attribute (`_x_value`) → (plan, reference); reference None means clear the lookup
@@ -47,6 +48,21 @@ def key_value(value: Any, attr: AttributeMetadata) -> KeyValue:
     if isinstance(wire, float):
         raise RowProblem(INVALID_VALUE, f"key column {attr.logical_name!r}: {wire!r} is not exact")
     return wire
+
+
+def match_text(key: Mapping[str, KeyValue]) -> str:
+    """The key as Dataverse compares it: alternate keys on text columns ignore letter case
+    (`CaseKey` and `casekey` name one record), so text parts are case-folded. A primary id
+    is its GUID's text (as `extract_key` gives it)."""
+    if len(key) == 1 and isinstance(only := next(iter(key.values())), uuid.UUID):
+        return str(only)
+    return key_segment({k: v.casefold() if isinstance(v, str) else v for k, v in key.items()})
+
+
+def raw_key_text(plan: TablePlan, row: Mapping[str, Any]) -> str:
+    """The key exactly as the source wrote it (blanks kept): tells a true duplicate from two
+    keys that differ only in blanks."""
+    return repr(tuple(row.get(source) for source in plan.spec.key.columns.values()))
 
 
 def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyValue], str]:
@@ -75,7 +91,9 @@ def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyV
 def prepare_row(plan: TablePlan, row_number: int, row: Mapping[str, Any]) -> PreparedRow:
     """Sanitise and check one source row. Raises RowProblem naming the column."""
     key, key_text = extract_key(plan, row)
-    prepared = PreparedRow(row_number=row_number, row=dict(row), key=key, key_text=key_text)
+    prepared = PreparedRow(
+        row_number=row_number, row=dict(row), key=key, key_text=key_text, match_text=match_text(key)
+    )
     if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
         prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
     values = prepared.values

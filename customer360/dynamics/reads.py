@@ -31,13 +31,12 @@ from customer360.dynamics.odata import (
     in_filter,
     in_parameters,
     in_value_cost,
-    key_segment,
     or_clause_cost,
     or_filter,
     query_string,
     string_literal,
 )
-from customer360.dynamics.prepare import key_value
+from customer360.dynamics.prepare import key_value, match_text
 from customer360.dynamics.throttle import backoff_delay
 from customer360.dynamics.transport import PrincipalClient, Sent, error_of
 from customer360.dynamics.values import RowProblem
@@ -79,7 +78,10 @@ async def get_json(
             throttled += 1
             attempt -= 1  # a 429 is not an attempt: the next principal (or this one, later)
             continue
-        if failure.kind is not FailureKind.TRANSIENT or attempt >= max_attempts:
+        # 401 again after the transport's own refresh: the token endpoint or the org is
+        # having trouble, not the request; retry like any transient failure
+        retryable = failure.kind in (FailureKind.TRANSIENT, FailureKind.AUTH)
+        if not retryable or attempt >= max_attempts:
             raise failure
         if on_retry:
             on_retry()
@@ -198,7 +200,7 @@ async def _all_pages(pick: PickClient, url: str, **kw: Any) -> list[dict[str, An
 def record_key_text(
     record: Mapping[str, Any], key_attrs: Mapping[str, AttributeMetadata], primary_id: str | None
 ) -> str | None:
-    """The canonical key text of a target record (same as `prepare.extract_key` builds)."""
+    """The key of an existing record as Dataverse compares it (`prepare.match_text`)."""
     if primary_id is not None:
         value = record.get(primary_id)
         return None if value is None else str(uuid.UUID(str(value)))
@@ -208,7 +210,7 @@ def record_key_text(
             key[name] = key_value(record.get(name), attr)
         except RowProblem:
             return None
-    return key_segment(key)
+    return match_text(key)
 
 
 async def resolve_references(

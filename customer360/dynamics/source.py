@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -69,31 +71,69 @@ def key_hash(key_text: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
+class KeyClaim(StrEnum):
+    NEW = "new"  # first row with this key: it is published
+    DUPLICATE = "duplicate"  # the same key again, character for character
+    BLANKS = "blanks"  # equal to an earlier key once leading/trailing blanks are trimmed
+    CASE = "case"  # equal to an earlier key ignoring letter case (one Dataverse record)
+
+
+@dataclass(frozen=True)
+class KeyForms:
+    """One row's key three ways: as Dataverse compares it (case-folded), as sent (trimmed),
+    and as the source wrote it."""
+
+    match: str
+    trimmed: str
+    raw: str
+
+
 class KeyRegistry:
-    """Remembers which keys this run has already taken (first occurrence wins)."""
+    """Remembers which keys this run has already taken (first occurrence wins).
+
+    Three sorted arrays of 64-bit hashes (24 bytes per key): the case-folded key decides
+    whether a row is new; the trimmed and raw forms say why a later row is not."""
 
     def __init__(self) -> None:
-        self._seen = np.empty(0, dtype=np.int64)
+        self._seen = [np.empty(0, dtype=np.int64) for _ in range(3)]
 
     def __len__(self) -> int:
-        return int(self._seen.size)
+        return int(self._seen[0].size)
 
-    def claim(self, key_texts: Sequence[str]) -> list[bool]:
-        """For each key: True if it is new (and now claimed), False if seen before in the run
-        or earlier in `key_texts`."""
-        hashes = np.fromiter((key_hash(k) for k in key_texts), dtype=np.int64, count=len(key_texts))
-        seen_before = np.zeros(len(key_texts), dtype=bool)
-        if self._seen.size:
-            pos = np.searchsorted(self._seen, hashes)
-            pos_clipped = np.minimum(pos, self._seen.size - 1)
-            seen_before = self._seen[pos_clipped] == hashes
-        fresh: list[bool] = []
-        batch_seen: set[int] = set()
-        for h, before in zip(hashes.tolist(), seen_before.tolist(), strict=True):
-            ok = not before and h not in batch_seen
-            batch_seen.add(h)
-            fresh.append(ok)
-        if batch_seen:
-            new = np.fromiter(batch_seen, dtype=np.int64, count=len(batch_seen))
-            self._seen = np.union1d(self._seen, new)
-        return fresh
+    def claim(self, keys: Sequence[KeyForms]) -> list[KeyClaim]:
+        """For each key: NEW (now claimed) or why it was seen before in the run (earlier in
+        `keys` included)."""
+        forms = [[k.match for k in keys], [k.trimmed for k in keys], [k.raw for k in keys]]
+        hashes = [_hashes(texts) for texts in forms]
+        before = [_member(seen, h) for seen, h in zip(self._seen, hashes, strict=True)]
+        fresh: list[set[int]] = [set(), set(), set()]
+        claims: list[KeyClaim] = []
+        for i in range(len(keys)):
+            h = [int(hashes[f][i]) for f in range(3)]
+            seen = [bool(before[f][i]) or h[f] in fresh[f] for f in range(3)]
+            if not seen[0]:
+                claims.append(KeyClaim.NEW)
+                for f in range(3):
+                    fresh[f].add(h[f])
+            elif seen[2]:
+                claims.append(KeyClaim.DUPLICATE)
+            elif seen[1]:
+                claims.append(KeyClaim.BLANKS)
+            else:
+                claims.append(KeyClaim.CASE)
+        for f in range(3):
+            if fresh[f]:
+                new = np.fromiter(fresh[f], dtype=np.int64, count=len(fresh[f]))
+                self._seen[f] = np.union1d(self._seen[f], new)
+        return claims
+
+
+def _hashes(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter((key_hash(t) for t in texts), dtype=np.int64, count=len(texts))
+
+
+def _member(seen: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    if not seen.size:
+        return np.zeros(len(hashes), dtype=bool)
+    pos = np.minimum(np.searchsorted(seen, hashes), seen.size - 1)
+    return seen[pos] == hashes

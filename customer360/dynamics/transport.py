@@ -188,45 +188,7 @@ class PrincipalClient:
         refreshed = False
         started = time.monotonic()
         while True:
-            booking = await self.pacer.wait(units) if self.pacer else None
-            if self.guard:
-                await self.guard.enter()
-            await self.gate.acquire()
-            success = False
-            token = ""
-            response = None
-            try:
-                token = await self.token()
-                request_headers["Authorization"] = f"Bearer {token}"
-                t0 = time.monotonic()
-                response = await self._http.request(
-                    method, url, content=body, headers=request_headers
-                )
-                elapsed = time.monotonic() - t0
-                self.requests += 1
-                success = response.status_code != 429 and response.status_code < 500
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if self.pacer and booking is not None:
-                    self.pacer.cancel(booking)
-                kind = classify_exception(exc)
-                raise RequestFailed(kind, None, type(exc).__name__, _describe(exc)) from None
-            except AuthenticationError as exc:  # the token endpoint failed mid-run: retry later
-                if self.pacer and booking is not None:
-                    self.pacer.cancel(booking)
-                raise RequestFailed(
-                    FailureKind.TRANSIENT, None, "AuthenticationError", str(exc)
-                ) from None
-            finally:
-                request_headers.pop("Authorization", None)
-                await self.gate.release(success=success)
-                if self.guard:
-                    await self.guard.leave(response.headers if response is not None else None)
-            if self.pacer and booking is not None:
-                if response.status_code == 429:
-                    self.pacer.cancel(booking)  # refused before it ran: it used no budget
-                else:
-                    self.pacer.record(booking, elapsed, response.headers)
-            self._observe_hint(response)
+            response, token = await self._request_once(method, url, body, request_headers, units)
             status = response.status_code
             if status == 401 and not refreshed:
                 refreshed = True
@@ -234,17 +196,69 @@ class PrincipalClient:
                 await asyncio.to_thread(self._tokens.invalidate, token)
                 continue
             if status == 429 or classify_status(status, _code(response)) is FailureKind.THROTTLED:
-                reason = throttle_reason(_code(response))
-                throttled[reason] += 1
-                self.throttled[reason] += 1
-                retry_after = _retry_after(response, self._options.max_retry_after)
-                await self.gate.throttled(retry_after)
-                # hand the work back instead of waiting here: another principal may take it
-                # while this one is paused (the caller re-queues it; it is not an attempt)
-                raise RequestFailed(
-                    FailureKind.THROTTLED, 429, _code(response), reason, retry_after
-                )
+                raise await self._throttled(response, throttled)
             return Sent(response=response, throttled=throttled, duration=time.monotonic() - started)
+
+    async def _request_once(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        request_headers: dict[str, str],
+        units: int,
+    ) -> tuple[httpx.Response, str]:
+        """One request through the pacer, the header guard and the concurrency gate.
+        Returns (response, the token it carried). Raises RequestFailed(TRANSIENT) when no
+        response came (timeout, dropped connection, token endpoint down)."""
+        booking = await self.pacer.wait(units) if self.pacer else None
+        if self.guard:
+            await self.guard.enter()
+        await self.gate.acquire()
+        success = False
+        token = ""
+        response = None
+        try:
+            token = await self.token()
+            request_headers["Authorization"] = f"Bearer {token}"
+            t0 = time.monotonic()
+            response = await self._http.request(method, url, content=body, headers=request_headers)
+            elapsed = time.monotonic() - t0
+            self.requests += 1
+            success = response.status_code != 429 and response.status_code < 500
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            if self.pacer and booking is not None:
+                self.pacer.cancel(booking)
+            kind = classify_exception(exc)
+            raise RequestFailed(kind, None, type(exc).__name__, _describe(exc)) from None
+        except AuthenticationError as exc:  # the token endpoint failed mid-run: retry later
+            if self.pacer and booking is not None:
+                self.pacer.cancel(booking)
+            raise RequestFailed(
+                FailureKind.TRANSIENT, None, "AuthenticationError", str(exc)
+            ) from None
+        finally:
+            request_headers.pop("Authorization", None)
+            await self.gate.release(success=success)
+            if self.guard:
+                await self.guard.leave(response.headers if response is not None else None)
+        if self.pacer and booking is not None:
+            if response.status_code == 429:
+                self.pacer.cancel(booking)  # refused before it ran: it used no budget
+            else:
+                self.pacer.record(booking, elapsed, response.headers)
+        self._observe_hint(response)
+        return response, token
+
+    async def _throttled(self, response: httpx.Response, throttled: Counter) -> RequestFailed:
+        """Pause this principal for Retry-After and return the failure to raise."""
+        reason = throttle_reason(_code(response))
+        throttled[reason] += 1
+        self.throttled[reason] += 1
+        retry_after = _retry_after(response, self._options.max_retry_after)
+        await self.gate.throttled(retry_after)
+        # hand the work back instead of waiting here: another principal may take it while
+        # this one is paused (the caller re-queues it; it is not an attempt)
+        return RequestFailed(FailureKind.THROTTLED, 429, _code(response), reason, retry_after)
 
     async def aclose(self) -> None:
         await self._http.aclose()

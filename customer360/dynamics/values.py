@@ -36,6 +36,10 @@ LOOKUP_NOT_FOUND = "0x80040217"
 RECORD_NOT_FOUND = "RecordNotFound"
 RECORD_EXISTS = "RecordAlreadyExists"
 DUPLICATE_SOURCE_KEY = "DuplicateSourceKey"
+#: two source keys Dataverse would treat as one record (case-insensitive alternate keys)
+KEY_CASE_COLLISION = "KeyCaseCollision"
+#: two source keys equal once their leading/trailing blanks are trimmed
+KEY_BLANK_COLLISION = "KeyBlankCollision"
 MISSING_KEY = "MissingKey"
 
 _TRUE = {"true", "t", "yes", "y", "1"}

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from customer360.dynamics.batch_codec import BatchPart, decode_batch, encode_batch
-from customer360.dynamics.source import KeyRegistry, SourceError, iter_chunks
+from customer360.dynamics.source import KeyClaim, KeyForms, KeyRegistry, SourceError, iter_chunks
 
 
 def test_encode_batch_parts() -> None:
@@ -84,23 +84,59 @@ def test_chunks_from_record_batches_and_dicts() -> None:
         list(iter_chunks([1], 5, None))
 
 
+def _forms(text: str, raw: str | None = None) -> KeyForms:
+    return KeyForms(match=text.casefold(), trimmed=text, raw=raw if raw is not None else text)
+
+
+def _new(claims: list[KeyClaim]) -> list[bool]:
+    return [c is KeyClaim.NEW for c in claims]
+
+
 def test_key_registry_first_occurrence_wins_across_chunks() -> None:
     registry = KeyRegistry()
-    assert registry.claim(["a", "b", "a"]) == [True, True, False]
-    assert registry.claim(["c", "b", "d", "d"]) == [True, False, True, False]
+    assert _new(registry.claim([_forms("a"), _forms("b"), _forms("a")])) == [True, True, False]
+    claims = registry.claim([_forms(k) for k in ("c", "b", "d", "d")])
+    assert _new(claims) == [True, False, True, False]
     assert len(registry) == 4
     assert registry.claim([]) == []
-    many = [f"k{i}" for i in range(100_000)]
-    assert all(registry.claim(many))
-    assert not any(registry.claim(many[::1000]))
+    many = [_forms(f"k{i}") for i in range(100_000)]
+    assert all(_new(registry.claim(many)))
+    assert not any(_new(registry.claim(many[::1000])))
     assert len(registry) == 100_004
 
 
+def test_key_registry_says_why_a_key_was_seen_before() -> None:
+    registry = KeyRegistry()
+    claims = registry.claim(
+        [
+            _forms("CaseKey"),
+            _forms("casekey"),  # one Dataverse record: alternate keys ignore case
+            _forms("CaseKey"),  # the same key again
+            _forms("Blank", raw=" Blank "),
+            _forms("Blank", raw="Blank"),  # equal only once trimmed
+            _forms("BLANK", raw="BLANK "),  # trimmed and folded
+        ]
+    )
+    assert claims == [
+        KeyClaim.NEW,
+        KeyClaim.CASE,
+        KeyClaim.DUPLICATE,
+        KeyClaim.NEW,
+        KeyClaim.BLANKS,
+        KeyClaim.CASE,
+    ]
+    # across chunks too
+    assert registry.claim([_forms("CASEKEY"), _forms("Blank", raw="Blank  ")]) == [
+        KeyClaim.CASE,
+        KeyClaim.BLANKS,
+    ]
+
+
 def test_request_bodies_per_operation_kind() -> None:
-    from customer360.dynamics.bodies import Target, batch_part, bulk_target
+    from customer360.dynamics.bodies import TableRef, batch_part, bulk_item
     from customer360.dynamics.operations import Operation, OpKind
 
-    target = Target("crc33_customer", "crc33_customers", "crc33_customerid", "upsert", {})
+    target = TableRef("crc33_customer", "crc33_customers", "crc33_customerid", "upsert", {})
     rid = "6f1c2a8e-3d4b-5c6d-8e9f-0a1b2c3d4e5f"
     create = Operation(
         OpKind.CREATE,
@@ -111,7 +147,7 @@ def test_request_bodies_per_operation_kind() -> None:
         rid,
         {"crc33_cid": 1},
     )
-    assert bulk_target(target, OpKind.CREATE, create) == {
+    assert bulk_item(target, OpKind.CREATE, create) == {
         "@odata.type": "Microsoft.Dynamics.CRM.crc33_customer",
         "crc33_customerid": rid,
         "crc33_cid": 1,
@@ -119,14 +155,14 @@ def test_request_bodies_per_operation_kind() -> None:
     }
     # a retried create: upsert by its id, without the id in the body
     create.upsert_by_id = True
-    assert bulk_target(target, OpKind.UPSERT, create) == {
+    assert bulk_item(target, OpKind.UPSERT, create) == {
         "@odata.type": "Microsoft.Dynamics.CRM.crc33_customer",
         "@odata.id": f"crc33_customers({rid})",
         "crc33_cid": 1,
         "crc33_name": "A",
     }
     upsert = Operation(OpKind.UPSERT, "x", 0, {"crc33_name": "B"}, {}, None, {"crc33_cid": 2})
-    assert bulk_target(target, OpKind.UPSERT, upsert)["@odata.id"] == "crc33_customers(crc33_cid=2)"
+    assert bulk_item(target, OpKind.UPSERT, upsert)["@odata.id"] == "crc33_customers(crc33_cid=2)"
     part = batch_part(target, OpKind.UPSERT, upsert)
     assert (part.method, part.url, part.body) == (
         "PATCH",
@@ -134,7 +170,7 @@ def test_request_bodies_per_operation_kind() -> None:
         {"crc33_name": "B"},
     )
     update = Operation(OpKind.UPDATE, "x", 0, {"crc33_name": "C"}, {}, rid, {"crc33_cid": 3})
-    assert bulk_target(target, OpKind.UPDATE, update)["crc33_customerid"] == rid
+    assert bulk_item(target, OpKind.UPDATE, update)["crc33_customerid"] == rid
     part = batch_part(target, OpKind.UPDATE, update)
     assert (part.method, part.url, dict(part.headers)) == (
         "PATCH",

@@ -115,6 +115,13 @@ def test_update_mode_needs_the_record() -> None:
     assert (result.verdict, result.problem.code) == (Verdict.INVALID, "RecordNotFound")
 
 
+def test_deactivating_or_deleting_a_missing_record_is_nothing_to_do() -> None:
+    # issue 14: the deleted customer was never in Dataverse -> not a failed RecordNotFound row
+    for delete in ({"hard": False, "statecode": 1}, {"hard": True}):
+        plan = plan_for(mode="delete", delete=delete)
+        assert run(plan, target=None).verdict is Verdict.ABSENT
+
+
 def test_append_creates_without_looking() -> None:
     plan = plan_for(mode="append")
     assert not plan.reads_target
@@ -140,7 +147,7 @@ def test_soft_and_hard_delete() -> None:
     )
     hard = plan_for(mode="delete", columns={}, delete={"hard": True})
     assert run(hard, target=active).op.kind is OpKind.DELETE
-    assert run(hard, target=None).verdict is Verdict.UNCHANGED
+    assert run(hard, target=None).verdict is Verdict.ABSENT  # nothing to do (counted unchanged)
 
 
 def test_state_labels_and_pairs() -> None:

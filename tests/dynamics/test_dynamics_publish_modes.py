@@ -414,3 +414,51 @@ def _spec_dict(spec) -> dict:
         "key": {"columns": dict(spec.key.columns)},
         "columns": {c.target: c.source for c in spec.columns},
     }
+
+
+def test_keys_compare_as_dataverse_compares_them(fresh) -> None:
+    """Issue 14: alternate keys ignore case in Dataverse. `CaseKey`/`casekey` in one source
+    merged silently; `y` overwrote an existing `Y` on every run; ` Padded ` and `Padded` were
+    reported as DuplicateSourceKey."""
+    emu, reader = fresh
+    spec = load_spec(
+        {
+            "table": "account",
+            "entity_set": "accounts",
+            "mode": "upsert",
+            "key": {"columns": {"accountnumber": "number"}},
+            "columns": {"name": "name"},
+        }
+    )
+    rows = [
+        {"number": "CaseKey", "name": "first"},
+        {"number": "casekey", "name": "second"},
+        {"number": " Padded ", "name": "trimmed"},
+        {"number": "Padded", "name": "again"},
+        {"number": "Y", "name": "upper"},
+    ]
+    sink = InMemorySink()
+    first = publish(rows, spec, connection(emu), sink=sink, options=options())
+    assert (first.published, first.failed) == (3, 2)
+    reasons = {f.row_number: f.error_code for f in sink.failed_rows}
+    assert reasons == {1: "KeyCaseCollision", 3: "KeyBlankCollision"}
+    assert "letter case" in sink.failed_rows[0].message
+
+    def accounts() -> dict[str, str]:
+        return {
+            a["accountnumber"]: a["name"]
+            for a in reader.table("accounts", ["accountnumber", "name"])
+        }
+
+    assert accounts() == {"CaseKey": "first", "Padded": "trimmed", "Y": "upper"}
+    # a second publish of unchanged data sends nothing
+    again = publish(rows, spec, connection(emu), options=options())
+    assert (again.published, again.unchanged, again.failed, again.requests) == (0, 3, 2, 0)
+    # `y` is the record `Y`: unchanged when equal, an update (never a second create) otherwise
+    same = publish([{"number": "y", "name": "upper"}], spec, connection(emu), options=options())
+    assert (same.unchanged, same.requests) == (1, 0)
+    changed = publish([{"number": "y", "name": "lower"}], spec, connection(emu), options=options())
+    assert (changed.published, changed.by_operation["update"]) == (1, 1)
+    settled = publish([{"number": "y", "name": "lower"}], spec, connection(emu), options=options())
+    assert (settled.unchanged, settled.requests) == (1, 0)
+    assert accounts() == {"CaseKey": "first", "Padded": "trimmed", "Y": "lower"}

@@ -15,7 +15,13 @@ from dynamics_emulator import (
     options,
 )
 
-from customer360.dynamics import InMemorySink, ServiceLimits, publish, replay_deferred
+from customer360.dynamics import (
+    InMemorySink,
+    PublishConfigError,
+    ServiceLimits,
+    publish,
+    replay_deferred,
+)
 from customer360.dynamics.transport import TransportOptions
 from customer360.emulator.testing import run_emulator
 
@@ -224,4 +230,42 @@ def test_persistent_failure_is_deferred_then_replayed(fresh) -> None:
     )
     assert (result.published, result.failed, result.deferred) == (200, 0, 0)
     assert dict(result.by_operation) == {"upsert": 200}  # creates replay as upserts by id
+    assert_exact(reader, rows)
+
+
+def test_failing_reads_defer_their_rows_and_a_replay_publishes_them(fresh) -> None:
+    """Issue 14: a chunk whose reads keep failing was failed whole (TargetReadFailed), so the
+    deferred sensor never retried it. Its rows are now deferred unclassified."""
+    emu, reader = fresh
+    rows = list(customer_rows(200))
+    failing = {"faults": {**NO_FAULTS, "error_rate": 1.0, "error_statuses": [503]}}
+
+    def source():
+        # the engine reads the metadata before the first chunk: break Dataverse only for the
+        # first chunk's reads, mend it when the second chunk is asked for
+        for row in rows:
+            if row["cid"] == 0:
+                emu.admin("PATCH", "config", failing)
+            if row["cid"] == 100:
+                emu.admin("PATCH", "config", {"faults": NO_FAULTS})
+            yield row
+
+    sink = InMemorySink()
+    spec = customer_spec()
+    metrics = publish(source(), spec, connection(emu), sink=sink, options=options(chunk_rows=100))
+    assert (metrics.published, metrics.deferred, metrics.failed) == (100, 100, 0)
+    assert metrics.read_deferrals == 100
+    ops = sink.deferred_ops
+    assert {op.operation.kind.value for op in ops} == {"republish"}
+    assert sorted(op.operation.row_number for op in ops) == list(range(100))
+    assert len(target_by_cid(reader)) == 100
+
+    with pytest.raises(PublishConfigError, match="needs the publish spec"):
+        replay_deferred(ops, connection(emu), options=options(), only_due=False)
+    again = InMemorySink()
+    replayed = replay_deferred(
+        ops, connection(emu), sink=again, options=options(), only_due=False, spec=spec
+    )
+    assert (replayed.published, replayed.failed, replayed.deferred) == (100, 0, 0)
+    assert sorted(again.published_keys) == sorted(op.key for op in ops)
     assert_exact(reader, rows)

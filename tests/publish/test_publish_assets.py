@@ -162,26 +162,33 @@ def test_upstream_deletes_are_deactivated(world):
     lakehouse.write_arrow(_profile(20), "gold", "customer_profile")
     assert dg.materialize([_asset("crc33_customer")], resources=resources).success
     ids = {cid: row["crc33_customerid"] for cid, row in _customers(emu).items()}
+    never_published = "0b1d5e2a-0000-4000-8000-000000000063"  # deleted before it reached Dataverse
     history = pa.table(
         {
-            "Id": [ids[3], ids[4], ids[5]],
-            "is_current": [True, True, False],
-            "is_deleted": [True, False, True],
+            "Id": [ids[3], ids[4], ids[5], never_published],
+            "is_current": [True, True, False, True],
+            "is_deleted": [True, False, True, True],
         }
     )
     lakehouse.write_arrow(history, "silver", "customer_history")
     result = dg.materialize([_asset("crc33_customer_deactivation")], resources=resources)
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["published"].value == 1
+    # issue 14: deactivating a record Dataverse never had is nothing to do, not a failed row
+    assert (meta["failed"].value, meta["absent_nothing_to_do"].value) == (0, 1)
+    assert meta["unchanged"].value == 1
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["no_failed_rows"] and checks["reconciliation"]
     states = {cid: row["statecode"] for cid, row in _customers(emu).items()}
     assert states[3] == 1 and states[4] == 0 and states[5] == 0
     again = dg.materialize([_asset("crc33_customer_deactivation")], resources=resources)
-    assert (
-        again.get_asset_materialization_events()[0].materialization.metadata["unchanged"].value == 1
-    )
+    again_meta = again.get_asset_materialization_events()[0].materialization.metadata
+    assert (again_meta["unchanged"].value, again_meta["failed"].value) == (2, 0)
 
 
 def test_contacts_are_inserted_once_and_owned_by_state_team(world):
+    """And a changed customer after a new export updates its contact (issue 17: the insert-only
+    target failed them with RecordAlreadyExists)."""
     emu, lakehouse, resources = world
     profile = pa.table(
         {
@@ -212,3 +219,33 @@ def test_contacts_are_inserted_once_and_owned_by_state_team(world):
     assert len(contacts) == 3
     owners = {c["firstname"]: teams.get(c["_ownerid_value"]) for c in contacts}
     assert owners == {"Ann": "Sales", "Bo": "customer360", "Cy": "customer360"}
+
+    # a new export: Bo moved to Utah (owner changes to Sales), Cy got an e-mail address
+    changed = profile.to_pylist()
+    changed[1] = {**changed[1], "city": "Provo", "state": "UT", "postcode": "84601"}
+    changed[2] = {**changed[2], "email": "cy@new.co"}
+    lakehouse.write_arrow(
+        pa.Table.from_pylist(changed, schema=profile.schema), "gold", "customer_profile"
+    )
+    third = dg.materialize([_asset("contact")], resources=resources)
+    meta3 = third.get_asset_materialization_events()[0].materialization.metadata
+    assert (meta3["published"].value, meta3["unchanged"].value, meta3["failed"].value) == (2, 1, 0)
+    reader = Reader(emu)
+    try:
+        contacts = {
+            c["firstname"]: c
+            for c in reader.table(
+                "contacts",
+                ["contactid", "_ownerid_value", "firstname", "address1_city", "emailaddress1"],
+            )
+        }
+    finally:
+        reader.close()
+    assert len(contacts) == 3
+    assert teams[contacts["Bo"]["_ownerid_value"]] == "Sales"
+    assert contacts["Bo"]["address1_city"] == "Provo"
+    assert contacts["Cy"]["emailaddress1"] == "cy@new.co"
+    assert contacts["Ann"]["emailaddress1"] == "a@x.co"
+    fourth = dg.materialize([_asset("contact")], resources=resources)
+    meta4 = fourth.get_asset_materialization_events()[0].materialization.metadata
+    assert (meta4["published"].value, meta4["unchanged"].value) == (0, 3)

@@ -219,7 +219,7 @@ def _incremental_folder(
     model_path = join(name, MODEL_JSON)
     table_dirs = [child for child in fs.list_dir(name) if fs.is_dir(join(name, child))]
     if not fs.exists(model_path):
-        return ExportFolder(name, False, {}, _unmodelled(fs, name, table_dirs, {}))
+        return ExportFolder(name, False, {})  # its tables are typed once model.json is there
     text = fs.read_bytes(model_path)
     try:
         entities = parse_model_json(text)

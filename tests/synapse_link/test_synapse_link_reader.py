@@ -193,8 +193,8 @@ def test_newest_incremental_folder_is_skipped_until_a_newer_one_exists(tmp_path)
         (newest, True),
         ("2024-01-05T10.45.00Z", False),
     ]
-    assert everything[2].entities == {}  # no model.json and no manifest for it
-    assert everything[2].unmodelled_tables == ("contact",)
+    assert everything[2].entities == {}  # no model.json: in progress, not read
+    assert everything[2].unmodelled_tables == ()
 
 
 def test_complete_marker_makes_the_newest_folder_readable(tmp_path):

@@ -80,7 +80,8 @@ def day_files(
         try:
             table, bad = parse(data, f.path)
         except ValueError as exc:  # the file as a whole cannot be read: it alone is set aside
-            table, bad = None, [RejectedRow(f.path, 0, "", f"file rejected: {exc}")]
+            where = (getattr(exc, "line", 0), getattr(exc, "raw", ""))  # FileRejected says
+            table, bad = None, [RejectedRow(f.path, *where, f"file rejected: {exc}")]
         rejected += bad
         if table is None:
             continue

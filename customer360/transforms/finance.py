@@ -17,12 +17,14 @@ from pyspark.sql import functions as F
 from customer360.bronze.drops import CONTENT_HASH_COLUMN, EXTRA_COLUMNS_COLUMN
 from customer360.transforms.finance_text import (
     FileRejected,
+    Lines,
     amount_problem,
     blank_lines,
     check_header,
     invalid_utf8_lines,
     line_spans,
     pattern_problem,
+    unbalanced_quote_lines,
 )
 
 MONEY = pa.decimal128(18, 2)
@@ -68,18 +70,7 @@ def parse_finance_csv(data: bytes, source_file: str) -> tuple[pa.Table, list[Rej
     lines = line_spans(data)
     if len(lines.numbers) == 0:
         return PARSED_SCHEMA.empty_table(), []
-    rejected: list[RejectedFinanceRow] = []
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        bad = invalid_utf8_lines(data, lines, source_file)
-        if bad and bad[0].line == int(lines.numbers[0]):
-            raise FileRejected(bad[0].reason + "; the header cannot be read", line=bad[0].line,
-                               raw=bad[0].raw) from None  # fmt: skip
-        rejected += [RejectedFinanceRow(source_file, b.line, b.raw, b.reason) for b in bad]
-        numbers = list(lines.numbers)
-        data = blank_lines(data, lines, [numbers.index(b.line) for b in bad])
-        lines = line_spans(data)
+    data, lines, rejected = _set_aside_unreadable_lines(data, lines, source_file)
     names, extra = check_header(lines.text(data, 0), source_file)
     table, invalid = _read_strings(data, len(names), source_file)
     table = table.rename_columns(names)
@@ -97,6 +88,34 @@ def parse_finance_csv(data: bytes, source_file: str) -> tuple[pa.Table, list[Rej
     ]
     rejected.sort(key=lambda r: r.line)
     return out, rejected
+
+
+def _set_aside_unreadable_lines(
+    data: bytes, lines: Lines, source_file: str
+) -> tuple[bytes, Lines, list[RejectedFinanceRow]]:
+    """Reject the lines that are not UTF-8 or leave a quote open, and empty them (the others
+    keep their numbers). Each line is a record of its own, so the rest of the file is sound;
+    a bad header makes the whole file unreadable (FileRejected)."""
+    try:
+        data.decode("utf-8")
+        bad = []
+    except UnicodeDecodeError:
+        bad = invalid_utf8_lines(data, lines, source_file)
+    located = {b.line for b in bad}
+    bad += [b for b in unbalanced_quote_lines(data, lines) if b.line not in located]
+    if not bad:
+        return data, lines, []
+    bad.sort(key=lambda b: b.line)
+    if bad[0].line == int(lines.numbers[0]):
+        raise FileRejected(f"{bad[0].reason}; the header cannot be read", line=bad[0].line,
+                           raw=bad[0].raw)  # fmt: skip
+    numbers = list(lines.numbers)
+    data = blank_lines(data, lines, [numbers.index(b.line) for b in bad])
+    return (
+        data,
+        line_spans(data),
+        [RejectedFinanceRow(source_file, b.line, b.raw, b.reason) for b in bad],
+    )
 
 
 def _read_strings(data: bytes, width: int, source_file: str) -> tuple[pa.Table, list]:

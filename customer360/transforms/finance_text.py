@@ -93,6 +93,19 @@ def invalid_utf8_lines(data: bytes, lines: Lines, source_file: str) -> list[BadL
     return bad
 
 
+def unbalanced_quote_lines(data: bytes, lines: Lines) -> list[BadLine]:
+    """The lines with an odd number of '"': a quoted field left open (finance files have no
+    multi-line values), which the CSV reader would otherwise close silently at the line end."""
+    if b'"' not in data:
+        return []
+    bad = []
+    for index in range(len(lines.numbers)):
+        if data.count(b'"', int(lines.starts[index]), int(lines.ends[index])) % 2:
+            reason = "unterminated quoted field: the closing quote is missing"
+            bad.append(BadLine(int(lines.numbers[index]), lines.text(data, index), reason))
+    return bad
+
+
 def blank_lines(data: bytes, lines: Lines, indexes: list[int]) -> bytes:
     """`data` with the given non-empty lines emptied (their line breaks kept, so the other
     lines keep their numbers; the CSV reader skips empty lines)."""

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.partitions import dataverse_exports, finance_drops
-from customer360.bronze.ingest import MissingPartition, ingest_dataverse, ingest_drop_days
+from customer360.bronze.ingest import (
+    Ingested,
+    MissingPartition,
+    ingest_dataverse,
+    ingest_drop_days,
+)
 from customer360.transforms.finance import BRONZE_SCHEMA, parse_finance_csv
 from resources.lakehouse import LakehouseResource, bronze_result
 from resources.landing import LandingZoneResource
@@ -57,9 +62,14 @@ def build_dataverse_bronze_asset(table: DataverseTable) -> dg.AssetsDefinition:
             )
         except MissingPartition as exc:
             raise dg.Failure(str(exc)) from exc
+        if done.failed:  # the other partitions of this run are written
+            raise dg.Failure(
+                f"bronze/{table.name}: {len(done.failed)} partition(s) could not be read",
+                metadata={key: dg.MetadataValue.text(why) for key, why in done.failed.items()},
+            )
         if done.result is None:
             raise dg.Failure(f"nothing to ingest for {table.name} in {context.partition_keys}")
-        return bronze_result(lakehouse, done)
+        return reported(bronze_result(lakehouse, done), done)
 
     return _bronze
 
@@ -86,5 +96,16 @@ def customer_finance_bronze(
     done = ingest_drop_days(
         lakehouse.lake, landing, "finance", "customer_finance", parse_finance_csv, BRONZE_SCHEMA,
         context.partition_keys, context.log.info,
+        once_per_content=True,
     )  # fmt: skip
-    return bronze_result(lakehouse, done)
+    return reported(bronze_result(lakehouse, done), done)
+
+
+def reported(result: dg.MaterializeResult, done: Ingested) -> dg.MaterializeResult:
+    """The bronze result plus what was set aside besides rejected rows."""
+    extra = {
+        "lines_held_back": done.held_back,  # last lines of files still being written
+        "repeated_versions_dropped": done.duplicates,
+        "set_aside": dg.MetadataValue.md("\n".join(f"- {n}" for n in done.notes) or "nothing"),
+    }
+    return result._replace(metadata={**(result.metadata or {}), **extra})

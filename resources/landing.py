@@ -3,7 +3,7 @@ under C360_HOME (default) or ADLS Gen2 containers through dagster-azure's ADLS2R
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +21,20 @@ class LandingFile:
     path: str  # relative to its landing area, '/'-separated
     size: int
     modified: datetime  # UTC
+    # ADLS's ETag (changes on every write, even within the Last-Modified second); None locally.
+    # Not part of equality: the same file has the same path, size and time in both places.
+    etag: str | None = field(default=None, compare=False)
 
     @property
     def drop_day(self) -> str:
         return self.modified.astimezone(UTC).date().isoformat()
+
+    @property
+    def fingerprint(self) -> str:
+        """What changes when the content does: size and modification time, plus the ETag on
+        ADLS. A file still being written, or rewritten, gets a new fingerprint."""
+        base = f"{self.path}:{self.size}:{self.modified.timestamp()}"
+        return f"{base}:{self.etag}" if self.etag else base
 
 
 class LandingZoneResource(dg.ConfigurableResource):
@@ -203,7 +213,9 @@ class AdlsLandingZone(LandingZoneResource):
             file_name = relative.rsplit("/", 1)[-1]
             if file_name.startswith(".") or not file_name.endswith(suffix):
                 continue
-            out.append(LandingFile(relative, int(entry.content_length), _utc(entry.last_modified)))
+            etag = str(entry.etag).strip('"') if getattr(entry, "etag", None) else None
+            modified = _utc(entry.last_modified)
+            out.append(LandingFile(relative, int(entry.content_length), modified, etag))
         return sorted(out, key=lambda f: f.path.split("/"))  # the order of LocalLandingZone
 
 

@@ -4,15 +4,18 @@ partitions and runs of their bronze assets (silver and gold follow by declarativ
 Cursors keep what was already requested; run keys make a repeated request a no-op.
 """
 
+import hashlib
 import json
 from dataclasses import dataclass
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.bronze import configured_tables
 from assets.keys import crm_bronze_key
 from assets.partitions import crm_drops, dataverse_exports, finance_drops
-from customer360.synapse_link import list_export_folders, read_entity
+from customer360.synapse_link import SynapseLinkFormatError, list_export_folders, read_entity
 from customer360.unify import CsvSourceMapping, unify_config
 from resources.landing import LandingZoneResource
 
@@ -22,35 +25,65 @@ FINANCE_ASSET = dg.AssetKey(["bronze", "customer_finance"])
 def dataverse_partition_keys(landing: LandingZoneResource) -> dict[str, str]:
     """Partition key → a fingerprint of its content, for every complete export unit.
 
-    Incremental folders are immutable once complete: their name is the fingerprint. The
-    non-incremental root layout is split into days of SinkModifiedOn; a day's fingerprint changes
-    when rows are appended to it, so the day is ingested again (idempotently)."""
+    An incremental folder's fingerprint is a digest of its files' fingerprints (size and
+    modification time, plus the ETag on ADLS): a file that grows or is rewritten after the
+    folder was ingested makes the folder ingest again (idempotently). A folder whose
+    model.json is invalid keeps its key (its partition fails with the reason). The
+    non-incremental root layout is split into days of SinkModifiedOn; a day's fingerprint is its
+    row count and the sum of its version numbers, which change when rows are appended or
+    updated in place."""
     fs = landing.filesystem("dataverse")
+    folders = list_export_folders(fs)
+    timed = [f.name for f in folders if f.name]
+    files = folder_fingerprints(landing, timed) if timed else {}
+    keys: dict[str, str] = {name: files.get(name, "empty") for name in timed}
+    root = next((f for f in folders if not f.name and f.error is None), None)
+    if root is not None:
+        keys.update(_root_day_keys(fs, root))
+    return keys
+
+
+def folder_fingerprints(landing: LandingZoneResource, names: list[str]) -> dict[str, str]:
+    """Incremental folder name → a digest of its files' fingerprints."""
+    entries: dict[str, list[str]] = {}
+    wanted = set(names)
+    for f in landing.list_files("dataverse"):
+        folder = f.path.split("/", 1)[0]
+        if folder in wanted:
+            entries.setdefault(folder, []).append(f.fingerprint)
+    return {
+        name: hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()[:16]
+        for name, found in entries.items()
+    }
+
+
+def _root_day_keys(fs, root) -> dict[str, str]:
     keys: dict[str, str] = {}
-    for folder in list_export_folders(fs):
-        if folder.name:
-            keys[folder.name] = folder.name
+    for table in configured_tables():
+        if table.name not in root.entities:
             continue
-        for table in configured_tables():
-            if table.name not in folder.entities:
-                continue
-            rows = read_entity(fs, folder, table.name).table
-            days: dict[str, int] = {}
-            for ts in rows.column("SinkModifiedOn").to_pylist():
-                if ts is not None:
-                    day = ts.date().isoformat()
-                    days[day] = days.get(day, 0) + 1
-            for day, n in days.items():
-                keys[day] = f"{keys.get(day, '')}{table.name}:{n};"
+        try:
+            rows = read_entity(fs, root, table.name).table
+        except SynapseLinkFormatError:
+            continue  # the bronze run of each day says why
+        days = pc.strftime(rows["SinkModifiedOn"], format="%Y-%m-%d")
+        versions = rows["versionnumber"] if "versionnumber" in rows.column_names else None
+        grouped = pa.table({"day": days, "v": versions if versions is not None
+                            else pa.nulls(len(days), pa.int64())})  # fmt: skip
+        summary = grouped.group_by("day").aggregate([("day", "count"), ("v", "sum")])
+        for day, n, total in zip(*(summary[c].to_pylist() for c in ("day", "day_count", "v_sum")),
+                                 strict=True):  # fmt: skip
+            if day is not None:
+                keys[day] = f"{keys.get(day, '')}{table.name}:{n}:{total or 0};"
     return keys
 
 
 def drop_day_keys(landing: LandingZoneResource, area: str) -> dict[str, str]:
-    """Drop day → a fingerprint of that day's CSV files (a changed or added file re-ingests the
-    day, idempotently)."""
+    """Drop day → a fingerprint of that day's CSV files (size and time of each, plus the ETag
+    on ADLS): a changed or added file re-ingests the day, idempotently."""
     keys: dict[str, str] = {}
     for f in landing.list_files(area, suffix=".csv"):
-        keys[f.drop_day] = keys.get(f.drop_day, "") + f"{f.path}:{f.size}:{f.modified.timestamp()};"
+        keys[f.drop_day] = keys.get(f.drop_day, "") + f"{f.fingerprint};"
     return keys
 
 

@@ -9,6 +9,10 @@ from customer360.lakehouse import DeltaLake
 from customer360.synapse_link import RejectedRow
 
 REJECTED_TABLE = "_rejected"
+# A reject's raw text and reason are stored up to this many bytes of UTF-8 (a 5 MB value or an
+# unterminated quote swallowing a file must not bloat the table); longer ones are cut and marked.
+MAX_STORED_BYTES = 64 * 1024
+TRUNCATED_MARK = "… [truncated: {total} bytes in all]"
 REJECTED_SCHEMA = pa.schema(
     [
         pa.field("source_table", pa.string()),
@@ -36,8 +40,8 @@ def write_rejected(
             "partition": partition,
             "file": r.file,
             "line": r.line,
-            "raw": r.raw,
-            "reason": r.reason,
+            "raw": capped(r.raw),
+            "reason": capped(r.reason),
             "ingested_at": ingested_at,
         }
         for r in rejected
@@ -47,3 +51,11 @@ def write_rejected(
         data, "bronze", REJECTED_TABLE, {"source_table": table, "partition": partition}
     )
     return len(rows)
+
+
+def capped(text: str, limit: int = MAX_STORED_BYTES) -> str:
+    """`text` if its UTF-8 is at most `limit` bytes, else its start and a mark saying so."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", "ignore") + TRUNCATED_MARK.format(total=len(data))

@@ -52,13 +52,16 @@ class StringChunk:
         return self.start_line(index) if self.ends is None else self.ends[index]
 
 
-def string_chunks(source: SourceText, field_count: int) -> Iterator[StringChunk]:
-    """The chunks of one file, through pyarrow when it is provably simple, else the stdlib."""
+def string_chunks(
+    source: SourceText, field_count: int, min_fields: int | None = None
+) -> Iterator[StringChunk]:
+    """The chunks of one file, through pyarrow when it is provably simple, else the stdlib.
+    Records need ``min_fields`` fields at least (default: all ``field_count``)."""
     fast = _arrow_chunks(source.data, field_count)
     if fast is not None:
         yield from fast
         return
-    for records in iter_records(source, field_count):
+    for records in iter_records(source, field_count, min_fields=min_fields):
         yield _transpose(records, field_count)
 
 

@@ -111,19 +111,26 @@ def gc_paused() -> Iterator[None]:
 
 
 def iter_records(
-    source: SourceText, field_count: int, *, chunk_rows: int = CHUNK_ROWS
+    source: SourceText,
+    field_count: int,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    min_fields: int | None = None,
 ) -> Iterator[Records]:
     """Chunks of records of exactly ``field_count`` string fields.
 
-    Shorter records (rows written before columns were added) are padded with ``""``, blank
-    lines are skipped; longer records, quoting errors and records holding bytes that are not
-    UTF-8 become :class:`Problem` entries.
+    Records with at least ``min_fields`` (default ``field_count``) but fewer than
+    ``field_count`` fields (rows written before columns were added) are padded with ``""``;
+    blank lines are skipped; shorter or longer records, quoting errors and records holding
+    bytes that are not UTF-8 become :class:`Problem` entries.
     """
-    for records in _iter_records(source, field_count, chunk_rows):
+    fit = _Fit(field_count, field_count if min_fields is None else min_fields)
+    for records in _iter_records(source, fit, chunk_rows):
         yield _without_undecodable(records) if source.undecodable else records
 
 
-def _iter_records(source: SourceText, field_count: int, chunk_rows: int) -> Iterator[Records]:
+def _iter_records(source: SourceText, fit: _Fit, chunk_rows: int) -> Iterator[Records]:
+    field_count = fit.field_count
     if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
         csv.field_size_limit(_FIELD_SIZE_LIMIT)
     reader = csv.reader(io.StringIO(source.text, newline=""), strict=True)
@@ -141,7 +148,7 @@ def _iter_records(source: SourceText, field_count: int, chunk_rows: int) -> Iter
             else:
                 first = consumed + 1
                 lines = list(range(first, first + len(rows)))
-                yield _fit_rows(rows, field_count, lines, lines)
+                yield _fit_rows(rows, fit, lines, lines)
         else:
             # A record spans 1 + (line breaks inside its quoted values) physical lines; unquoted
             # fields cannot hold one, so counting them places every record without a Python
@@ -155,17 +162,15 @@ def _iter_records(source: SourceText, field_count: int, chunk_rows: int) -> Iter
             if not ends.size or int(ends[-1]) != reader.line_num:  # cannot happen; be safe
                 break
             starts = ends - spans.to_numpy(zero_copy_only=False) + 1
-            yield _fit_rows(rows, field_count, starts.tolist(), ends.tolist())
+            yield _fit_rows(rows, fit, starts.tolist(), ends.tolist())
         consumed = reader.line_num
-    yield from _iter_tracking_lines(source, field_count, consumed, chunk_rows)
+    yield from _iter_tracking_lines(source, fit, consumed, chunk_rows)
 
 
-def _fit_rows(
-    rows: list[list[str]], field_count: int, starts: list[int], ends: list[int]
-) -> Records:
+def _fit_rows(rows: list[list[str]], fit: _Fit, starts: list[int], ends: list[int]) -> Records:
     kept = Records([], starts=[], ends=[])
     for index, row in enumerate(rows):
-        verdict = _fit(row, field_count)
+        verdict = fit(row)
         if verdict is None:
             kept.rows.append(row)
             kept.starts.append(starts[index])  # type: ignore[union-attr]
@@ -176,7 +181,7 @@ def _fit_rows(
 
 
 def _iter_tracking_lines(
-    source: SourceText, field_count: int, skip_lines: int, chunk_rows: int
+    source: SourceText, fit: _Fit, skip_lines: int, chunk_rows: int
 ) -> Iterator[Records]:
     """Record by record from line ``skip_lines + 1``, noting the lines each record spans."""
     reader = csv.reader(iter(source.lines[skip_lines:]), strict=True)
@@ -195,7 +200,7 @@ def _iter_tracking_lines(
             previous_end = end
             continue
         start, previous_end = previous_end + 1, skip_lines + reader.line_num
-        verdict = _fit(row, field_count)
+        verdict = fit(row)
         if verdict is None:
             chunk.rows.append(row)
             chunk.starts.append(start)  # type: ignore[union-attr]
@@ -224,17 +229,29 @@ def _without_undecodable(records: Records) -> Records:
     return kept
 
 
-def _fit(row: list[str], field_count: int) -> str | None:
-    """Pad a short row in place; None = keep, "" = skip (blank line), text = reject reason."""
-    count = len(row)
-    if count == field_count:
-        return None
-    if count == 0:
-        return ""
-    if count < field_count:
-        row.extend([""] * (field_count - count))
-        return None
-    return f"{count} fields, but the model has only {field_count} attributes"
+@dataclass(frozen=True)
+class _Fit:
+    """How many fields a record must have: ``field_count`` (the model read with), of which
+    ``min_fields`` at least (the folder's own model; Synapse Link writes every attribute of it)."""
+
+    field_count: int
+    min_fields: int
+
+    def __call__(self, row: list[str]) -> str | None:
+        """Pad a short row in place; None = keep, "" = skip (blank line), text = reject reason."""
+        count, field_count = len(row), self.field_count
+        if count == field_count:
+            return None
+        if count == 0:
+            return ""
+        if count < self.min_fields:
+            return (
+                f"{count} fields, but the folder's model.json declares {self.min_fields} attributes"
+            )
+        if count < field_count:
+            row.extend([""] * (field_count - count))
+            return None
+        return f"{count} fields, but the model has only {field_count} attributes"
 
 
 def _why(exc: csv.Error) -> str:

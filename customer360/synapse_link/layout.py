@@ -10,10 +10,14 @@ Two layouts (reference/dataverse.md §8), possibly both in one root:
 When a folder's ``model.json`` is missing, the per-table manifests
 ``Microsoft.Athena.TrickleFeedService/<table>-model.json`` describe its tables.
 
-Completeness rule for an incremental folder: it is complete when its ``model.json`` carries the
-model-level annotation ``customer360:ExportComplete = true`` (our writer writes it, in the
-model.json it writes last) or when a newer incremental folder exists (Synapse Link starts the
+Completeness rule for an incremental folder: it has a ``model.json`` (Synapse Link writes it when
+the folder is done; a folder without one is in progress and never read) and that ``model.json``
+carries the model-level annotation ``customer360:ExportComplete = true`` (our writer writes it,
+in the model.json it writes last) or a newer incremental folder exists (Synapse Link starts the
 next folder only after finishing the previous one, so readers skip only the newest one).
+
+A finished folder whose ``model.json`` (or a manifest it needs) cannot be parsed is listed with
+``error`` set and no tables: its partition fails with that message, the other folders are read.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class ExportFolder:
     # Table folders with CSV files that neither model.json nor a manifest describes: unreadable,
     # so callers should report them rather than let them pass unnoticed.
     unmodelled_tables: tuple[str, ...] = ()
+    # Why the folder cannot be read (its model.json or a manifest is invalid), naming the file
+    # and the problem; None when it can. Listing never raises for one bad folder.
+    error: str | None = None
 
     @property
     def exported_at(self) -> datetime | None:
@@ -89,11 +96,33 @@ def folder_time(name: str) -> datetime | None:
         return None
 
 
-def load_manifests(fs: LandingFileSystem) -> dict[str, EntityModel]:
-    """Entities from ``Microsoft.Athena.TrickleFeedService/<table>-model.json`` (may be empty)."""
+@dataclass(frozen=True)
+class Manifests:
+    """The per-table manifests: the models that parse, and table → error for those that do not."""
+
+    models: dict[str, EntityModel]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def fill(self, entities: dict[str, EntityModel], table_dirs: list[str]) -> str | None:
+        """Add the manifest model of every table folder ``entities`` lacks; the error of a
+        needed manifest that is invalid, if any."""
+        errors = []
+        for table in table_dirs:
+            if table in entities:
+                continue
+            if table in self.models:
+                entities[table] = self.models[table]
+            elif table in self.errors:
+                errors.append(self.errors[table])
+        return "; ".join(errors) or None
+
+
+def load_manifests(fs: LandingFileSystem) -> Manifests:
+    """Entities from ``Microsoft.Athena.TrickleFeedService/<table>-model.json`` (may be empty);
+    an invalid manifest is kept as an error of its table (only the folders needing it fail)."""
     if not fs.is_dir(MANIFEST_FOLDER):
-        return {}
-    result: dict[str, EntityModel] = {}
+        return Manifests({})
+    result = Manifests({})
     for name in fs.list_dir(MANIFEST_FOLDER):
         if not name.endswith(MANIFEST_SUFFIX):
             continue
@@ -102,13 +131,14 @@ def load_manifests(fs: LandingFileSystem) -> dict[str, EntityModel]:
         try:
             entities = parse_model_json(fs.read_bytes(path))
         except SynapseLinkFormatError as exc:
-            raise SynapseLinkFormatError(f"{path}: {exc}") from None
+            result.errors[table] = f"{path}: {exc}"
+            continue
         if table in entities:
-            result[table] = entities[table]
+            result.models[table] = entities[table]
         elif len(entities) == 1:
-            result[table] = next(iter(entities.values()))
+            result.models[table] = next(iter(entities.values()))
         else:
-            raise SynapseLinkFormatError(f"{path} does not describe table {table!r}")
+            result.errors[table] = f"{path} does not describe table {table!r}"
     return result
 
 
@@ -156,62 +186,58 @@ def entity_files(fs: LandingFileSystem, folder: ExportFolder, entity: str) -> li
 
 
 def _root_folder(
-    fs: LandingFileSystem, children: list[str], manifests: dict[str, EntityModel]
+    fs: LandingFileSystem, children: list[str], manifests: Manifests
 ) -> ExportFolder | None:
     table_dirs = [
         name
         for name in children
         if name not in NON_TABLE_FOLDERS and folder_time(name) is None and fs.is_dir(name)
     ]
+    entities: dict[str, EntityModel] = {}
     if MODEL_JSON in children:
         try:
             entities = parse_model_json(fs.read_bytes(MODEL_JSON))
         except SynapseLinkFormatError as exc:
-            raise SynapseLinkFormatError(f"{MODEL_JSON}: {exc}") from None
-        for table, model in manifests.items():  # tables the root model does not list yet
-            if table in table_dirs:
-                entities.setdefault(table, model)
-    else:
-        entities = {table: manifests[table] for table in table_dirs if table in manifests}
-        if not entities:
-            return None
+            return ExportFolder("", True, {}, error=f"{MODEL_JSON}: {exc}")
+    error = manifests.fill(entities, table_dirs)  # tables the root model does not list yet
+    if not entities and MODEL_JSON not in children and error is None:
+        return None
     return ExportFolder(
         name="",
         is_complete=True,
         entities=entities,
         unmodelled_tables=_unmodelled(fs, "", table_dirs, entities),
+        error=error,
     )
 
 
 def _incremental_folder(
-    fs: LandingFileSystem, name: str, manifests: dict[str, EntityModel], *, has_newer: bool
+    fs: LandingFileSystem, name: str, manifests: Manifests, *, has_newer: bool
 ) -> ExportFolder:
+    """One timestamp folder. Without a model.json it is still being written (never read);
+    with an unparsable one it is either being written (the newest) or broken (an older one)."""
     model_path = join(name, MODEL_JSON)
     table_dirs = [child for child in fs.list_dir(name) if fs.is_dir(join(name, child))]
-    marked_complete = False
-    entities: dict[str, EntityModel] | None = None
-    if fs.exists(model_path):
-        text = fs.read_bytes(model_path)
-        try:
-            entities = parse_model_json(text)
-            marked_complete = (
-                model_annotations(text).get(COMPLETE_ANNOTATION, "").strip().lower() == "true"
-            )
-        except SynapseLinkFormatError as exc:
-            if has_newer:  # a finished folder with a broken model must not pass unnoticed
-                raise SynapseLinkFormatError(f"{model_path}: {exc}") from None
-            entities = None  # probably still being written
-    if entities is None:
-        entities = {table: manifests[table] for table in table_dirs if table in manifests}
-    else:
-        for table in table_dirs:
-            if table not in entities and table in manifests:
-                entities[table] = manifests[table]
+    if not fs.exists(model_path):
+        return ExportFolder(name, False, {})  # its tables are typed once model.json is there
+    text = fs.read_bytes(model_path)
+    try:
+        entities = parse_model_json(text)
+        marked_complete = (
+            model_annotations(text).get(COMPLETE_ANNOTATION, "").strip().lower() == "true"
+        )
+    except SynapseLinkFormatError as exc:
+        # The newest folder's model.json may be half-written; an older one is broken: its
+        # partition must fail with this message (it must not pass unnoticed), the rest go on.
+        error = f"{model_path}: {exc}" if has_newer else None
+        return ExportFolder(name, has_newer, {}, error=error)
+    error = manifests.fill(entities, table_dirs)
     return ExportFolder(
         name=name,
         is_complete=marked_complete or has_newer,
         entities=entities,
         unmodelled_tables=_unmodelled(fs, name, table_dirs, entities),
+        error=error,
     )
 
 

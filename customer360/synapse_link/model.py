@@ -219,7 +219,10 @@ def model_annotations(text: str | bytes) -> dict[str, str]:
 
 def _load_json(text: str | bytes) -> dict[str, Any]:
     if isinstance(text, bytes):
-        text = text.decode("utf-8-sig")
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SynapseLinkFormatError(f"model.json is not UTF-8: {exc}") from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -52,6 +52,9 @@ class ReadResult:
 
     table: pa.Table
     rejected: list[RejectedRow] = field(default_factory=list)
+    # Files whose last line has no line break yet (still being written): that line is not read
+    # now; it is read once the file is complete (its size, hence its fingerprint, changes).
+    held_back: list[RejectedRow] = field(default_factory=list)
 
     def rejected_table(self) -> pa.Table:
         """The rejected rows as an Arrow table (file, line, raw, reason)."""
@@ -77,6 +80,10 @@ def read_entity(
     written before a column was added come back with the same schema (the new column null);
     it must extend the folder's model by appending columns only.
     """
+    if folder.error is not None:
+        raise SynapseLinkFormatError(
+            f"export folder {folder.name or '(root layout)'} cannot be read: {folder.error}"
+        )
     try:
         folder_model = folder.entities[entity]
     except KeyError:
@@ -92,9 +99,16 @@ def read_entity(
                 f"{folder_model.column_names} is not a prefix of {model.column_names}"
             )
         effective = model
+    # Synapse Link writes every attribute of a folder's model in that folder's files; only the
+    # root layout, appended in place for years, holds rows written before columns were added.
+    min_fields = len(folder_model.attributes) if folder.name else 1
     results = [
         parse_entity_csv(
-            fs.read_bytes(path), effective, source_file=path, export_folder=folder.name
+            fs.read_bytes(path),
+            effective,
+            source_file=path,
+            export_folder=folder.name,
+            min_fields=min_fields,
         )
         for path in entity_files(fs, folder, entity)
     ]
@@ -123,15 +137,26 @@ def read_entity_folders(
 
 
 def parse_entity_csv(
-    data: bytes, entity: EntityModel, *, source_file: str, export_folder: str = ""
+    data: bytes,
+    entity: EntityModel,
+    *,
+    source_file: str,
+    export_folder: str = "",
+    min_fields: int | None = None,
 ) -> ReadResult:
-    """Parse one headerless CSV partition file of ``entity``."""
+    """Parse one headerless CSV partition file of ``entity``.
+
+    Records need ``min_fields`` fields (default: every attribute of ``entity``); fewer are
+    rejected. A last line without its line break is a record still being written: it is held
+    back (``ReadResult.held_back``), not read.
+    """
+    data, held_back = _complete_lines(data, source_file)
     source = SourceText(data)
     schema = arrow_schema(entity, include_ingestion_columns=True)
     tables: list[pa.Table] = []
     rejected: list[RejectedRow] = []
     with gc_paused():
-        for chunk in string_chunks(source, len(entity.attributes)):
+        for chunk in string_chunks(source, len(entity.attributes), min_fields):
             table, reasons = _typed_chunk(chunk, entity, schema)
             rejected += [
                 RejectedRow(source_file, p.start, _shown(source.raw(p.start, p.end)), p.reason)
@@ -163,7 +188,27 @@ def parse_entity_csv(
         pa.array(np.full(rows, export_folder, dtype=object), pa.string()),
     )
     rejected.sort(key=lambda row: row.line)
-    return ReadResult(table, rejected)
+    return ReadResult(table, rejected, held_back)
+
+
+def _complete_lines(data: bytes, source_file: str) -> tuple[bytes, list[RejectedRow]]:
+    """The file up to its last line break, and the cut-off tail (a record being written)."""
+    if not data or data.endswith((b"\n", b"\r")):
+        return data, []
+    cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    tail = data[cut:]
+    if not tail.strip():
+        return data[:cut], []
+    line = len(SourceText(data[:cut]).lines) + 1  # only on this rare path: a second decode
+    reason = (
+        f"last line has no line break yet (the file is still being written): {len(tail)} "
+        "bytes not read until it is complete"
+    )
+    return data[:cut], [RejectedRow(source_file, line, _shown(_decoded(tail)), reason)]
+
+
+def _decoded(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def _typed_chunk(
@@ -215,4 +260,5 @@ def _concat(results: list[ReadResult], entity: EntityModel) -> ReadResult:
     return ReadResult(
         pa.concat_tables([result.table for result in results]),
         [row for result in results for row in result.rejected],
+        [row for result in results for row in result.held_back],
     )

@@ -252,124 +252,149 @@ def _partition(value: object, granularity: str) -> str:
 # value formatting, one function per column, built once per write
 
 
-def _formatter(attribute: Attribute) -> Callable[[object], str]:
-    name = attribute.name
-    data_type = attribute.data_type
+Formatter = Callable[[object], str]
 
-    def wrong_type(value: object, expected: str) -> TypeError:
-        return TypeError(f"column {name!r} ({data_type}): expected {expected}, got {value!r}")
 
-    if data_type == "string":
-        max_length = attribute.max_length
+def _formatter(attribute: Attribute) -> Formatter:
+    """The function that turns a Python value of this column into its CSV field text."""
+    if attribute.name in SINK_TIMESTAMP_COLUMNS and attribute.data_type not in _BUILDERS:
+        return _sink_formatter(attribute)
+    build = _BUILDERS.get(attribute.data_type, _timestamp_formatter)
+    return build(attribute)
 
-        def fmt_string(value: object) -> str:
-            if value is None:
-                return ""
-            if not isinstance(value, str):
-                raise wrong_type(value, "str")
-            if 0 < max_length < len(value):
-                raise ValueError(
-                    f"column {name!r}: {len(value)} characters > maxLength {max_length}"
-                )
-            if _NEEDS_QUOTES(value):
-                return '"' + value.replace('"', '""') + '"'
-            return value
 
-        return fmt_string
+def _wrong_type(attribute: Attribute, value: object, expected: str) -> TypeError:
+    return TypeError(
+        f"column {attribute.name!r} ({attribute.data_type}): expected {expected}, got {value!r}"
+    )
 
-    if data_type == "guid":
 
-        def fmt_guid(value: object) -> str:
-            if value is None:
-                return ""
-            if isinstance(value, uuid.UUID):
-                return str(value)
-            if not isinstance(value, str) or not _GUID.fullmatch(value):
-                raise wrong_type(value, "a GUID")
-            return value.lower()
+def _string_formatter(attribute: Attribute) -> Formatter:
+    name, max_length = attribute.name, attribute.max_length
 
-        return fmt_guid
+    def fmt_string(value: object) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise _wrong_type(attribute, value, "str")
+        if 0 < max_length < len(value):
+            raise ValueError(f"column {name!r}: {len(value)} characters > maxLength {max_length}")
+        if _NEEDS_QUOTES(value):
+            return '"' + value.replace('"', '""') + '"'
+        return value
 
-    if data_type in _INT_RANGES:
-        low, high = _INT_RANGES[data_type]
+    return fmt_string
 
-        def fmt_int(value: object) -> str:
-            if value is None:
-                return ""
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise wrong_type(value, "int")
-            if not low <= value <= high:
-                raise ValueError(f"column {name!r}: {value} out of range for {data_type}")
+
+def _guid_formatter(attribute: Attribute) -> Formatter:
+    def fmt_guid(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, uuid.UUID):
             return str(value)
+        if not isinstance(value, str) or not _GUID.fullmatch(value):
+            raise _wrong_type(attribute, value, "a GUID")
+        return value.lower()
 
-        return fmt_int
+    return fmt_guid
 
-    if data_type == "decimal":
-        precision, scale = attribute.decimal_precision_scale
 
-        def fmt_decimal(value: object) -> str:
-            if value is None:
-                return ""
-            if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
-                raise wrong_type(value, "Decimal")
-            number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-            with localcontext() as context:
-                context.prec = 200
-                try:
-                    exact = number.quantize(Decimal(1).scaleb(-scale)) == number
-                except InvalidOperation:
-                    exact = False
-                if not number.is_finite() or not exact:
-                    raise ValueError(f"column {name!r}: {value} has more than {scale} decimals")
-                if abs(number) >= Decimal(10) ** (precision - scale):
-                    raise ValueError(f"column {name!r}: {value} does not fit {precision},{scale}")
-            return format(number, "f")
+def _int_formatter(attribute: Attribute) -> Formatter:
+    name, data_type = attribute.name, attribute.data_type
+    low, high = _INT_RANGES[data_type]
 
-        return fmt_decimal
+    def fmt_int(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong_type(attribute, value, "int")
+        if not low <= value <= high:
+            raise ValueError(f"column {name!r}: {value} out of range for {data_type}")
+        return str(value)
 
-    if data_type == "double":
+    return fmt_int
 
-        def fmt_double(value: object) -> str:
-            if value is None:
-                return ""
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise wrong_type(value, "float")
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(f"column {name!r}: {value} is not finite")
-            return repr(number)
 
-        return fmt_double
+def _decimal_formatter(attribute: Attribute) -> Formatter:
+    name = attribute.name
+    precision, scale = attribute.decimal_precision_scale
 
-    if data_type == "boolean":
+    def fmt_decimal(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, Decimal | int | float):
+            raise _wrong_type(attribute, value, "Decimal")
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        with localcontext() as context:
+            context.prec = 200
+            try:
+                exact = number.quantize(Decimal(1).scaleb(-scale)) == number
+            except InvalidOperation:
+                exact = False
+            if not number.is_finite() or not exact:
+                raise ValueError(f"column {name!r}: {value} has more than {scale} decimals")
+            if abs(number) >= Decimal(10) ** (precision - scale):
+                raise ValueError(f"column {name!r}: {value} does not fit {precision},{scale}")
+        return format(number, "f")
 
-        def fmt_boolean(value: object) -> str:
-            if value is None:
-                return ""
-            if not isinstance(value, bool):
-                raise wrong_type(value, "bool")
-            return "True" if value else "False"
+    return fmt_decimal
 
-        return fmt_boolean
 
-    if name in SINK_TIMESTAMP_COLUMNS:
+def _double_formatter(attribute: Attribute) -> Formatter:
+    def fmt_double(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _wrong_type(attribute, value, "float")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"column {attribute.name!r}: {value} is not finite")
+        return repr(number)
 
-        def fmt_sink(value: object) -> str:
-            if value is None:
-                return ""
-            if not isinstance(value, date):
-                raise wrong_type(value, "datetime")
-            return format_sink_timestamp(value, name)
+    return fmt_double
 
-        return fmt_sink
 
-    offset = data_type == "dateTimeOffset"
+def _boolean_formatter(attribute: Attribute) -> Formatter:
+    def fmt_boolean(value: object) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, bool):
+            raise _wrong_type(attribute, value, "bool")
+        return "True" if value else "False"
+
+    return fmt_boolean
+
+
+def _sink_formatter(attribute: Attribute) -> Formatter:
+    def fmt_sink(value: object) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, date):
+            raise _wrong_type(attribute, value, "datetime")
+        return format_sink_timestamp(value, attribute.name)
+
+    return fmt_sink
+
+
+def _timestamp_formatter(attribute: Attribute) -> Formatter:
+    offset = attribute.data_type == "dateTimeOffset"
 
     def fmt_timestamp(value: object) -> str:
         if value is None:
             return ""
         if not isinstance(value, date):
-            raise wrong_type(value, "datetime")
-        return format_iso_timestamp(value, name, offset=offset)
+            raise _wrong_type(attribute, value, "datetime")
+        return format_iso_timestamp(value, attribute.name, offset=offset)
 
     return fmt_timestamp
+
+
+_BUILDERS: dict[str, Callable[[Attribute], Formatter]] = {
+    "string": _string_formatter,
+    "guid": _guid_formatter,
+    "int32": _int_formatter,
+    "int64": _int_formatter,
+    "decimal": _decimal_formatter,
+    "double": _double_formatter,
+    "boolean": _boolean_formatter,
+}

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from customer360.bronze.max_length import MAX_LENGTH_COLUMN
+
 # Canonical gender values; anything else non-empty is "other" so nothing is silently lost.
 GENDERS = {
     "female": "female", "f": "female", "woman": "female",
@@ -123,6 +125,11 @@ def validation_failures(df: DataFrame, today: dt.date | None = None) -> Column:
     A rule that depends on the date may only ever turn a failing row into a passing one as days
     go by (as `dateofbirth_plausible` does): an incremental silver/customer run re-validates the
     quarantined customers, not the valid ones."""
+    # Bronze records the model.json maxLength verdict (it knows the export's model); rows
+    # written before it did have no such column and pass.
+    within_max_length = (
+        F.col(MAX_LENGTH_COLUMN).isNull() if MAX_LENGTH_COLUMN in df.columns else F.lit(True)
+    )
     return rule_failures(
         {
             "id_present": F.col("Id").isNotNull(),
@@ -130,6 +137,7 @@ def validation_failures(df: DataFrame, today: dt.date | None = None) -> Column:
             "email_valid": F.col("email").isNotNull() & F.col("email").rlike(EMAIL_PATTERN),
             "name_present": F.coalesce("firstname", "lastname", "name").isNotNull(),
             "dateofbirth_plausible": dateofbirth_plausible(today or dt.date.today()),
+            "values_within_max_length": within_max_length,
         }
     )
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import msal
 
-from customer360.dynamics.errors import AuthenticationError
+from customer360.dynamics.errors import AuthenticationError, PublishConfigError
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,30 @@ class DataverseConnection:
         """Verification always on; the CA file is added to (not instead of) the defaults."""
         context = ssl.create_default_context()
         if self.ca_file:
-            context.load_verify_locations(cafile=self.ca_file)
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:  # name the file, not only "[Errno 2]"
+                raise PublishConfigError(
+                    f"CA file {self.ca_file} for {self.api_url} cannot be used: {exc}"
+                ) from None
         return context
+
+
+def tls_failure(exc: BaseException, ca_file: str | None) -> str | None:
+    """Host, URL and CA file of a certificate that could not be verified (None: not that)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    try:
+        url = str(exc.request.url)  # httpx errors carry their request
+    except (AttributeError, RuntimeError):
+        url = "?"
+    return (
+        f"TLS certificate of {urlsplit(url).hostname} not trusted for {url} "
+        f"({cause.verify_message}); CA file: {ca_file or 'none (system trust store)'}"
+    )
 
 
 class MsalHttpClient:
@@ -111,6 +133,7 @@ class TokenProvider:
         self.principal = principal
         self._scope = connection.resolved_scope
         self._http = MsalHttpClient(connection.ssl_context(), connection.timeout_seconds)
+        self._ca_file = connection.ca_file
         self._clock = clock
         self._max_attempts = max_attempts
         self._margin = refresh_margin_seconds
@@ -127,6 +150,9 @@ class TokenProvider:
                 instance_discovery=False,
                 http_client=self._http,
             )
+        except httpx.HTTPError as exc:  # the authority's metadata could not be fetched
+            detail = tls_failure(exc, self._ca_file) or f"{type(exc).__name__}: {exc}"[:300]
+            raise AuthenticationError(f"principal {principal.client_id}: {detail}") from None
         except ValueError as exc:  # authority discovery failed; the message has no secret
             raise AuthenticationError(
                 f"principal {principal.client_id}: cannot use authority "
@@ -155,8 +181,10 @@ class TokenProvider:
             try:
                 result = self._app.acquire_token_for_client(scopes=[self._scope])
             except (httpx.HTTPError, ValueError) as exc:
-                last_error = type(exc).__name__
+                last_error = tls_failure(exc, self._ca_file) or type(exc).__name__
                 result = None
+                if last_error != type(exc).__name__:
+                    break  # an untrusted certificate does not get better with retries
             if result and "access_token" in result:
                 now = self._clock()
                 lifetime = float(result.get("expires_in") or 3600)

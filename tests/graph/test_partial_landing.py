@@ -26,7 +26,8 @@ from sensors.landing import register_landing_partitions
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
 CORE = ["silver/customer", "gold/customer_source_link", "gold/customer_profile",
-        "gold/customer_segments", "lakedb/gold", "dynamics/crc33_customer", "dynamics/contact"]  # fmt: skip
+        "gold/customer_segments", "lakedb/gold", "dynamics/crc33_customer",
+        "dynamics/contact"]  # fmt: skip
 PUBLISH = ["dynamics/crc33_customer", "dynamics/contact", "dynamics/crc33_customer_deactivation"]
 
 

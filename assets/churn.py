@@ -96,13 +96,21 @@ def _bronze_asset(table: str) -> dg.AssetsDefinition:
         + (", partitioned by month" if partition else "")
         + "; rejected rows go to churn/_rejected with the reason.",
         check_specs=[dg.AssetCheckSpec("no_rejected_rows", asset=key)],
+        output_required=False,  # skipped (with the churn chain) while no KKBox data landed
     )
     def _bronze(
         context: dg.AssetExecutionContext,
         spark: SparkResource,
         landing: LandingZoneResource,
         lakehouse: LakehouseResource,
-    ) -> dg.MaterializeResult:
+    ):
+        if not landing.list_files(KKBOX_AREA, suffix=".csv"):
+            reason = "no KKBox files landed in landing/kkbox/"
+            context.log.info(f"churn/{table} skipped: {reason}")
+            yield dg.AssetCheckResult(
+                check_name="no_rejected_rows", passed=True, metadata={"skipped": reason}
+            )
+            return
         good, bad = _read_kkbox(spark.spark_session, landing, table)
         partition_by = None
         if partition:
@@ -126,7 +134,7 @@ def _bronze_asset(table: str) -> dg.AssetsDefinition:
         )
         rejected_count = rejected_rows.num_rows
         context.log.info(f"{table}: {result.rows_written:,} rows, {rejected_count:,} rejected")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata=write_metadata(result, rejected_rows=rejected_count),
             check_results=[
                 dg.AssetCheckResult(

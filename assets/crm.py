@@ -134,11 +134,15 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
                 lake, ConsumerState(consumer, inputs=inputs,
                                     outputs=table_versions(lake, outputs), facts=facts),
             )  # fmt: skip
+        # Optional source: before its first drop both tables are empty, and the metadata says
+        # why (identity resolution then runs on the Dataverse customers alone).
+        skipped = {} if bronze is not None else {"skipped": _not_landed(mapping)}
         yield dg.MaterializeResult(
-            asset_key=current, metadata=write_metadata(result, refresh=refresh)
+            asset_key=current, metadata=write_metadata(result, refresh=refresh, **skipped)
         )
         yield dg.MaterializeResult(
-            asset_key=quarantine, metadata=write_metadata(failed_result, refresh=refresh)
+            asset_key=quarantine,
+            metadata=write_metadata(failed_result, refresh=refresh, **skipped),
         )
         yield dg.AssetCheckResult(
             check_name="keys_unique",
@@ -159,9 +163,7 @@ def _rebuild_source(
     if lakehouse.exists("bronze", bronze_name):
         bronze = lakehouse.read(session, "bronze", bronze_name)
     else:  # nothing dropped yet: empty tables, so the unified profile still builds
-        context.log.info(
-            f"no files of source {mapping.source!r} in landing/{mapping.landing_area}/ yet"
-        )
+        context.log.info(_not_landed(mapping))
         empty = csv_output_schema(mapping).append(pa.field("_drop_day", pa.string()))
         bronze = session.createDataFrame([], arrow_schema_to_spark(empty))
     rows = standardize_source(latest_per_key(bronze)).cache()
@@ -170,6 +172,13 @@ def _rebuild_source(
     failed_result = lakehouse.write(failed, *outputs[1])
     rows.unpersist()
     return result, failed_result
+
+
+def _not_landed(mapping: CsvSourceMapping) -> str:
+    return (
+        f"no files of source {mapping.source!r} landed in landing/{mapping.landing_area}/ yet: "
+        "empty tables"
+    )
 
 
 crm_assets = [

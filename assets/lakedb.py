@@ -12,6 +12,7 @@ from assets.keys import (
     SEGMENTS_KEY,
     SOURCE_LINK_KEY,
 )
+from assets.refresh import EAGER
 from assets.table_docs import COLUMN_DOCS, TABLE_DESCRIPTIONS
 from customer360.lake_database import TableRegistration, register_tables
 from resources.lakehouse import LakehouseResource
@@ -31,7 +32,7 @@ def lakedb_path(lakehouse: LakehouseResource) -> Path:
     deps=list(GOLD_TABLES),
     group_name="lakedb",
     kinds={"duckdb", "delta"},
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=EAGER,
     description="Registers every gold table in the lake database (schema `gold`) so SQL clients "
     "query it by name: `SELECT * FROM gold.customer_profile` returns the current Delta version.",
     check_specs=[dg.AssetCheckSpec("views_match_delta", asset=LAKEDB_KEY, blocking=True)],

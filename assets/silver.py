@@ -14,7 +14,12 @@ from assets.keys import CUSTOMER_KEY, FINANCE_KEY, HISTORY_KEY, QUARANTINE_KEY
 from assets.partitions import dataverse_exports
 from assets.refresh import EAGER, RefreshConfig
 from customer360.silver.current import bronze_live_ids, refresh_current
-from customer360.silver.finance import orphan_customers, refresh_finance
+from customer360.silver.finance import (
+    NOT_LANDED,
+    finance_landed,
+    orphan_customers,
+    refresh_finance,
+)
 from customer360.silver.history import merge_partitions
 from customer360.tables import CUSTOMER_TABLE
 from resources.lakehouse import LakehouseResource, write_metadata
@@ -132,7 +137,8 @@ def customer_current(
     automation_condition=EAGER,
     description="Customer finance, typed, one row per customer and month (latest drop wins; a "
     "file without months counts for the month it was dropped). Rebuilt when bronze finance "
-    "changed; otherwise only its checks run again.",
+    "changed; otherwise only its checks run again. Optional: before any finance drop it is "
+    "skipped (metadata `skipped`, no table) and the profile's finance measures are null.",
     check_specs=[
         dg.AssetCheckSpec("one_row_per_customer_month", asset=FINANCE_KEY, blocking=True),
         dg.AssetCheckSpec("customers_exist", asset=FINANCE_KEY,
@@ -145,6 +151,8 @@ def customer_finance_silver(
     spark: SparkResource,
     lakehouse: LakehouseResource,
 ) -> dg.MaterializeResult:
+    if not finance_landed(lakehouse.lake):
+        return _finance_not_landed(context)
     done = refresh_finance(lambda: spark.spark_session, lakehouse.lake, config.full_refresh)
     orphans = orphan_customers(lakehouse.lake)
     reason = {"full_refresh_reason": done.reason} if done.reason else {}
@@ -166,3 +174,17 @@ def customer_finance_silver(
             ),
         ],
     )  # fmt: skip
+
+
+def _finance_not_landed(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """Nothing to build yet, which is not a failure: say so where people look (the
+    materialisation's metadata, the checks' metadata, the log); no table is written."""
+    context.log.info(f"silver/customer_finance skipped: {NOT_LANDED}")
+    skipped = {"skipped": NOT_LANDED}
+    return dg.MaterializeResult(
+        metadata={**skipped, "dagster/row_count": 0},
+        check_results=[
+            dg.AssetCheckResult(check_name=name, passed=True, metadata=skipped)
+            for name in ("one_row_per_customer_month", "customers_exist")
+        ],
+    )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
 from customer360.settings import get_settings
+
+#: Exit status when another command holds C360_HOME (EX_TEMPFAIL: try again later).
+EXIT_HOME_IN_USE = 75
 
 
 def _dagster_home() -> Path:
@@ -30,7 +34,44 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
+def _state_paths() -> list[Path]:
+    """Where the command writes: measured when an error looks like a full disk."""
+    settings = get_settings()
+    paths = [settings.home, settings.dagster_home, settings.dataverse_dir]
+    if "://" not in settings.lake_root:
+        paths.insert(1, Path(settings.lake_root))
+    return [*paths, Path(tempfile.gettempdir())]
+
+
+def _explained(error: BaseException | str) -> str | None:
+    from customer360.cli.diagnose import disk_full_message
+
+    return disk_full_message(error, _state_paths())
+
+
+@contextlib.contextmanager
+def _exclusive_home(wait: bool = False):
+    """The C360_HOME lock for a command that materialises (see cli/home_lock.py); a busy home
+    or a full disk ends the command with one line naming the cause instead of a traceback."""
+    from customer360.cli.home_lock import HomeInUse, home_lock
+
+    try:
+        with home_lock(get_settings().home, wait=wait, notify=lambda m: click.echo(m, err=True)):
+            yield
+    except HomeInUse as exc:
+        click.echo(f"customer360: {exc}", err=True)
+        sys.exit(EXIT_HOME_IN_USE)
+    except Exception as exc:  # re-raised unless it is a full disk
+        message = _explained(exc)
+        if message is None:
+            raise
+        click.echo(f"customer360: {message}", err=True)
+        sys.exit(1)
+
+
 def _print_summary(summary) -> None:
+    from customer360.cli.runner import enrichment_lines
+
     click.echo(
         f"\n{len(summary.materialized)} assets materialised in {summary.runs} run(s), "
         f"{summary.seconds:.1f} s"
@@ -50,6 +91,8 @@ def _print_summary(summary) -> None:
                 f"ROC AUC {meta['roc_auc']:.3f}, average precision "
                 f"{meta['average_precision']:.3f} (base rate {meta['base_rate']:.3f})"
             )
+        if "skipped" in meta:  # materialised without a source: why
+            where = f"skipped: {meta['skipped']}"
         if "dashboard_path" in meta:
             where = f"dashboard: {meta['dashboard_path']}"
         if "merge_rate" in meta:  # identity resolution: records → people
@@ -63,8 +106,10 @@ def _print_summary(summary) -> None:
         click.echo(f"  {key:<40} {rows_text}  {where}")
     for check in summary.failed_checks:
         click.echo(f"  check failed: {check}")
+    for line in enrichment_lines(summary):
+        click.echo(line)
     for failure in summary.failed:
-        click.echo(f"  FAILED: {failure}", err=True)
+        click.echo(f"  FAILED: {_explained(failure) or failure}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,7 +121,7 @@ def main() -> None:
 
 
 def _run_graph() -> bool:
-    from customer360.cli.runner import materialize_graph, selection_for_landing
+    from customer360.cli.runner import materialize_graph
     from customer360.definitions import build_definitions
     from sensors.landing import register_landing_partitions, remember_landing_scan
 
@@ -85,10 +130,7 @@ def _run_graph() -> bool:
     landing = defs.resources["landing"]
     # What the landing sensors would do with a daemon running: register new partitions.
     scan = register_landing_partitions(instance, landing)
-    selection = selection_for_landing(landing)
-    if selection is not None:
-        click.echo("no KKBox files in landing/kkbox/: the churn assets are left out of this run")
-    summary = materialize_graph(defs, instance, selection, scan.changed)
+    summary = materialize_graph(defs, instance, changed_partitions=scan.changed)
     if summary.success:
         remember_landing_scan(instance, scan)
     _print_summary(summary)
@@ -119,21 +161,32 @@ def _dataverse_for_local_runs(seed_customers: bool = False):
         yield handle
 
 
+_WAIT_OPTION = click.option(
+    "--wait/--no-wait",
+    default=False,
+    show_default=True,
+    help="when another command holds C360_HOME: wait for it (default: stop, naming it)",
+)
+
+
 @main.command()
-def run() -> None:
+@_WAIT_OPTION
+def run(wait: bool) -> None:
     """Materialise the whole asset graph on whatever is in landing."""
-    with _dataverse_for_local_runs():
+    with _exclusive_home(wait), _dataverse_for_local_runs():
         ok = _run_graph()
     sys.exit(0 if ok else 1)
 
 
 @main.command()
-def dev() -> None:
-    """The Dagster UI (dagster dev -w workspace.yaml) with the local Dataverse beside it."""
+@_WAIT_OPTION
+def dev(wait: bool) -> None:
+    """The Dagster UI (dagster dev -w workspace.yaml) with the local Dataverse beside it,
+    loaded with the sample customers like `demo` (so the publish targets find them)."""
     import subprocess
 
     _dagster_home()
-    with _dataverse_for_local_runs():
+    with _exclusive_home(wait), _dataverse_for_local_runs(seed_customers=True):
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
         sys.exit(subprocess.call(command))
 
@@ -217,8 +270,14 @@ def dataverse_serve(ctx: click.Context) -> None:
 
 
 @main.command()
-def demo() -> None:
+@_WAIT_OPTION
+def demo(wait: bool) -> None:
     """Make sample data, materialise the whole graph and print a summary."""
+    with _exclusive_home(wait):
+        _demo()
+
+
+def _demo() -> None:
     settings = get_settings()
     click.echo(f"customer360 demo — C360_HOME={settings.home}")
     landing = Path(settings.landing_root)

@@ -1,7 +1,11 @@
 """Materialise the whole asset graph in-process (what `customer360 run` and `demo` do).
 
 Partitioned assets are run per partition that has no materialisation yet (bronze ingests each new
-landing folder exactly once); everything unpartitioned then runs in one run, in dependency order.
+landing folder exactly once); everything unpartitioned then runs in one run, in dependency order —
+the same run the UI's "Materialize all" launches for them. Any subset of the landing areas works:
+an asset whose source never landed is skipped or materialises with `skipped` metadata, and a
+failing enrichment domain (churn, a second source, finance) fails only its own assets; the
+summary says which enrichments the profile was built with (see docs/medallion.md).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ class GraphRun:
     failed: list[str] = field(default_factory=list)
     materialized: dict[str, dict] = field(default_factory=dict)  # asset key → last metadata
     failed_checks: list[str] = field(default_factory=list)
+    failed_steps: list[str] = field(default_factory=list)  # step keys, for the domain summary
+    not_materialized: list[str] = field(default_factory=list)  # selected, neither built nor failed
     seconds: float = 0.0
 
     @property
@@ -42,6 +48,7 @@ def _record(result: dg.ExecuteInProcessResult, summary: GraphRun, label: str) ->
     summary.runs += 1
     if not result.success:
         summary.failed.append(f"{label}: {'; '.join(failure_messages(result))}")
+        summary.failed_steps += [e.step_key for e in result.all_events if e.is_step_failure]
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
@@ -65,21 +72,6 @@ def materialize_assets(
     return job.get_subset(asset_selection=set(asset_keys)).execute_in_process(
         instance=instance, partition_key=partition_key, raise_on_error=False
     )
-
-
-#: Assets that learn from KKBox files: left out of a run while landing/kkbox/ has none (churn
-#: risk is enrichment; the profile builds without it).
-CHURN_ASSETS = dg.AssetSelection.groups("churn") | dg.AssetSelection.assets(
-    ["gold", "customer_churn_risk"]
-)
-
-
-def selection_for_landing(landing) -> dg.AssetSelection | None:
-    """What `customer360 run` materialises for this landing zone: everything (None), or
-    everything but the churn assets when landing/kkbox/ holds no CSV file."""
-    if landing.list_files("kkbox", suffix=".csv"):
-        return None
-    return dg.AssetSelection.all() - CHURN_ASSETS
 
 
 def materialize_graph(
@@ -117,5 +109,50 @@ def materialize_graph(
     if unpartitioned:
         result = materialize_assets(defs, instance, unpartitioned)
         _record(result, summary, "unpartitioned assets")
+        built = {e.asset_key for e in result.get_asset_materialization_events()}
+        failed = set(summary.failed_steps)
+        summary.not_materialized = sorted(
+            key.to_user_string()
+            for key in unpartitioned
+            if key not in built and graph.get(key).assets_def.node_def.name not in failed
+        )
     summary.seconds = time.monotonic() - start
     return summary
+
+
+#: Enrichment domains: the step keys (op names) that belong to each. A failure of one of them
+#: leaves the profile to go on with that enrichment's last good table, or none.
+def _domain_of(step_key: str) -> str | None:
+    if step_key.startswith("churn__") or "customer_churn_risk" in step_key:
+        return "churn"
+    if "customer_finance" in step_key:
+        return "finance"
+    if step_key.startswith(("bronze__crm_", "silver__crm_")):
+        return "second source " + step_key.split("crm_", 1)[1].removesuffix("_and_quarantine")
+    return None
+
+
+def enrichment_lines(summary: GraphRun) -> list[str]:
+    """What the run summary says about the enrichments: which domains failed in this run and
+    which table (or none) gold/customer_profile was built with."""
+    lines = []
+    failed_domains: dict[str, list[str]] = {}
+    for step in summary.failed_steps:
+        domain = _domain_of(step)
+        if domain is not None:
+            failed_domains.setdefault(domain, []).append(step)
+    profile = summary.materialized.get("gold/customer_profile")
+    used = (profile or {}).get("enrichments") or {}
+    for domain, steps in sorted(failed_domains.items()):
+        fallback = used.get(domain.split()[0], "the last good tables")
+        lines.append(
+            f"  domain {domain} FAILED in this run ({', '.join(sorted(set(steps)))}); "
+            + (f"the profile went on with {fallback}" if profile else "no profile built")
+        )
+    for name, what in sorted(used.items()):
+        lines.append(f"  gold/customer_profile {name}: {what}")
+    if summary.not_materialized:
+        lines.append(
+            "  skipped (their source has not landed): " + ", ".join(summary.not_materialized)
+        )
+    return lines

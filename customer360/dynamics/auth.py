@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import msal
 
-from customer360.dynamics.errors import AuthenticationError
+from customer360.dynamics.errors import AuthenticationError, PublishConfigError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,12 @@ class DataverseConnection:
 
     def ssl_context(self) -> ssl.SSLContext:
         """Verification always on; the CA file is added to (not instead of) the defaults."""
-        return _ssl_context(self.ca_file)
+        try:
+            return _ssl_context(self.ca_file)
+        except (OSError, ssl.SSLError) as exc:  # name the file, not only "[Errno 2]"
+            raise PublishConfigError(
+                f"CA file {self.ca_file} for {self.api_url} cannot be used: {exc}"
+            ) from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,6 +89,23 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
     return context
+
+
+def tls_failure(exc: BaseException, ca_file: str | None) -> str | None:
+    """Host, URL and CA file of a certificate that could not be verified (None: not that)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    try:
+        url = str(exc.request.url)  # httpx errors carry their request
+    except (AttributeError, RuntimeError):
+        url = "?"
+    return (
+        f"TLS certificate of {urlsplit(url).hostname} not trusted for {url} "
+        f"({cause.verify_message}); CA file: {ca_file or 'none (system trust store)'}"
+    )
 
 
 class MsalHttpClient:
@@ -119,6 +141,7 @@ class TokenProvider:
         self.principal = principal
         self._scope = connection.resolved_scope
         self._http = MsalHttpClient(connection.ssl_context(), connection.timeout_seconds)
+        self._ca_file = connection.ca_file
         self._clock = clock
         self._max_attempts = max_attempts
         self._margin = refresh_margin_seconds
@@ -135,6 +158,9 @@ class TokenProvider:
                 instance_discovery=False,
                 http_client=self._http,
             )
+        except httpx.HTTPError as exc:  # the authority's metadata could not be fetched
+            detail = tls_failure(exc, self._ca_file) or f"{type(exc).__name__}: {exc}"[:300]
+            raise AuthenticationError(f"principal {principal.client_id}: {detail}") from None
         except ValueError as exc:  # authority discovery failed; the message has no secret
             raise AuthenticationError(
                 f"principal {principal.client_id}: cannot use authority "
@@ -163,8 +189,10 @@ class TokenProvider:
             try:
                 result = self._app.acquire_token_for_client(scopes=[self._scope])
             except (httpx.HTTPError, ValueError) as exc:
-                last_error = type(exc).__name__
+                last_error = tls_failure(exc, self._ca_file) or type(exc).__name__
                 result = None
+                if last_error != type(exc).__name__:
+                    break  # an untrusted certificate does not get better with retries
             if result and "access_token" in result:
                 now = self._clock()
                 lifetime = float(result.get("expires_in") or 3600)

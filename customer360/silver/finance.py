@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 
@@ -15,10 +16,23 @@ from customer360.lakehouse.incremental import (
     table_versions,
     write_state,
 )
-from customer360.transforms.finance import monthly_finance
+from customer360.transforms.finance import BRONZE_SCHEMA, monthly_finance
 
 CONSUMER = "silver/customer_finance"  # its row in ops/medallion_state
 OUTPUTS = [("silver", "customer_finance")]
+BRONZE = ("bronze", "customer_finance")
+#: Why nothing is built before the first finance drop (the asset's `skipped` metadata).
+NOT_LANDED = "no finance files landed in landing/finance/ yet"
+
+
+def empty_monthly() -> pa.Table:
+    """No rows, the columns of silver/customer_finance (monthly_finance): what consumers read
+    before any finance landed."""
+    money = BRONZE_SCHEMA.field("spend").type
+    return pa.schema(
+        [("cid", pa.int64()), ("month", pa.string()), ("month_start", pa.date32()),
+         ("income", money), ("spend", money), ("source_file", pa.string())]
+    ).empty_table()  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,12 +52,17 @@ class Orphans:
     customers: int
 
 
+def finance_landed(lake: DeltaLake) -> bool:
+    """Whether any finance drop reached bronze (before that, silver has nothing to build)."""
+    return lake.exists(*BRONZE)
+
+
 def refresh_finance(
     spark: Callable[[], SparkSession], lake: DeltaLake, requested: bool
 ) -> FinanceRefresh:
     """Rebuild silver/customer_finance when bronze finance changed. `spark` gives the session
-    only when needed: an unchanged table never starts a JVM."""
-    bronze = lake.table("bronze", "customer_finance")
+    only when needed: an unchanged table never starts a JVM. Call only once finance_landed."""
+    bronze = lake.table(*BRONZE)
     inputs = {"bronze/customer_finance": [bronze.metadata().id, bronze.version()]}
     state = read_state(lake, CONSUMER)
     reason = full_refresh_reason(lake, state, inputs, OUTPUTS, requested)

@@ -1,11 +1,12 @@
-"""The figures behind gold/customer_profile's whole-table checks (assets.gold._check_figures):
-each problem they look for, planted once, is counted (no Spark)."""
+"""The figures behind gold/customer_profile's whole-table checks
+(customer360.gold.checks.check_figures): each problem they look for, planted once, is counted
+(no Spark)."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from assets.gold import _check_figures
+from customer360.gold.checks import check_figures
 
 
 def test_check_figures_count_each_planted_problem():
@@ -22,7 +23,7 @@ def test_check_figures_count_each_planted_problem():
             "segment_type": ["value_segment"] * 4 + ["age_band"],
         }
     )
-    figures = _check_figures(profiles, links, segments)
+    figures = check_figures(profiles, links, segments)
     assert figures == {
         "distinct_ids": 4,
         "linked_ids": 5,

@@ -1,7 +1,7 @@
 """An incremental profile update derives the rows a full build derives.
 
 Random profiles (several Dataverse and CRM records each, some without finance, churn or dates)
-go through assets.gold._profile_frames (Spark: the full build's definition) and through
+go through customer360.gold.profile.profile_frames (Spark: the full build's definition) and through
 profile_parts.profile_inputs + profile.profile_columns (the incremental path: inputs joined on
 the driver, derived columns and segment rules in Spark). Monthly amounts are drawn so that
 averages land exactly on rounding halves (Spark rounds a decimal average twice, HALF_UP).
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from arrow_rows import sorted_rows
 
-from assets.gold import _profile_frames
+from customer360.gold.profile import profile_frames
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.transforms import profile_parts
 from customer360.transforms.profile import SegmentRules, profile_columns
@@ -91,7 +91,7 @@ def test_incremental_profile_rows_equal_the_full_builds(spark, with_churn):
     rules = SegmentRules.load()
     records_df = spark.createDataFrame(records, RECORD_DDL)
     expected = spark_to_arrow(
-        _profile_frames(
+        profile_frames(
             arrow_to_spark(spark, links), records_df, arrow_to_spark(spark, customers),
             arrow_to_spark(spark, monthly),
             arrow_to_spark(spark, churn) if with_churn else None, rules, AS_OF,

@@ -1,0 +1,160 @@
+"""Any subset of the landing areas, and a failing enrichment domain, on one C360_HOME.
+
+The areas arrive one by one, as they do for a new user: the Synapse Link export alone, then the
+finance files, then the second CRM source, then KKBox files the churn assets cannot use
+(train_v2.csv missing: churn fails for real), then a complete KKBox drop, then the broken drop
+again. After each drop the graph runs as `customer360 run` does (new partitions, then every
+unpartitioned asset in ONE run — what "Materialize all" launches for them) against the real local
+Dataverse (HTTPS, msal). Each stage is one test; they share the stages' results.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pytest
+
+from customer360.churn import generate_kkbox
+from customer360.cli.local_dataverse import local_dataverse
+from customer360.cli.runner import GraphRun, enrichment_lines, materialize_graph
+from customer360.definitions import build_definitions
+from customer360.generate import generate_customer_landing, write_second_source
+from customer360.generate.customers import SAMPLE_DATA
+from sensors.landing import register_landing_partitions
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+
+CORE = ["silver/customer", "gold/customer_source_link", "gold/customer_profile",
+        "gold/customer_segments", "lakedb/gold", "dynamics/crc33_customer",
+        "dynamics/contact"]  # fmt: skip
+PUBLISH = ["dynamics/crc33_customer", "dynamics/contact", "dynamics/crc33_customer_deactivation"]
+
+
+def _drop(staged, home, area: str) -> None:
+    shutil.copytree(staged / area, home / "landing" / area, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+def stages(spark, tmp_path_factory):
+    """{stage name: (GraphRun, profile rows)} for the six drops, in order."""
+    home = tmp_path_factory.mktemp("c360")
+    staged = tmp_path_factory.mktemp("staged")  # everything generated, dropped area by area
+    generated = generate_customer_landing(staged)
+    write_second_source(staged)
+    cids = list(range(1400)) + list(range(100_000, 100_300))
+    generate_kkbox(staged / "kkbox", members=len(cids), seed=0, customer_ids=cids)
+    out: dict[str, tuple[GraphRun, list[dict]]] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("C360_HOME", str(home))
+        mp.setenv("C360_ENV", "local")
+        with local_dataverse(home) as emu, dg.instance_for_test() as instance:
+            emu.admin("POST", "load", {"table": "crc33_customer",
+                                       "path": str(SAMPLE_DATA / "customer.csv")})  # fmt: skip
+            defs = build_definitions()
+            lake = defs.resources["lakehouse"].lake
+
+            def run(name: str) -> None:
+                register_landing_partitions(instance, defs.resources["landing"])
+                summary = materialize_graph(defs, instance)
+                profile = lake.read_arrow("gold", "customer_profile").to_pylist()
+                out[name] = (summary, profile)
+
+            _drop(staged, home, "dataverse")
+            run("dataverse")
+            _drop(staged, home, "finance")
+            run("finance")
+            _drop(staged, home, "crm2")
+            run("second_source")
+            _drop(staged, home, "kkbox")
+            train = home / "landing" / "kkbox" / "train_v2.csv"
+            train.rename(train.with_suffix(".held"))  # a drop the churn assets cannot use
+            run("kkbox_broken")
+            train.with_suffix(".held").rename(train)
+            run("kkbox")
+            train.rename(train.with_suffix(".held"))
+            run("kkbox_broken_again")
+    yield out, generated
+
+
+def _core_built(summary: GraphRun) -> None:
+    missing = [key for key in CORE if key not in summary.materialized]
+    assert missing == [], (missing, summary.failed)
+
+
+def test_dataverse_export_alone(stages):
+    (summary, profile), generated = stages[0]["dataverse"], stages[1]
+    assert summary.success, summary.failed
+    _core_built(summary)
+    assert "no finance files landed" in summary.materialized["silver/customer_finance"]["skipped"]
+    assert "skipped" in summary.materialized["silver/crm_residents"]
+    used = summary.materialized["gold/customer_profile"]["enrichments"]
+    assert used["finance"].startswith("none") and used["churn"].startswith("none")
+    assert len(profile) == generated.live_customers  # one source: no second-source people
+    assert all(r["total_spend"] is None and r["churn_probability"] is None for r in profile)
+    # The churn chain is skipped (no KKBox files), not failed; nothing of it was built.
+    assert {"churn/members", "churn/model", "gold/customer_churn_risk"} <= set(
+        summary.not_materialized
+    )
+    assert not any(k.startswith("churn/") for k in summary.materialized)
+    published = summary.materialized["dynamics/crc33_customer"]
+    assert published["published"] + published["unchanged"] == generated.live_customers
+
+
+def test_plus_finance(stages):
+    summary, profile = stages[0]["finance"]
+    assert summary.success, summary.failed
+    _core_built(summary)
+    assert "skipped" not in summary.materialized["silver/customer_finance"]
+    used = summary.materialized["gold/customer_profile"]["enrichments"]
+    assert used["finance"].startswith("silver/customer_finance version")
+    assert sum(1 for r in profile if r["total_spend"] is not None) > 1000
+
+
+def test_plus_second_crm_source(stages):
+    (summary, profile), generated = stages[0]["second_source"], stages[1]
+    assert summary.success, summary.failed
+    _core_built(summary)
+    assert "skipped" not in summary.materialized["silver/crm_residents"]
+    per_source = summary.materialized["gold/customer_source_link"]["records_per_source"]
+    assert per_source.get("residents", 0) > 0
+    assert len(profile) > generated.live_customers  # the second source's own people
+
+
+def test_churn_fails_profile_and_publish_still_materialise(stages):
+    summary, profile = stages[0]["kkbox_broken"]
+    assert not summary.success  # churn really failed …
+    assert "churn__train_labels" in summary.failed_steps
+    assert "gold/customer_churn_risk" not in summary.materialized
+    _core_built(summary)  # … and the Customer 360 did not wait for it
+    for key in PUBLISH:
+        assert key in summary.materialized, key
+    used = summary.materialized["gold/customer_profile"]["enrichments"]
+    assert used["churn"].startswith("none")
+    assert all(r["churn_probability"] is None for r in profile)
+    lines = "\n".join(enrichment_lines(summary))
+    assert "domain churn FAILED in this run (churn__train_labels)" in lines
+    assert "the profile went on with none" in lines
+
+
+def test_plus_kkbox(stages):
+    summary, profile = stages[0]["kkbox"]
+    assert summary.success, summary.failed
+    _core_built(summary)
+    assert summary.materialized["gold/customer_churn_risk"]["dagster/row_count"] > 0
+    used = summary.materialized["gold/customer_profile"]["enrichments"]
+    assert used["churn"].startswith("gold/customer_churn_risk version 0")
+    assert sum(1 for r in profile if r["churn_probability"] is not None) > 0
+
+
+def test_churn_fails_again_profile_keeps_the_last_good_churn_risk(stages):
+    summary, profile = stages[0]["kkbox_broken_again"]
+    good_profile = stages[0]["kkbox"][1]
+    assert "churn__train_labels" in summary.failed_steps
+    _core_built(summary)
+    used = summary.materialized["gold/customer_profile"]["enrichments"]
+    assert used["churn"].startswith("gold/customer_churn_risk version 0")  # the last good one
+    risk = {r["unified_customer_id"]: r["churn_probability"] for r in good_profile}
+    assert {r["unified_customer_id"]: r["churn_probability"] for r in profile} == risk
+    lines = "\n".join(enrichment_lines(summary))
+    assert "the profile went on with gold/customer_churn_risk version 0" in lines

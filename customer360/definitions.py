@@ -7,6 +7,7 @@ import dagster as dg
 
 import assets
 import sensors
+from assets.refresh import gate_on_blocking_checks
 from customer360.settings import Environment, get_settings
 from resources import build_resources
 
@@ -16,7 +17,7 @@ def build_definitions() -> dg.Definitions:
     # Locally every step shares one process (and so one JVM); on a cluster, steps fan out.
     executor = dg.in_process_executor if settings.env is Environment.LOCAL else None
     return dg.Definitions(
-        assets=dg.load_assets_from_package_module(assets),
+        assets=gate_on_blocking_checks(dg.load_assets_from_package_module(assets)),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         sensors=sensors.all_sensors(),
         jobs=sensors.all_jobs(),

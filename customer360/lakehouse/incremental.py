@@ -6,13 +6,20 @@ runs the full or the incremental branch, and records the new state with `write_s
 incremental branch changes a table with `apply_changes`: upserts and deletes in ONE Delta commit,
 so a reader sees the table before or after the change, never half of it. Dagster-free: the assets
 in assets/ are thin wrappers around these functions (docs/medallion.md "Incremental runs").
+
+Concurrent runs: every write here commits on the version it read or raises `WriteConflict`;
+`on_conflict` re-reads and recomputes, so racing writers end in the table one writer after the
+other would have produced (docs/medallion.md "Concurrent runs").
 """
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,7 +33,21 @@ from customer360.lakehouse.schema import (
     delta_schema_to_arrow,
     normalize_arrow_table,
 )
-from customer360.lakehouse.store import DeltaLake, WritePath, WriteResult, count_rows
+from customer360.lakehouse.store import (
+    NEW_TABLE,
+    DeltaLake,
+    WriteConflict,
+    WritePath,
+    WriteResult,
+    conflicts_raised,
+    count_rows,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+#: Attempts of one read → compute → commit before a conflict is given up (the run then fails
+#: cleanly, nothing half-written, and can be re-run).
+CONFLICT_ATTEMPTS = 8
 
 #: Above this share of changed rows an incremental run would rewrite most of the table anyway.
 FULL_REBUILD_FRACTION = 0.5
@@ -83,7 +104,37 @@ def write_state(lake: DeltaLake, state: ConsumerState) -> None:
         "recorded_at": dt.datetime.now(dt.UTC),
     }
     data = pa.Table.from_pylist([row], schema=STATE_SCHEMA)
-    lake.write_arrow(data, STATE_LAYER, STATE_TABLE, mode="merge", merge_keys=["consumer"])
+    # One row per consumer: re-applying the upsert on a newer version is always right.
+    on_conflict(
+        lambda: lake.write_arrow(
+            data, STATE_LAYER, STATE_TABLE, mode="merge", merge_keys=["consumer"],
+            read_version=read_version(lake, STATE_LAYER, STATE_TABLE),
+        ),
+        f"{STATE_LAYER}/{STATE_TABLE}",
+    )  # fmt: skip
+
+
+def read_version(lake: DeltaLake, layer: str, table: str) -> int:
+    """The version a pinned write starts from (`NEW_TABLE` when there is no table yet)."""
+    return lake.table(layer, table).version() if lake.exists(layer, table) else NEW_TABLE
+
+
+def on_conflict(
+    attempt: Callable[[], T], what: str, attempts: int = CONFLICT_ATTEMPTS, pause: float = 0.5
+) -> T:
+    """Run `attempt` (read → compute → pinned commit) again while another writer commits first.
+    Each attempt must re-read everything it depends on. After `attempts` conflicts the last
+    `WriteConflict` is raised: nothing of this writer was committed."""
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except WriteConflict as exc:
+            if number == attempts:
+                raise WriteConflict(f"{what}: gave up after {attempts} conflicts: {exc}") from exc
+            wait = pause * number * (1 + random.random())  # jitter: racers spread apart
+            log.info("%s: %s; attempt %d again in %.1f s", what, exc, number + 1, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def table_versions(lake: DeltaLake, tables: Sequence[tuple[str, str]]) -> dict[str, int]:
@@ -147,24 +198,44 @@ def apply_changes(
     upserts: pa.Table,
     remove: pa.Table,
     keys: Sequence[str],
+    read_version: int | None = None,
 ) -> tuple[WriteResult, int]:
     """Upsert `upserts` and delete the rows whose `keys` are in `remove` (unless also upserted),
     in ONE Delta commit (a delta-rs merge with a delete clause): a reader sees the table before
     or after the change, never half of it. Schema rules as in the lakehouse: new nullable
     columns are added, a type change raises `SchemaMismatchError` before anything is written.
-    Returns the write result and the number of rows deleted."""
+    `read_version`: the changes were computed from that version; commit directly on it or
+    raise `WriteConflict` (store.py). Returns the write result and the number of rows deleted."""
     uri = lake.uri(layer, table)
-    target = lake.table(layer, table)
+    with conflicts_raised(uri, read_version):
+        return _apply_changes(lake, layer, table, upserts, remove, list(keys), read_version)
+
+
+def _apply_changes(
+    lake: DeltaLake,
+    layer: str,
+    table: str,
+    upserts: pa.Table,
+    remove: pa.Table,
+    keys: list[str],
+    read_version: int | None,
+) -> tuple[WriteResult, int]:
+    uri = lake.uri(layer, table)
+    strict = read_version is not None
+    target = lake.table(layer, table, read_version)
     schema = delta_schema_to_arrow(target.schema())
     upserts = normalize_arrow_table(upserts)
     new_columns = check_compatible(uri, schema, upserts.schema)
     if new_columns:
         # Evolve first: with merge_schema the merge would add the delete flag column too.
         added = pa.schema([upserts.schema.field(c).with_nullable(True) for c in new_columns])
-        target.alter.add_columns(DeltaSchema.from_arrow(added).fields)
-        target = lake.table(layer, table)
+        base = target.version()
+        target.alter.add_columns(
+            DeltaSchema.from_arrow(added).fields, commit_properties=_strict(strict)
+        )
+        # A pinned change goes on from exactly its own schema commit.
+        target = lake.table(layer, table, base + 1 if strict else None)
         schema = delta_schema_to_arrow(target.schema())
-    keys = list(keys)
     remove = without_keys(normalize_arrow_table(remove.select(keys)), upserts, keys)
     nullable = pa.schema([f.with_nullable(True) for f in schema])
     parts = [
@@ -175,11 +246,13 @@ def apply_changes(
         if part.num_rows
     ]
     deleted = 0
+    committed = target.version() if strict else None
     if parts:
+        committed = None if committed is None else committed + 1
         source = pa.concat_tables(parts)
         _check_unique_keys(uri, source, keys)
         predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        commit = CommitProperties(custom_metadata={"customer360.mode": "apply_changes"})
+        commit = _strict(strict)
         metrics = (
             target.merge(source, predicate, source_alias="s", target_alias="t",
                          commit_properties=commit)
@@ -191,7 +264,15 @@ def apply_changes(
             .execute()
         )  # fmt: skip
         deleted = int(metrics.get("num_target_rows_deleted", 0))
-    return current_result(lake, layer, table, rows_written=upserts.num_rows), deleted
+    result = current_result(lake, layer, table, rows_written=upserts.num_rows, version=committed)
+    return result, deleted
+
+
+def _strict(strict: bool) -> CommitProperties:
+    return CommitProperties(
+        custom_metadata={"customer360.mode": "apply_changes"},
+        max_commit_retries=0 if strict else None,
+    )
 
 
 def key_values(table: pa.Table, keys: Sequence[str]) -> pa.Array:
@@ -218,9 +299,12 @@ def _check_unique_keys(uri: str, data: pa.Table, keys: list[str]) -> None:
         raise ValueError(f"changes to {uri}: {dupes.num_rows} key(s) repeat, e.g. {example}")
 
 
-def current_result(lake: DeltaLake, layer: str, table: str, rows_written: int = 0) -> WriteResult:
-    """The table as it is now, in the shape of a write result (for the standard metadata)."""
-    dt_ = lake.table(layer, table)
+def current_result(
+    lake: DeltaLake, layer: str, table: str, rows_written: int = 0, version: int | None = None
+) -> WriteResult:
+    """The table as it is now (or at `version`), in the shape of a write result (for the
+    standard metadata)."""
+    dt_ = lake.table(layer, table, version)
     return WriteResult(
         uri=lake.uri(layer, table),
         version=dt_.version(),

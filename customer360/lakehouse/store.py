@@ -6,6 +6,11 @@ Two physical paths, one format (see DESIGN.md "Spark and Delta"):
 - distributed: executors write Parquet under the table root and the driver commits the files with
   `create_write_transaction`; reads hand the snapshot's file list to `spark.read.parquet`.
 Both produce identical tables; `WritePath.AUTO` picks by estimated size.
+
+Concurrent writers: a write that passes `read_version` (the version its data was computed from,
+or `NEW_TABLE` when it saw no table) commits directly on that version or not at all — any commit
+by someone else in between raises `WriteConflict` and nothing is written, so the caller re-reads
+and recomputes (optimistic concurrency; docs/medallion.md "Concurrent runs").
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 from deltalake import Schema as DeltaSchema
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, Transaction
 
 from customer360.lakehouse import files
@@ -50,6 +56,13 @@ log = logging.getLogger(__name__)
 
 #: Above this estimated size a write or read takes the distributed path.
 DEFAULT_DISTRIBUTED_THRESHOLD_BYTES = 256 * 1024 * 1024
+#: `read_version` of a writer that found no table: it must create it, or conflict.
+NEW_TABLE = -1
+
+
+class WriteConflict(Exception):
+    """Another writer committed to the table after the version this write was computed from;
+    nothing was written. Re-read and try again (customer360.lakehouse.incremental.on_conflict)."""
 
 
 class WriteMode(StrEnum):
@@ -118,6 +131,17 @@ class DeltaLake:
         except TableNotFoundError:
             return None
 
+    def _pinned(self, uri: str, read_version: int | None) -> DeltaTable | None:
+        """The snapshot a pinned write commits through: the latest version when unpinned, None
+        when the writer saw no table (and there still is none)."""
+        if read_version is None:
+            return self._existing(uri)
+        if read_version == NEW_TABLE:
+            if self._existing(uri) is not None:
+                raise WriteConflict(f"{uri} was created by another writer meanwhile")
+            return None
+        return DeltaTable(uri, version=read_version, storage_options=self.storage_options)
+
     # ------------------------------------------------------------------ writes
     def write(
         self,
@@ -132,11 +156,13 @@ class DeltaLake:
         writer_id: str | None = None,
         batch_id: str | None = None,
         description: str | None = None,
+        read_version: int | None = None,
     ) -> WriteResult:
         """Write a Spark DataFrame. See the module docstring for the two paths.
 
         `writer_id` + `batch_id` make an append exactly-once: a retry of a committed batch adds
-        nothing (Delta app transactions).
+        nothing (Delta app transactions). `read_version`: commit on exactly that version (or
+        create the table, `NEW_TABLE`), else `WriteConflict`.
         """
         mode, path = WriteMode(mode), WritePath(path)
         if mode is WriteMode.MERGE or path is WritePath.ARROW:
@@ -156,9 +182,17 @@ class DeltaLake:
                 writer_id=writer_id,
                 batch_id=batch_id,
                 description=description,
+                read_version=read_version,
             )
         return self._write_distributed(
-            utc_timestamps(df), layer, table, mode, tuple(partition_by or ()), writer_id, batch_id
+            utc_timestamps(df),
+            layer,
+            table,
+            mode,
+            tuple(partition_by or ()),
+            writer_id,
+            batch_id,
+            read_version,
         )
 
     def _choose_path(self, df) -> WritePath:
@@ -181,13 +215,34 @@ class DeltaLake:
         writer_id: str | None = None,
         batch_id: str | None = None,
         description: str | None = None,
+        read_version: int | None = None,
     ) -> WriteResult:
-        """Write an Arrow table with delta-rs (also used by assets that never start Spark)."""
-        mode = WriteMode(mode)
+        """Write an Arrow table with delta-rs (also used by assets that never start Spark).
+        `read_version` as in `write`."""
         uri = self.uri(layer, table)
+        with conflicts_raised(uri, read_version):
+            return self._write_arrow(
+                data, uri, WriteMode(mode), tuple(partition_by or ()), merge_keys,
+                _app_id(writer_id, batch_id), description, read_version,
+            )  # fmt: skip
+
+    def _write_arrow(
+        self,
+        data: pa.Table,
+        uri: str,
+        mode: WriteMode,
+        partition_by: tuple[str, ...],
+        merge_keys: Sequence[str] | None,
+        app_id: str | None,
+        description: str | None,
+        read_version: int | None,
+    ) -> WriteResult:
         data = normalize_arrow_table(data)
-        partition_by = tuple(partition_by or ())
-        existing = self._existing(uri)
+        existing = self._pinned(uri, read_version)
+        # A pinned write commits through the snapshot it read (delta-rs then refuses to commit
+        # on top of anyone else's commit); an unpinned one through the latest version.
+        target = existing if read_version is not None and existing is not None else uri
+        create_mode = "error" if read_version is not None else "overwrite"
         schema_mode = None
         if existing is not None:
             _check_partitioning(uri, existing, partition_by)
@@ -195,11 +250,10 @@ class DeltaLake:
             new_columns = check_compatible(uri, table_schema, data.schema)
             schema_mode = "merge" if new_columns else None
             data = conform_to_table(data, table_schema)
-        app_id = _app_id(writer_id, batch_id)
         if app_id and existing is not None and existing.transaction_version(app_id) is not None:
             log.info("%s: batch %s already committed; nothing written", uri, app_id)
             return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW, True)
-        commit = _commit_properties(app_id, mode)
+        commit = _commit_properties(app_id, mode, strict=read_version is not None)
 
         if mode is WriteMode.MERGE:
             if not merge_keys:
@@ -208,7 +262,7 @@ class DeltaLake:
                 write_deltalake(
                     uri,
                     data,
-                    mode="overwrite",
+                    mode=create_mode,
                     partition_by=list(partition_by) or None,
                     storage_options=self.storage_options,
                     commit_properties=commit,
@@ -246,9 +300,9 @@ class DeltaLake:
                 return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW)
             predicate = None if existing is None else _partition_predicate(present, data.schema)
             write_deltalake(
-                uri,
+                target,
                 data,
-                mode="overwrite",
+                mode="overwrite" if existing is not None else create_mode,
                 partition_by=list(partition_by),
                 predicate=predicate,
                 schema_mode=schema_mode,
@@ -258,9 +312,9 @@ class DeltaLake:
             )
         else:
             write_deltalake(
-                uri,
+                target,
                 data,
-                mode=mode.value,
+                mode=mode.value if existing is not None else create_mode,
                 partition_by=list(partition_by) or None,
                 schema_mode=schema_mode,
                 storage_options=self.storage_options,
@@ -268,7 +322,11 @@ class DeltaLake:
                 description=description,
             )
         counts = _arrow_partition_counts(data, partition_by)
-        return self._result(uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW)
+        committed = None if read_version is None else read_version + 1
+        return self._result(
+            uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW,
+            version=committed,
+        )  # fmt: skip
 
     def replace_where(
         self,
@@ -326,10 +384,26 @@ class DeltaLake:
         partition_by: tuple[str, ...],
         writer_id: str | None,
         batch_id: str | None,
+        read_version: int | None = None,
     ) -> WriteResult:
         uri = self.uri(layer, table)
+        with conflicts_raised(uri, read_version):
+            return self._commit_distributed(
+                df, uri, mode, partition_by, _app_id(writer_id, batch_id), read_version
+            )
+
+    def _commit_distributed(
+        self,
+        df,
+        uri: str,
+        mode: WriteMode,
+        partition_by: tuple[str, ...],
+        app_id: str | None,
+        read_version: int | None,
+    ) -> WriteResult:
         schema = spark_schema_to_arrow(df.schema)
-        existing = self._existing(uri)
+        existing = self._pinned(uri, read_version)
+        strict = read_version is not None
         if existing is not None:
             _check_partitioning(uri, existing, partition_by)
             table_schema = delta_schema_to_arrow(existing.schema())
@@ -338,7 +412,6 @@ class DeltaLake:
             commit_schema = pa.schema(list(table_schema) + [schema.field(c) for c in new_columns])
         else:
             commit_schema, new_columns = schema, []
-        app_id = _app_id(writer_id, batch_id)
         if app_id and existing is not None and existing.transaction_version(app_id) is not None:
             log.info("%s: batch %s already committed; nothing written", uri, app_id)
             return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED, True)
@@ -376,14 +449,21 @@ class DeltaLake:
                 partition_by=list(partition_by) or None,
                 storage_options=self.storage_options,
             )
-            existing = self._existing(uri)
+            existing = DeltaTable(uri, version=0 if strict else None,
+                                  storage_options=self.storage_options)  # fmt: skip
         elif new_columns:
             # create_write_transaction does not evolve the schema itself; add the new nullable
             # columns first (harmless if the data commit below then fails: they read as null).
             fields = DeltaSchema.from_arrow(pa.schema([schema.field(c) for c in new_columns]))
-            existing.alter.add_columns(fields.fields)
-            existing = self._existing(uri)
-        commit = _commit_properties(app_id, mode)
+            base = existing.version()
+            existing.alter.add_columns(
+                fields.fields, commit_properties=_commit_properties(None, mode, strict)
+            )
+            # A pinned write goes on from exactly its own schema commit.
+            next_version = base + 1 if strict else None
+            existing = DeltaTable(uri, version=next_version, storage_options=self.storage_options)
+        commit = _commit_properties(app_id, mode, strict)
+        committed = existing.version() + 1 if strict else None
         if mode is WriteMode.MERGE:
             raise ValueError("merge runs on the arrow path")
         if mode is WriteMode.REPLACE_PARTITIONS:
@@ -410,10 +490,16 @@ class DeltaLake:
                 partition_by=list(partition_by) or None,
                 commit_properties=commit,
             )
-        return self._result(uri, rows, schema, partition_by, dict(counts), WritePath.DISTRIBUTED)
+        return self._result(
+            uri, rows, schema, partition_by, dict(counts), WritePath.DISTRIBUTED,
+            version=committed,
+        )  # fmt: skip
 
-    def _result(self, uri, rows, schema, partition_by, counts, path, skipped=False) -> WriteResult:
-        dt = DeltaTable(uri, storage_options=self.storage_options)
+    def _result(
+        self, uri, rows, schema, partition_by, counts, path, skipped=False, version=None
+    ) -> WriteResult:
+        # A pinned write reports the version it committed, not whatever came after it.
+        dt = DeltaTable(uri, version=version, storage_options=self.storage_options)
         return WriteResult(
             uri=uri,
             version=dt.version(),
@@ -623,7 +709,25 @@ def _app_id(writer_id: str | None, batch_id: str | None) -> str | None:
     return f"{writer_id}/{batch_id}"
 
 
-def _commit_properties(app_id: str | None, mode: WriteMode) -> CommitProperties:
+def _commit_properties(
+    app_id: str | None, mode: WriteMode, strict: bool = False
+) -> CommitProperties:
+    """`strict`: commit on the snapshot's version + 1 or fail (no delta-rs commit retries,
+    which would rebase the commit onto someone else's)."""
     meta = {"customer360.mode": mode.value}
     txns = [Transaction(app_id, 1)] if app_id else None
-    return CommitProperties(custom_metadata=meta, app_transactions=txns)
+    retries = 0 if strict else None
+    return CommitProperties(custom_metadata=meta, app_transactions=txns, max_commit_retries=retries)
+
+
+@contextmanager
+def conflicts_raised(uri: str, read_version: int | None) -> Iterator[None]:
+    """delta-rs's failed commit (or a lost race to create the table) as `WriteConflict`."""
+    try:
+        yield
+    except CommitFailedError as exc:
+        raise WriteConflict(f"{uri}: another writer committed first ({exc})") from exc
+    except DeltaError as exc:
+        if read_version == NEW_TABLE and "already exists" in str(exc):
+            raise WriteConflict(f"{uri} was created by another writer meanwhile") from exc
+        raise

@@ -4,6 +4,10 @@ Incremental: only the customers whose history rows carry a `_merged_at` marker n
 last build (plus every quarantined customer: validation depends on the date and only ever lets a
 failing row pass later) are re-derived and applied, one Delta commit per table. Anything
 unexpected takes the full rebuild (customer360.lakehouse.incremental.full_refresh_reason).
+
+Concurrent runs: each attempt reads the history and both outputs at fixed versions and commits
+on exactly those output versions; when another run commits first it starts over (a half-applied
+attempt is then seen as "changed since the last build" and rebuilt in full).
 """
 
 from dataclasses import dataclass, field
@@ -21,9 +25,10 @@ from customer360.lakehouse.incremental import (
     ConsumerState,
     apply_changes,
     full_refresh_reason,
+    on_conflict,
     read_rows,
     read_state,
-    table_versions,
+    read_version,
     write_state,
 )
 from customer360.lakehouse.schema import delta_schema_to_arrow
@@ -87,7 +92,14 @@ class CurrentRefresh:
 
 
 def refresh_current(session: SparkSession, lake: DeltaLake, requested: bool) -> CurrentRefresh:
-    """Bring silver/customer and its quarantine up to date with the history (one snapshot)."""
+    """Bring silver/customer and its quarantine up to date with the history (one snapshot);
+    when another run commits to either output first, start over from what it wrote."""
+    return on_conflict(lambda: _refresh_once(session, lake, requested), CONSUMER)
+
+
+def _refresh_once(session: SparkSession, lake: DeltaLake, requested: bool) -> CurrentRefresh:
+    # The outputs' versions first: every commit below goes on exactly these (store.py).
+    pinned = {t: read_version(lake, *t) for t in OUTPUTS}
     history = lake.table(*HISTORY)
     version = history.version()  # everything below reads this one snapshot
     markers = _history_markers(lake, version)
@@ -103,12 +115,14 @@ def refresh_current(session: SparkSession, lake: DeltaLake, requested: bool) -> 
         if len(ids) > FULL_REBUILD_FRACTION * max(live, 1):
             reason = f"{len(ids)} of {live} customers changed"
     if reason is None:
-        valid, quarantine, removed, upserted = _apply_current_changes(session, lake, version, ids)
+        valid, quarantine, removed, upserted = _apply_current_changes(
+            session, lake, version, ids, pinned
+        )
         done = CurrentRefresh(valid, quarantine, version, "incremental",
                               customers_reprocessed=len(ids), rows_removed=removed)  # fmt: skip
     else:
         upserted = None
-        valid, quarantine = _rebuild_current(session, lake, version)
+        valid, quarantine = _rebuild_current(session, lake, version, pinned)
         done = CurrentRefresh(valid, quarantine, version, "full", reason=reason)
     # Rows not upserted were validated when they were written (and passed, or the previous
     # state would not say so): an incremental run validates what it wrote, plus the keys.
@@ -119,13 +133,18 @@ def refresh_current(session: SparkSession, lake: DeltaLake, requested: bool) -> 
     watermark = None if markers is None else pc.max(markers[MERGED_AT]).as_py()
     write_state(
         lake,
-        ConsumerState(CONSUMER, watermark, inputs, table_versions(lake, OUTPUTS),
+        # The versions this run committed (a later writer's commit is not ours).
+        ConsumerState(CONSUMER, watermark, inputs, _versions(valid, quarantine),
                       facts={"schema_ok": done.schema_ok}),
     )  # fmt: skip
     rules = lake.read_arrow("silver", "customer_quarantine", columns=["failed_rules"])
     counts = pc.value_counts(pc.list_flatten(rules["failed_rules"].combine_chunks())).to_pylist()
     done.failed_rules = {c["values"]: c["counts"] for c in counts}
     return done
+
+
+def _versions(valid: WriteResult, quarantine: WriteResult) -> dict[str, int]:
+    return {"/".join(OUTPUTS[0]): valid.version, "/".join(OUTPUTS[1]): quarantine.version}
 
 
 def bronze_live_ids(lake: DeltaLake) -> int:
@@ -180,19 +199,23 @@ def validate_customers(lake: DeltaLake, upserted: pa.Table | None) -> tuple[bool
 
 
 def _rebuild_current(
-    session: SparkSession, lake: DeltaLake, version: int
+    session: SparkSession, lake: DeltaLake, version: int, pinned: dict[tuple[str, str], int]
 ) -> tuple[WriteResult, WriteResult]:
     history = lake.read(session, *HISTORY, version=version)
     current = current_state(history).cache()
     valid, quarantined = split_valid(current)
-    valid_result = lake.write(valid, "silver", "customer")
-    quarantine_result = lake.write(quarantined, "silver", "customer_quarantine")
+    valid_result = lake.write(valid, *OUTPUTS[0], read_version=pinned[OUTPUTS[0]])
+    quarantine_result = lake.write(quarantined, *OUTPUTS[1], read_version=pinned[OUTPUTS[1]])
     current.unpersist()
     return valid_result, quarantine_result
 
 
 def _apply_current_changes(
-    session: SparkSession, lake: DeltaLake, version: int, ids: pa.Array
+    session: SparkSession,
+    lake: DeltaLake,
+    version: int,
+    ids: pa.Array,
+    pinned: dict[tuple[str, str], int],
 ) -> tuple[WriteResult, WriteResult, int, pa.Table]:
     """Re-derive the current state of `ids` and apply it: valid rows upserted into
     silver/customer, failing ones into the quarantine, each Id removed from the table it no
@@ -206,8 +229,10 @@ def _apply_current_changes(
     valid_rows = checked.filter(pc.invert(failing)).drop_columns(["failed_rules"])
     quarantined_rows = checked.filter(failing)
     everyone = pa.table({"Id": ids})
-    valid_result, removed = apply_changes(lake, "silver", "customer", valid_rows, everyone, ["Id"])
+    valid_result, removed = apply_changes(
+        lake, *OUTPUTS[0], valid_rows, everyone, ["Id"], read_version=pinned[OUTPUTS[0]]
+    )
     quarantine_result, removed_q = apply_changes(
-        lake, "silver", "customer_quarantine", quarantined_rows, everyone, ["Id"]
+        lake, *OUTPUTS[1], quarantined_rows, everyone, ["Id"], read_version=pinned[OUTPUTS[1]]
     )
     return valid_result, quarantine_result, removed + removed_q, valid_rows

@@ -261,7 +261,11 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             (dt.datetime.now(dt.UTC) - oldest).total_seconds() / 3600 if oldest is not None else 0.0
         )
         return dg.MaterializeResult(
-            metadata=_metadata(metrics, plot) | {"replay": config.replay_deferred_only},
+            metadata=_metadata(metrics, plot)
+            | {
+                "replay": config.replay_deferred_only,
+                "throughput_plot": lakehouse.plot_metadata(plot, "publish throughput"),
+            },
             check_results=[
                 dg.AssetCheckResult(
                     check_name="reconciliation",

@@ -204,7 +204,7 @@ def customer_profile(
             churn_risk_bands=dg.MetadataValue.json(_value_counts(table["churn_risk_band"])),
             duplicate_email_rows=duplicate_flagged,
             segment_rules=dg.MetadataValue.path(str(rules_path)),
-            segments_plot=dg.MetadataValue.path(str(plot)),
+            segments_plot=lakehouse.plot_metadata(plot, "profiles by value × life-stage segment"),
         ),
     )
     yield dg.MaterializeResult(

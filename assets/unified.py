@@ -247,7 +247,7 @@ def customer_identity(
         "oversized_blocks": dg.MetadataValue.json(facts["oversized"]),
         "ids": dg.MetadataValue.json(facts["id_origin"]),
         "match_rules": dg.MetadataValue.path(str(config_path())),
-        "quality_plot": dg.MetadataValue.path(facts["plot"]),
+        "quality_plot": lakehouse.plot_metadata(facts["plot"], "match quality"),
     }
     if refresh == "incremental":
         quality["incremental"] = dg.MetadataValue.json(facts["incremental"])

@@ -4,7 +4,9 @@ see what the daemon is doing (runs, backfills, sensors, materialisation metadata
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,12 +41,14 @@ def cli(home: Path, *args: str) -> str:
     return done.stdout
 
 
-def stage_sample_data(home: Path, staging: Path, kkbox_members: int) -> list[Path]:
-    """Sample data in landing, except the newest export folder: returned to be dropped later.
+def stage_sample_data(home: Path, staging: Path, kkbox_members: int) -> tuple[list[Path], int]:
+    """Sample data in landing, except the newest export folder, held back for the test to drop
+    later; returns the held folders and the live customers expected once they are in.
 
     The export is generated in `staging` and all but its last folder moved into landing, so the
     test can drop a new folder the way Synapse Link adds one."""
-    cli(staging, "generate", "customers", "--change-folders", "2", "--no-second-source")
+    said = cli(staging, "generate", "customers", "--change-folders", "2", "--no-second-source")
+    expected_live = int(re.search(r"expect ([\d,]+) live customers", said)[1].replace(",", ""))
     cli(home, "generate", "kkbox", "--members", str(kkbox_members))
     source = staging / "landing"
     landing = home / "landing"
@@ -55,7 +59,7 @@ def stage_sample_data(home: Path, staging: Path, kkbox_members: int) -> list[Pat
     parked = staging / "held" / held.name
     parked.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(held, parked)
-    return [parked]
+    return [parked], expected_live
 
 
 def drop_folder(parked: Path, landing: Path) -> Path:
@@ -93,6 +97,9 @@ class DevServer:
             "DAGSTER_CLI_DEV_PORT": str(self.ui_port),
             "DAGSTER_CLI_DEV_HOST": "127.0.0.1",
             "C360_DASHBOARD_PORT": str(self.files_port),
+            # On a loaded 2-core runner the code server can take over the default 60 s to
+            # answer a run launch; the run would fail with DagsterUserCodeUnreachableError.
+            "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -118,11 +125,11 @@ class DevServer:
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):  # run workers outliving `dagster dev`
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        self.process.wait(timeout=30)
 
     def graphql(self, query: str, **variables) -> dict:
         response = httpx.post(

@@ -138,7 +138,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     page.goto(f"{ui}/assets/silver/customer_history?view=checks")
     page.get_by_text("one_current_row_per_id").first.click()
     runs_before = {r["runId"] for r in server.runs()}
-    page.get_by_role("button", name="Execute").first.click()
+    page.get_by_role("button", name="Execute", exact=True).click()
     server.wait_until_settled(quiet=5, timeout=600)
     check_runs = [r for r in server.runs() if r["runId"] not in runs_before]
     assert check_runs and all(r["status"] == "SUCCESS" for r in check_runs), check_runs

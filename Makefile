@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export C360_HOME ?= $(CURDIR)/.c360
 export DAGSTER_HOME ?= $(C360_HOME)/dagster
+# Screenshots and the server log of the browser test (tests/ui) land here.
+export C360_UI_ARTIFACTS ?= $(C360_HOME)/ui-artifacts
 
-.PHONY: setup java chromium demo dev run test lint format bench clean
+.PHONY: setup java chromium demo dev run test test-ui lint format bench clean
 
 # Re-install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -31,7 +33,8 @@ java:
 	  fi; \
 	fi
 
-# The churn dashboard test renders the HTML in headless Chromium.
+# The churn dashboard test and the UI test (Playwright, executable_path) drive this Chromium:
+# Playwright's own browser download is never used.
 chromium:
 	@if ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -66,6 +69,11 @@ test: setup chromium lint
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/pytest
+
+# Only the UI tests: metadata, file server, and the browser test of `customer360 dev` (all
+# also part of `make test`).
+test-ui: setup chromium
+	$(BIN)/pytest tests/ui
 
 bench: setup
 	$(PY) bench/lake_io.py

@@ -408,7 +408,7 @@ def churn_dashboard(
     return dg.MaterializeResult(
         metadata={
             "dashboard_path": dg.MetadataValue.path(str(path)),
-            "dashboard_url": dg.MetadataValue.url(path.as_uri()),
+            "dashboard_url": lakehouse.link_metadata(path),
             "members_scored": len(predictions_pdf),
         }
     )

@@ -362,7 +362,11 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             f"{metrics.duration_seconds:.1f} s ({metrics.records_per_second:,.0f} rows/s)"
         )
         return dg.MaterializeResult(
-            metadata=_metadata(metrics, plot) | {"replay": config.replay_deferred_only},
+            metadata=_metadata(metrics, plot)
+            | {
+                "replay": config.replay_deferred_only,
+                "throughput_plot": lakehouse.plot_metadata(plot, "publish throughput"),
+            },
             check_results=_check_results(metrics, expected, sink, lakehouse),
         )
 

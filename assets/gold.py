@@ -100,7 +100,9 @@ def customer_profile(
             duplicate_email_rows=figures.duplicate_flagged,
             enrichments=dg.MetadataValue.json(build.enrichments),
             segment_rules=dg.MetadataValue.path(str(build.rules_path)),
-            segments_plot=dg.MetadataValue.path(str(figures.plot)),
+            segments_plot=lakehouse.plot_metadata(
+                figures.plot, "profiles by value × life-stage segment"
+            ),
         ),
     )
     yield dg.MaterializeResult(

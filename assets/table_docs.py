@@ -29,7 +29,9 @@ TABLE_DESCRIPTIONS = {
     "different profiles: for a person to confirm or reject.",
 }
 
-#: Column comments shown to SQL clients (columns not listed get their Delta type as comment).
+#: What each column holds, by name (a name means the same in every table): the Description
+#: column of `dagster/column_schema` in the UI for every lake write, and the column comments SQL
+#: clients see in the lake database (columns not listed get their Delta type as comment).
 COLUMN_DOCS = {
     "unified_customer_id": "the person's stable id (uuid5 of the anchor record; carried forward)",
     "customer_id": "Dataverse Id (crc33_customerid) of the person's primary Dataverse record",
@@ -73,4 +75,54 @@ COLUMN_DOCS = {
     "as_of": "latest Synapse Link export time in the data (pins age and tenure)",
     "segment_type": "value_segment, life_stage_segment, age_band or extra",
     "segment": "segment name",
+    # Synapse Link export and silver customers (silver drops the crc33_ publisher prefix)
+    "Id": "Dataverse record id (GUID) of the customer row",
+    "SinkCreatedOn": "when Synapse Link first wrote the row to the lake",
+    "SinkModifiedOn": "when Synapse Link last wrote the row (orders versions with versionnumber)",
+    "IsDelete": "Synapse Link delete marker: the row records a deletion",
+    "versionnumber": "Dataverse row version (rowversion); higher is newer",
+    "createdon": "when the record was created in Dataverse",
+    "modifiedon": "when the record was last modified in Dataverse",
+    "statecode": "Dataverse state (0 active, 1 inactive)",
+    "statuscode": "Dataverse status reason",
+    "firstname": "first name, trimmed",
+    "lastname": "last name, trimmed",
+    "name": "full name",
+    "country": "country as entered",
+    "city": "city, trimmed",
+    "state": "state or region",
+    "streetaddress": "street address",
+    "dateofbirth": "date of birth",
+    "loyaltytier": "loyalty tier (a column added mid-stream: null in older versions)",
+    "_source_file": "landing file the row was read from",
+    "_source_line": "line of the row in that file",
+    "_export_folder": "Synapse Link export folder (the partition) the row came from",
+    "_ingested_at": "when bronze ingested the row",
+    "_partition": "the Dagster partition key that wrote the row",
+    "valid_from": "SCD2: this version is valid from (its SinkModifiedOn)",
+    "valid_to": "SCD2: the next version's valid_from; null while current",
+    "is_current": "SCD2: the newest version of this Id",
+    "is_deleted": "SCD2: this version records a deletion",
+    "history_key": "Id and version: the history row's key",
+    "_merged_at": "when the incremental merge wrote this history row",
+    "failed_rules": "validation rules the row breaks (why it is quarantined)",
+    # finance
+    "month": "calendar month (YYYY-MM)",
+    "month_start": "first day of the month",
+    "income": "income in the month",
+    "spend": "spend in the month",
+    "source_file": "finance file the row came from (the latest drop wins)",
+    # identity resolution and churn
+    "left_source": "source of the pair's first record",
+    "left_key": "key of the pair's first record in its source",
+    "right_source": "source of the pair's second record",
+    "right_key": "key of the pair's second record in its source",
+    "matched_rules": "every match rule that linked the pair",
+    "threshold": "score at or above which the rule (or the churn model) decides yes",
+    "review_threshold": "score from which a pair is shown for review",
+    "msno": "KKBox member id",
+    "period_start": "first day of the scored month",
+    "above_threshold": "churn probability at or above the profit-optimal threshold",
+    "risk_band": "churn risk band of the probability",
+    "model_version": "version (training time) of the model that scored the row",
 }

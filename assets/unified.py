@@ -158,7 +158,7 @@ def _link_metadata(build: IdentityBuild) -> dict[str, Any]:
         "oversized_blocks": dg.MetadataValue.json(facts["oversized"]),
         "ids": dg.MetadataValue.json(facts["id_origin"]),
         "match_rules": dg.MetadataValue.path(str(config_path())),
-        "quality_plot": dg.MetadataValue.path(facts["plot"]),
+        "quality_plot": lakehouse.plot_metadata(facts["plot"], "match quality"),
     }
     if build.refresh == "incremental":
         quality["incremental"] = dg.MetadataValue.json(facts["incremental"])

@@ -15,9 +15,11 @@ import pyarrow as pa
 from dagster_deltalake import AzureConfig, LocalConfig
 from pydantic import Field
 
+from assets.table_docs import COLUMN_DOCS
 from customer360.bronze.ingest import Ingested
 from customer360.bronze.rejected import REJECTED_TABLE
 from customer360.lakehouse import DeltaLake, WriteMode, WritePath, WriteResult
+from resources.ui_metadata import image_metadata, link_metadata, table_preview
 
 
 class LakehouseResource(dg.ConfigurableResource):
@@ -52,6 +54,14 @@ class LakehouseResource(dg.ConfigurableResource):
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def plot_metadata(self, path: str | Path, title: str) -> dg.MarkdownMetadataValue:
+        """A PNG this asset wrote, as Markdown the UI shows inline (the file stays)."""
+        return image_metadata(path, title, self.root_uri)
+
+    def link_metadata(self, path: str | Path) -> dg.MetadataValue:
+        """A browser link to a file under the lake (served by `customer360 dev`), else its path."""
+        return link_metadata(path, self.root_uri)
+
     def exists(self, layer: str, table: str) -> bool:
         return self.lake.exists(layer, table)
 
@@ -69,10 +79,15 @@ class LakehouseResource(dg.ConfigurableResource):
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The table's columns with their type and, where written down in assets/table_docs.py,
+    what they hold (the UI's Description column)."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                f.name, str(f.type), constraints=dg.TableColumnConstraints(nullable=f.nullable)
+                f.name,
+                str(f.type),
+                description=COLUMN_DOCS.get(f.name),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable),
             )
             for f in schema
         ]
@@ -81,9 +96,10 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
 
 def write_metadata(result: WriteResult, **extra: Any) -> dict[str, Any]:
     """The metadata every lake write reports: row count, schema, URI, Delta version, partitions."""
+    schema = column_schema(result.schema)
     meta: dict[str, Any] = {
         "dagster/row_count": result.table_rows,
-        "dagster/column_schema": column_schema(result.schema),
+        "dagster/column_schema": schema,
         "dagster/uri": dg.MetadataValue.path(result.uri),
         "table_uri": dg.MetadataValue.path(result.uri),
         "delta_version": result.version,
@@ -94,6 +110,9 @@ def write_metadata(result: WriteResult, **extra: Any) -> dict[str, Any]:
         meta["partition_row_counts"] = dg.MetadataValue.json(result.partition_row_counts)
     if result.skipped:
         meta["skipped_already_committed"] = True
+    preview = table_preview(result.uri, result.version, schema)
+    if preview is not None:
+        meta["preview"] = preview
     meta.update(extra)
     return meta
 

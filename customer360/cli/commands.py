@@ -186,9 +186,29 @@ def dev(wait: bool) -> None:
     import subprocess
 
     _dagster_home()
-    with _exclusive_home(wait), _dataverse_for_local_runs(seed_customers=True):
+    with (
+        _exclusive_home(wait),
+        _dataverse_for_local_runs(seed_customers=True),
+        _lake_file_server(),
+    ):
         command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
         sys.exit(subprocess.call(command))
+
+
+@contextlib.contextmanager
+def _lake_file_server():
+    """Serve the churn dashboard and plots on 127.0.0.1 (a local lake only); the runs that
+    `dagster dev` starts inherit C360_DASHBOARD_URL and link to it."""
+    from customer360.cli.dashboard_server import URL_ENV, serve_lake_files
+
+    lake_root = get_settings().lake_root
+    if "://" in lake_root:
+        yield None
+        return
+    with serve_lake_files(lake_root) as served:
+        os.environ[URL_ENV] = served.url
+        click.echo(f"churn dashboard and plots: {served.url}")
+        yield served
 
 
 @main.group()

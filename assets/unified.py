@@ -117,7 +117,8 @@ def customer_identity(
     links, pairs, review = (build.written[name] for name in (LINKS, PAIRS, CANDIDATES))
     previous_rate = _previous_merge_rate(context)
     yield dg.MaterializeResult(
-        asset_key=SOURCE_LINK_KEY, metadata=write_metadata(links, **_link_metadata(build))
+        asset_key=SOURCE_LINK_KEY,
+        metadata=write_metadata(links, **_link_metadata(build, lakehouse)),
     )
     yield dg.MaterializeResult(
         asset_key=MATCH_PAIRS_KEY,
@@ -139,7 +140,7 @@ def customer_identity(
     yield merge_rate_check(figures["merge_rate"], previous_rate, unify_cfg.max_merge_rate_change)
 
 
-def _link_metadata(build: IdentityBuild) -> dict[str, Any]:
+def _link_metadata(build: IdentityBuild, lakehouse: LakehouseResource) -> dict[str, Any]:
     """The resolution's figures, as the link table's metadata."""
     facts, figures, accuracy = build.facts, build.facts["figures"], build.facts.get("accuracy")
     quality: dict[str, Any] = {

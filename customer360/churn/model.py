@@ -157,8 +157,10 @@ def _train(
     if test is not None:
         metrics["test"] = evaluate(calibrated, test)
     metrics["headline"] = "test" if test is not None else "validation"
-    metrics["feature_importance"] = feature_importance(
-        fitted, validation, repeats=importance_repeats, random_state=random_state
+    metrics["feature_importance"] = (
+        feature_importance(fitted, validation, repeats=importance_repeats, random_state=random_state)
+        if importance_repeats > 0
+        else []
     )
     x_eval, y_eval = _xy(test if test is not None else validation, metrics["headline"])
     metrics["precision_recall_curve"] = pr_curve(y_eval, calibrated.predict_proba(x_eval)[:, 1])

@@ -284,6 +284,18 @@ def _activity_features(
     joined = base.join(activity, ["msno", "period_start"], "left").fillna(
         0, subset=[*counted, *_SUMMED]
     )
+    columns = _activity_columns()
+    # Engagement the logs do not cover is unknown: NULL, never a count of zero.
+    known = _covered(logs[0], logs[1], F.col("window_start"), window_to)
+    return joined.select(
+        "msno",
+        "period_start",
+        *[F.when(known, columns[name]).alias(name) for name in ACTIVITY_FEATURES],
+    )
+
+
+def _activity_columns() -> dict[str, Column]:
+    """The 30 activity features from the per-window sums (zero denominators → 0)."""
     columns: dict[str, Column] = {
         "days_total": F.col("days_total").cast("int"),
         "days_with_session": F.col("days_with_session").cast("int"),
@@ -305,13 +317,7 @@ def _activity_features(
         columns[f"ratio_{x}_after_exp_to_days_after_exp_with_session"] = _ratio(
             after, F.col("days_after_exp_with_session")
         )
-    # Engagement the logs do not cover is unknown: NULL, never a count of zero.
-    known = _covered(logs[0], logs[1], F.col("window_start"), window_to)
-    return joined.select(
-        "msno",
-        "period_start",
-        *[F.when(known, columns[name]).alias(name) for name in ACTIVITY_FEATURES],
-    )
+    return columns
 
 
 # ---------------------------------------------------------------------------------------------

@@ -134,9 +134,7 @@ def test_other_layouts_write_kaggles_other_file_sets(tmp_path, layout, stems):
 
 
 def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(tmp_path):
-    paths = generate_kkbox(
-        tmp_path / "landing", members=3000, seed=6, truth_dir=tmp_path / "truth"
-    )
+    paths = generate_kkbox(tmp_path / "landing", members=3000, seed=6, truth_dir=tmp_path / "truth")
     truth = pd.read_csv(paths["truth"])
     assert paths["truth"].parent == tmp_path / "truth"
     assert not list((tmp_path / "landing").glob("truth*"))

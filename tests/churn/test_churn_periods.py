@@ -73,7 +73,9 @@ def test_overrides_win_and_bad_months_are_named():
     )
     periods = detect_periods(facts, overrides)
     assert (periods.train, periods.validation, periods.scoring) == (
-        (d(2016, 10, 1),), d(2016, 11, 1), d(2016, 12, 1)
+        (d(2016, 10, 1),),
+        d(2016, 11, 1),
+        d(2016, 12, 1),
     )
     assert "set by hand" in " ".join(periods.reasons)
     assert parse_month("2017-03") == d(2017, 3, 1)
@@ -112,7 +114,7 @@ def test_layouts_and_label_file_months():
     assert v2.name == "kaggle-v2" and v2.transactions == ("transactions.csv", "transactions_v2.csv")
     bare = detect_layout(["members_v3.csv", "transactions_v2.csv", "user_logs_v2.csv"])
     assert bare.name == "label-less" and bare.label_files == ()
-    with pytest.raises(KKBoxLayoutError, match="user_logs.csv or user_logs_v2.csv"):
+    with pytest.raises(KKBoxLayoutError, match=r"user_logs\.csv or user_logs_v2\.csv"):
         detect_layout(["members_v3.csv", "transactions.csv"])
     months = label_file_months(
         ("train.csv", "train_v2.csv"),

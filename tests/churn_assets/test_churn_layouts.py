@@ -63,7 +63,7 @@ def v1_2016(spark, tmp_path_factory):
 
 
 def test_v1_drop_of_2016_detects_its_months_and_uses_train_csv(v1_2016):
-    lakehouse, result = v1_2016
+    _, result = v1_2016
     assert result.success
     periods = _meta(result, churn_assets.PERIODS_KEY)
     assert periods["scoring_month"].value == "2016-10"
@@ -97,7 +97,7 @@ def test_label_less_drop_labels_every_month_from_transactions(spark, tmp_path_fa
     home = tmp_path_factory.mktemp("label-less")
     generate_kkbox(home / "landing" / "kkbox", members=1200, seed=4, layout="label-less")
     assert not list((home / "landing" / "kkbox").glob("train*.csv"))
-    lakehouse, result = _materialise(home, ChurnSettingsResource(max_train_months=2))
+    _, result = _materialise(home, ChurnSettingsResource(max_train_months=2))
     assert result.success
     periods = _meta(result, churn_assets.PERIODS_KEY)
     assert periods["scoring_month"].value == "2017-04"

@@ -335,8 +335,16 @@ TREND_FEATURES: tuple[str, ...] = (
                                                         "plays_per_active_day")],
     "active_trend",
     "plays_trend",
+    "ramp_active",
+    "flat_active",
+    "ramp_ratio",
+    "ramp_plays",
+    "flat_plays",
+    "ramp_plays_ratio",
     "cancel_count",
 )  # fmt: skip
+#: Days before the expiry over which a fading member's listening is expected to fall.
+FADE_DAYS = 90
 #: All model inputs, in the order the model sees them: the reference set + the trend.
 FEATURE_COLUMNS: tuple[str, ...] = REFERENCE_FEATURES + TREND_FEATURES
 
@@ -345,6 +353,43 @@ def log_range(user_logs: DataFrame) -> tuple[dt.date | None, dt.date | None]:
     """(first, last) log date: engagement outside it is unknown, not zero."""
     row = user_logs.agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
     return (row["first"], row["last"]) if row else (None, None)
+
+
+def _days_into_fade(day: Column, expiry: Column) -> Column:
+    return F.datediff(day, F.date_sub(expiry, FADE_DAYS)) / F.lit(float(FADE_DAYS))
+
+
+def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> dict:
+    """Listening where a fading member's fall is expected (weighted by the ramp towards the
+    known expiry) against where it is not: a fall aligned with the member's own expiry."""
+    p = F.col("period_start")
+    # Σ ramp over every day of the window (listened or not), without exploding the days.
+    ramp_total = F.aggregate(
+        F.sequence(F.lit(1), F.lit(longest)),
+        F.lit(0.0),
+        lambda acc, k: (
+            acc
+            + F.least(
+                F.greatest(_days_into_fade(F.date_sub(p, k), F.col("_exp")), F.lit(0.0)), F.lit(1.0)
+            )
+        ),
+    )
+    flat_total = F.lit(float(longest)) - ramp_total
+    known = _covered(logs[0], logs[1], F.date_sub(p, longest), F.date_sub(p, 1))
+
+    def share(column: str, total: Column) -> Column:
+        value = F.coalesce(F.col(column), F.lit(0.0))
+        return F.when(known, F.when(total > 0, value / total).otherwise(F.lit(0.0)))
+
+    columns = {
+        "ramp_active": share("_ramp_days", ramp_total),
+        "flat_active": share("_flat_days", flat_total),
+        "ramp_plays": share("_ramp_plays", ramp_total),
+        "flat_plays": share("_flat_plays", flat_total),
+    }
+    columns["ramp_ratio"] = (columns["ramp_active"] + 0.05) / (columns["flat_active"] + 0.05)
+    columns["ramp_plays_ratio"] = (columns["ramp_plays"] + 1) / (columns["flat_plays"] + 1)
+    return columns
 
 
 def _covered(first: dt.date | None, last: dt.date | None, lo: Column, hi: Column) -> Column:
@@ -370,19 +415,29 @@ def _trend_features(
         .groupBy("msno", "date")
         .agg(F.sum(plays).alias("plays"))
     )
-    state = current.select("msno", "period_start")
+    state = current.select("msno", "period_start", F.col("membership_expire_date").alias("_exp"))
     back = F.datediff(F.col("period_start"), F.col("date"))
     joined = daily.join(state, "msno").where((back >= 1) & (back <= longest))
-    sums = []
+    # How far into the fall before the expiry a day is: 0 before expiry − FADE_DAYS, 1 at it.
+    ramp = F.least(
+        F.greatest(_days_into_fade(F.col("date"), F.col("_exp")), F.lit(0.0)), F.lit(1.0)
+    )
+    sums = [
+        F.sum(ramp).alias("_ramp_days"),
+        F.sum(1 - ramp).alias("_flat_days"),
+        F.sum(ramp * F.col("plays")).alias("_ramp_plays"),
+        F.sum((1 - ramp) * F.col("plays")).alias("_flat_plays"),
+    ]
     for name, lo, hi in TREND_WINDOWS:
         inside = back.between(lo, hi)
         sums.append(F.sum(inside.cast("int")).alias(f"_days_{name}"))
         sums.append(F.sum(F.when(inside, F.col("plays")).otherwise(0)).alias(f"_plays_{name}"))
     activity = joined.groupBy("msno", "period_start").agg(*sums)
-    out = current.select("msno", "period_start", "cancel_count").join(
-        activity, ["msno", "period_start"], "left"
-    )
+    out = current.select(
+        "msno", "period_start", "cancel_count", F.col("membership_expire_date").alias("_exp")
+    ).join(activity, ["msno", "period_start"], "left")
     columns: dict[str, Column] = {"cancel_count": F.col("cancel_count").cast("int")}
+    columns.update(_ramp_columns(logs, longest))
     for name, lo, hi in TREND_WINDOWS:
         length = hi - lo + 1
         known = _covered(

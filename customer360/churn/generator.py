@@ -44,9 +44,9 @@ from customer360.churn.schemas import (
 DEFAULT_START = dt.date(2016, 1, 1)
 #: Kaggle's data end; the last month (March 2017) goes to the *_v2 files and train_v2.csv.
 DEFAULT_END = dt.date(2017, 3, 31)
-#: User logs cover the last months of the range: three training months, the validation month
+#: User logs cover the last months of the range: six training months, the validation month
 #: and the 90-day engagement look-back before the first training month.
-LOG_MONTHS = 7
+LOG_MONTHS = 10
 
 _EPOCH = dt.date(1970, 1, 1)
 _NEVER = np.iinfo(np.int32).max // 2
@@ -180,17 +180,20 @@ def _write_layout(out, layout, msno, traits, full_tx, logs, last_month) -> dict[
 def _write_truth(
     truth_dir: Path, msno, sim: _Simulation, month: dt.date, layout: str, seed: int
 ) -> Path:
-    """The scoring month's labelled members with the probability their outcome was drawn with
-    (the term whose effective expiry the label refers to) and the outcome by the official
-    rules on the simulated future."""
+    """The scoring month's labelled members with their true churn probability and outcome.
+
+    `churn_probability` is the probability as of the month's first day: everything the world
+    had drawn by then (plan, auto-renew, discount, fading, member effect, a cancel already made)
+    is known, and a cancel still to come is weighed by its chance — a prediction made on that
+    day cannot know later draws, so an oracle that did would not be a fair yardstick.
+    `drawn_probability` is the one the outcome was drawn with (it includes later cancels).
+    """
     labels = label_period_arrays(sim.transactions, month)
-    terms = pd.DataFrame(
-        {
-            "member": np.concatenate([t["member"] for t in sim.terms]),
-            "last_expire": np.concatenate([t["end"] for t in sim.terms]),
-            "churn_probability": np.concatenate([t["probability"] for t in sim.terms]),
-        }
-    ).drop_duplicates(["member", "last_expire"], keep="last")
+    keys = ("member", "end", "probability", "p_cancel", "p_stay", "cancel_chance",
+            "cancel_from", "cancel_span", "cancel_day")  # fmt: skip
+    terms = pd.DataFrame({k: np.concatenate([t[k] for t in sim.terms]) for k in keys})
+    terms = terms.rename(columns={"end": "last_expire"})
+    terms = terms.drop_duplicates(["member", "last_expire"], keep="last")
     truth = labels.merge(terms, on=["member", "last_expire"], how="inner")
     truth_dir.mkdir(parents=True, exist_ok=True)
     path = truth_dir / "truth.csv"
@@ -199,7 +202,8 @@ def _write_truth(
             "msno": msno[truth["member"].to_numpy()],
             "period_start": month.isoformat(),
             "is_churn": truth["is_churn"].to_numpy(),
-            "churn_probability": truth["churn_probability"].round(6).to_numpy(),
+            "churn_probability": np.round(_probability_on(truth, _day(month)), 6),
+            "drawn_probability": truth["probability"].round(6).to_numpy(),
         }
     ).to_csv(path, index=False)
     (truth_dir / "truth.json").write_text(
@@ -215,6 +219,18 @@ def _write_truth(
         )
     )
     return path
+
+
+def _probability_on(terms: pd.DataFrame, day: int) -> np.ndarray:
+    """P(churn) known on `day`: a cancel before it is certain, one after it is weighed by its
+    chance given that none happened yet (the cancel day is uniform over its span)."""
+    cancelled = terms["cancel_day"].to_numpy() < day
+    span = terms["cancel_span"].to_numpy()
+    after = np.clip(terms["cancel_from"].to_numpy() + span - day, 0, span) / span
+    chance = terms["cancel_chance"].to_numpy()
+    still = chance * after / (1 - chance * (1 - after))
+    blended = still * terms["p_cancel"].to_numpy() + (1 - still) * terms["p_stay"].to_numpy()
+    return np.where(cancelled, terms["p_cancel"].to_numpy(), blended)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,7 +407,8 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
 
     fading = rng.random(k) < _sigmoid(-2.0 + 0.8 * traits.risk[idx])
     cancel = rng.random(k) < _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
-    cancel_day = day + 1 + (rng.random(k) * np.maximum(plan_days - 2, 1)).astype(np.int64)
+    cancel_span = np.maximum(plan_days - 2, 1)
+    cancel_day = day + 1 + (rng.random(k) * cancel_span).astype(np.int64)
     cancel_expiry = np.where(rng.random(k) < 0.5, cancel_day, expiry)
     if cancel.any():
         c = cancel
@@ -400,17 +417,17 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
                   np.zeros(int(c.sum()), bool), cancel_day[c], cancel_expiry[c], True)
         )  # fmt: skip
     effective = np.where(cancel, cancel_expiry, expiry)
+    cancel_chance = _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
     logit = (
         drivers.intercept
         + drivers.manual_renewal * ~is_auto
-        + drivers.cancel * cancel
         + drivers.fading * fading
         + drivers.discount * (paid < list_price)
         + drivers.cheap_plan * ((plan_days == 30) & (list_price < 149))
         + drivers.long_plan * (plan_days >= 180)
         + traits.risk[idx]
     )
-    probability = _sigmoid(logit)
+    probability = _sigmoid(logit + drivers.cancel * cancel)
     churn = rng.random(k) < probability
     _next_transaction(rng, state, idx, day, effective, is_auto, cancel, cancel_day, churn)
     _change_plans(rng, state, idx, cancel, is_auto)
@@ -420,6 +437,14 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
         "end": effective,
         "fading": fading,
         "probability": probability,
+        # What the truth needs to condition on a day: churn odds with and without a cancel,
+        # the cancel's chance and the days it could fall on (uniform over cancel_span).
+        "p_cancel": _sigmoid(logit + drivers.cancel),
+        "p_stay": _sigmoid(logit),
+        "cancel_chance": cancel_chance,
+        "cancel_from": day + 1,
+        "cancel_span": cancel_span,
+        "cancel_day": np.where(cancel, cancel_day, _NEVER),
     }
 
 

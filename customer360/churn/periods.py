@@ -53,7 +53,7 @@ def periods_frame(spark: SparkSession, periods: Sequence[dt.date]) -> DataFrame:
 #: Days of engagement (user logs) and transaction history a training month's features look at.
 ENGAGEMENT_LOOKBACK_DAYS = 90
 #: Default number of training months (the newest labelled ones before the validation month).
-DEFAULT_TRAIN_MONTHS = 3
+DEFAULT_TRAIN_MONTHS = 6
 
 
 @dataclass(frozen=True)

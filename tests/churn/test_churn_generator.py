@@ -140,12 +140,13 @@ def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(tmp_pa
     assert not list((tmp_path / "landing").glob("truth*"))
     assert (truth["period_start"] == "2017-04-01").all()  # the month after the data's end
     assert truth["churn_probability"].between(0, 1).all()
-    # Outcomes are drawn with these probabilities: calibrated within sampling error, and
-    # far better than chance at ranking.
+    # Outcomes follow these probabilities (as of April 1st): calibrated within sampling error,
+    # and far better than chance at ranking; the drawn ones also knew April's cancels.
     assert abs(truth["churn_probability"].mean() - truth["is_churn"].mean()) < 0.03
     churners = truth.loc[truth["is_churn"] == 1, "churn_probability"].mean()
     stayers = truth.loc[truth["is_churn"] == 0, "churn_probability"].mean()
     assert churners > 3 * stayers
+    assert truth["drawn_probability"].between(0, 1).all()
     # Every truth member is in scope for April on the files' transactions (the submission).
     submission = pd.read_csv(paths["sample_submission_v2"])
     assert set(truth["msno"]) - set(submission["msno"]) == set() or len(

@@ -26,7 +26,8 @@ def test_kaggle_v2_scores_april_validates_on_train_v2_march():
     periods = detect_periods(facts)
     assert periods.scoring == d(2017, 4, 1)
     assert periods.validation == d(2017, 3, 1)
-    assert periods.train == (d(2016, 12, 1), d(2017, 1, 1), d(2017, 2, 1))
+    months = [d(2016, m, 1) for m in (9, 10, 11, 12)] + [d(2017, 1, 1), d(2017, 2, 1)]
+    assert periods.train == tuple(months)
     # train_v2 labels a month the transactions cannot; train.csv one they can: cross-checked.
     assert periods.file_only == {"train_v2.csv": d(2017, 3, 1)}
     assert periods.cross_checked == {"train.csv": d(2017, 2, 1)}
@@ -47,7 +48,12 @@ def test_label_less_drop_validates_on_the_newest_derivable_month():
     periods = detect_periods(facts)
     assert periods.scoring == d(2017, 4, 1)
     assert periods.validation == d(2017, 2, 1)  # March needs April's renewals
-    assert periods.train == (d(2016, 11, 1), d(2016, 12, 1), d(2017, 1, 1))
+    # Logs from June 2016: September is the first month whose 90-day look-back they cover.
+    assert periods.train == (d(2016, 9, 1), d(2016, 10, 1), d(2016, 11, 1), d(2016, 12, 1),
+                             d(2017, 1, 1))  # fmt: skip
+    assert detect_periods(facts, PeriodOverrides(train_months=2)).train == (
+        d(2016, 12, 1), d(2017, 1, 1)
+    )  # fmt: skip
 
 
 def test_a_2016_drop_gets_2016_months_and_partial_log_coverage_is_reported():

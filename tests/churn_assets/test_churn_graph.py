@@ -73,7 +73,9 @@ def test_every_churn_asset_materialises_with_model_scores(churn_graph):
 def test_v2_periods_labels_and_the_label_file_cross_check(churn_graph):
     _, _, _, _, result = churn_graph
     periods = _meta(result, churn_assets.PERIODS_KEY)
-    assert periods["train_months"].value == ["2016-12", "2017-01", "2017-02"]
+    assert periods["train_months"].value == [
+        "2016-09", "2016-10", "2016-11", "2016-12", "2017-01", "2017-02"
+    ]  # fmt: skip
     assert periods["validation_month"].value == "2017-03"  # train_v2.csv
     assert periods["scoring_month"].value == "2017-04"
     labels = _meta(result, churn_assets._key("labels"))
@@ -106,7 +108,8 @@ def test_dashboard_file_and_customer_enrichment(churn_graph):
     html = Path(path).read_text(encoding="utf-8")
     assert html.count("<svg") >= 6 and "http://" not in html.split("<svg")[0]
     assert path.endswith("churn-2017-04.html")
-    for fact in ("Training months", "2016-12, 2017-01, 2017-02", "Validation month",
+    for fact in ("Training months", "2016-09, 2016-10, 2016-11, 2016-12, 2017-01, 2017-02",
+                 "Validation month",
                  "2017-03", "Scoring month", "2017-04"):  # fmt: skip
         assert fact in html
     assert _meta(result, churn_assets.RISK_KEY)["scoring_period"].value == "2017-04"

@@ -2,6 +2,7 @@
 and churn risk for the customer profile. Logic lives in customer360/churn (Dagster-free)."""
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from customer360.churn import (
     DashboardCurves,
     choose_threshold,
     churn_history,
+    cross_check_labels,
     features_for_periods,
     label_periods,
     load_model,
@@ -35,6 +37,17 @@ from customer360.churn import (
     transactions_clean,
     transactions_enhanced,
 )
+from customer360.churn.layout import (
+    LABEL_FILES,
+    LOG_FILES,
+    MEMBERS_FILE,
+    TRANSACTION_FILES,
+    KKBoxLayout,
+    KKBoxLayoutError,
+    data_facts,
+    layout_of_directory,
+)
+from customer360.churn.periods import ChurnPeriods, detect_periods
 from resources.churn import ChurnSettingsResource
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.landing import LandingZoneResource
@@ -42,11 +55,12 @@ from resources.spark import SparkResource
 
 GROUP = "churn"
 KKBOX_AREA = "kkbox"
+#: Kaggle's files per bronze table, in order; which are present decides the layout.
 FILES = {
-    "members": ("members_v3.csv",),
-    "transactions": ("transactions.csv", "transactions_v2.csv"),
-    "user_logs": ("user_logs.csv", "user_logs_v2.csv"),
-    "train_labels": ("train_v2.csv",),
+    "members": (MEMBERS_FILE,),
+    "transactions": TRANSACTION_FILES,
+    "user_logs": LOG_FILES,
+    "train_labels": tuple(LABEL_FILES),
 }
 READERS = {
     "members": read_members,
@@ -55,32 +69,53 @@ READERS = {
     "train_labels": read_train,
 }
 DATE_COLUMN = {"transactions": "transaction_date", "user_logs": "date"}
+#: Tables whose rows keep the file they came from (label months are decided per file).
+WITH_SOURCE_FILE = {"transactions", "train_labels"}
+PERIODS_KEY = dg.AssetKey(["churn", "periods"])
 EAGER = dg.AutomationCondition.eager()
+#: Unscored scoring candidates listed in metadata (the count covers all of them).
+UNSCORED_SAMPLE = 50
 
 
 def _key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["churn", name])
 
 
-def _local_path(landing: LandingZoneResource, name: str) -> str:
+def _landing_dir(landing: LandingZoneResource) -> Path:
     """Spark reads the landing files directly (they can be tens of GB)."""
     root = getattr(landing, "root", None)
     if root is None:
         raise dg.Failure("KKBox files are read from the local landing zone in this version")
-    return str(Path(root) / KKBOX_AREA / name)
+    return Path(root) / KKBOX_AREA
+
+
+def _layout(landing: LandingZoneResource) -> KKBoxLayout:
+    try:
+        return layout_of_directory(_landing_dir(landing))
+    except KKBoxLayoutError as error:
+        raise dg.Failure(f"{error} in {_landing_dir(landing)}: drop Kaggle's KKBox files") from None
 
 
 def _read_kkbox(spark, landing, table: str):
+    layout = _layout(landing)
+    names = {
+        "members": (layout.members,),
+        "transactions": layout.transactions,
+        "user_logs": layout.user_logs,
+        "train_labels": layout.label_files,
+    }[table]
     good, bad = None, None
-    for name in FILES[table]:
-        path = _local_path(landing, name)
-        if not Path(path).exists():
-            if name.endswith("_v2.csv") and table != "train_labels":
-                continue  # transactions_v2/user_logs_v2 extend v1; a drop may lack them
-            raise dg.Failure(f"{path} is missing: drop the Kaggle KKBox files in landing/kkbox/")
-        g, b = READERS[table](spark, path)
+    for name in names:
+        g, b = READERS[table](spark, str(_landing_dir(landing) / name))
+        if table in WITH_SOURCE_FILE:
+            g = g.withColumn("source_file", F.lit(name))
         good = g if good is None else good.unionByName(g)
         bad = b if bad is None else bad.unionByName(b, allowMissingColumns=True)
+    if good is None:  # a label-less drop: an empty label table keeps the graph uniform
+        good = spark.createDataFrame([], "msno string, is_churn int, source_file string")
+        bad = spark.createDataFrame(
+            [], "source_file string, raw_line string, reason string, msno string"
+        )
     return good, bad
 
 
@@ -200,25 +235,133 @@ churn_transactions_enhanced = _derived_asset(
 )
 
 
+def _periods_path(lakehouse: LakehouseResource) -> Path:
+    return Path(lakehouse.root_uri) / "churn" / "periods.json"
+
+
+def read_periods(lakehouse: LakehouseResource) -> ChurnPeriods:
+    """The months chosen by the last churn/periods materialisation."""
+    path = _periods_path(lakehouse)
+    if not path.exists():
+        raise dg.Failure("no churn periods yet: materialise churn/periods first")
+    return ChurnPeriods.from_dict(json.loads(path.read_text()))
+
+
+def _coverage_check(periods: ChurnPeriods) -> dg.AssetCheckResult:
+    """WARN when the logs or transactions do not cover a month's 90-day look-back."""
+    short = {
+        month: shares for month, shares in periods.coverage.items() if min(shares.values()) < 1.0
+    }
+    described = "; ".join(
+        f"{m}: logs {s['logs']:.0%}, transactions {s['transactions']:.0%}" for m, s in short.items()
+    )
+    return dg.AssetCheckResult(
+        check_name="engagement_coverage",
+        passed=not short,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"the data does not cover the engagement look-back of {described}: their activity "
+            "features are missing (not zero)"
+            if short
+            else "logs and transactions cover every month's look-back"
+        ),
+        metadata={
+            "months_not_covered": dg.MetadataValue.json(short),
+            "coverage": dg.MetadataValue.json(dict(periods.coverage)),
+        },
+    )
+
+
+@dg.asset(
+    key=PERIODS_KEY,
+    deps=[_key("transactions"), _key("user_logs"), _key("train_labels")],
+    group_name=GROUP,
+    kinds={"pyspark", "json"},
+    automation_condition=EAGER,
+    description="Training, validation and scoring months detected from the drop (the month "
+    "after the last transaction is scored; the newest labelled month validates; earlier "
+    "labelled months with log coverage train), overridable by C360_CHURN_* settings.",
+    check_specs=[dg.AssetCheckSpec("engagement_coverage", asset=PERIODS_KEY)],
+)
+def churn_periods(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
+    churn: ChurnSettingsResource,
+) -> dg.MaterializeResult:
+    label_files = [
+        r["source_file"]
+        for r in _read(spark, lakehouse, "train_labels").select("source_file").distinct().collect()
+    ]
+    facts = data_facts(
+        _read(spark, lakehouse, "transactions"), _read(spark, lakehouse, "user_logs"), label_files
+    )
+    try:
+        periods = detect_periods(facts, churn.overrides)
+    except ValueError as error:
+        raise dg.Failure(f"churn periods: {error}") from None
+    path = _periods_path(lakehouse)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(periods.as_dict(), indent=2))
+    context.log.info(f"churn periods: {periods.summary()}")
+    info = periods.as_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "periods": periods.summary(),
+            "train_months": info["train"],
+            "validation_month": info["validation"],
+            "scoring_month": info["scoring"],
+            "label_file_months": dg.MetadataValue.json(info["label_file_months"]),
+            "reasons": dg.MetadataValue.json(info["reasons"]),
+            "data_range": f"transactions {facts.transactions_first}..{facts.transactions_last}, "
+            f"logs {facts.logs_first}..{facts.logs_last}",
+        },
+        check_results=[_coverage_check(periods)],
+    )
+
+
+def _cross_checks(derived: DataFrame, files: DataFrame, periods: ChurnPeriods) -> dict:
+    """Each label file whose month the transactions also label, compared (not merged)."""
+    return {
+        name: {
+            "month": f"{month:%Y-%m}",
+            **cross_check_labels(
+                derived.where(F.col("period_start") == F.lit(month)),
+                files.where(F.col("source_file") == name),
+            ),
+        }
+        for name, month in periods.cross_checked.items()
+    }
+
+
 @dg.asset(
     key=_key("labels"),
-    deps=[_key("transactions"), _key("train_labels")],
+    deps=[_key("transactions"), _key("train_labels"), PERIODS_KEY],
     group_name=GROUP,
     kinds={"pyspark", "delta"},
     automation_condition=EAGER,
-    description="is_churn per member and period by the official labelling rules for the training "
-    "and validation periods; train_v2.csv gives the test period's labels.",
+    description="is_churn per member and month by the official labeller from the transactions "
+    "wherever they allow it; a label file's labels for the month the transactions cannot label; "
+    "label files for derivable months are cross-checked (disagreements in metadata).",
 )
-def churn_labels(spark: SparkResource, lakehouse: LakehouseResource, churn: ChurnSettingsResource):
+def churn_labels(spark: SparkResource, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+    periods = read_periods(lakehouse)
     transactions = _read(spark, lakehouse, "transactions")
-    train_v2 = _read(spark, lakehouse, "train_labels")
-    labels = (
-        label_periods(transactions, churn.labelled_periods)
-        .select("msno", "period_start", "is_churn")
-        .unionByName(
-            train_v2.select("msno", "is_churn").withColumn("period_start", F.lit(churn.test))
-        )
-    )
+    files = _read(spark, lakehouse, "train_labels")
+    by_file = {month: name for name, month in periods.file_only.items()}
+    wanted = [p for p in periods.labelled if p not in by_file]
+    checked = [m for m in periods.cross_checked.values() if m not in wanted]
+    derived = label_periods(transactions, wanted + checked).cache() if wanted + checked else None
+    parts = [derived.where(F.col("period_start").isin(wanted))] if wanted else []
+    parts += [
+        files.where(F.col("source_file") == by_file[p]).withColumn("period_start", F.lit(p))
+        for p in periods.labelled
+        if p in by_file
+    ]
+    labels = parts[0].select("msno", "period_start", "is_churn")
+    for part in parts[1:]:
+        labels = labels.unionByName(part.select("msno", "period_start", "is_churn"))
+    checks = _cross_checks(derived, files, periods) if derived is not None else {}
     result = lakehouse.write(labels, "churn", "labels")
     rates = {
         str(r.period_start): round(r.rate, 4)
@@ -227,32 +370,40 @@ def churn_labels(spark: SparkResource, lakehouse: LakehouseResource, churn: Chur
         .agg(F.avg("is_churn").alias("rate"))
         .collect()
     }
+    sources = {f"{p:%Y-%m}": by_file.get(p, "derived from transactions") for p in periods.labelled}
     return dg.MaterializeResult(
-        metadata=write_metadata(result, churn_rate_by_period=dg.MetadataValue.json(rates))
+        metadata=write_metadata(
+            result,
+            churn_rate_by_period=dg.MetadataValue.json(rates),
+            label_sources=dg.MetadataValue.json(sources),
+            label_file_cross_check=dg.MetadataValue.json(checks),
+            label_file_disagreements=sum(c["disagree"] for c in checks.values()),
+        )
     )
 
 
 @dg.asset(
     key=_key("features"),
-    deps=[_key("transactions_clean"), _key("user_logs"), _key("members")],
+    deps=[_key("transactions_clean"), _key("user_logs"), _key("members"), PERIODS_KEY],
     group_name=GROUP,
     kinds={"pyspark", "delta"},
     automation_condition=EAGER,
-    description="Transaction and activity features of the reference feature set for every "
-    "training, validation, test and scoring period (only data before each period start).",
+    description="Transaction and engagement features for every training, validation and "
+    "scoring month (only data before each month; engagement the logs do not cover is missing, "
+    "not zero).",
 )
-def churn_features(
-    spark: SparkResource, lakehouse: LakehouseResource, churn: ChurnSettingsResource
-):
-    periods = [*churn.labelled_periods, churn.test, churn.scoring]
+def churn_features(spark: SparkResource, lakehouse: LakehouseResource):
+    periods = read_periods(lakehouse)
     features = features_for_periods(
         _read(spark, lakehouse, "transactions_clean"),
         _read(spark, lakehouse, "user_logs"),
         _read(spark, lakehouse, "members"),
-        periods,
+        periods.all,
     )
     result = lakehouse.write(features, "churn", "features")
-    return dg.MaterializeResult(metadata=write_metadata(result, periods=[str(p) for p in periods]))
+    return dg.MaterializeResult(
+        metadata=write_metadata(result, periods=[f"{p:%Y-%m}" for p in periods.all])
+    )
 
 
 def _frame(spark, lakehouse, periods: list[dt.date]) -> pd.DataFrame:
@@ -271,29 +422,28 @@ def _md_table(rows: list[dict]) -> str:
     group_name=GROUP,
     kinds={"scikitlearn", "delta"},
     automation_condition=EAGER,
-    description="Gradient-boosted trees with class weighting, tuned on a time-based validation "
-    "split and calibrated; persisted in the lake with its version, features and metrics.",
+    description="Gradient-boosted trees trained on the training months, tuned and calibrated "
+    "on the validation month; persisted in the lake with its version, features and metrics.",
 )
 def churn_model(
-    context: dg.AssetExecutionContext,
-    spark: SparkResource,
-    lakehouse: LakehouseResource,
-    churn: ChurnSettingsResource,
+    context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
 ):
-    frame = _frame(spark, lakehouse, [*churn.labelled_periods, churn.test])
-    periods = pd.to_datetime(frame["period_start"]).dt.date
-    train = frame[periods.isin(churn.train)]
-    validation = frame[periods == churn.validation]
-    test = frame[periods == churn.test]
+    periods = read_periods(lakehouse)
+    frame = _frame(spark, lakehouse, periods.labelled)
+    months = pd.to_datetime(frame["period_start"]).dt.date
+    train = frame[months.isin(periods.train)]
+    validation = frame[months == periods.validation]
     version = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    bundle = train_churn_model(train, validation, test, version=version)
+    bundle = train_churn_model(train, validation, version=version)
+    bundle.info["periods"] = periods.as_dict()
     path = save_model(bundle, Path(lakehouse.root_uri) / "churn" / "models" / version)
-    scores = bundle.metrics.get("test") or bundle.metrics["validation"]
-    context.log.info(f"model {version}: {scores}")
+    scores = bundle.metrics["validation"]
+    context.log.info(f"model {version} ({periods.summary()}): {scores}")
     return dg.MaterializeResult(
         metadata={
             "model_version": version,
             "model_path": dg.MetadataValue.path(str(path)),
+            "periods": periods.summary(),
             "average_precision": float(scores["average_precision"]),
             "roc_auc": float(scores["roc_auc"]),
             "log_loss": float(scores["log_loss"]),
@@ -303,7 +453,7 @@ def churn_model(
                 _md_table(bundle.metrics.get("feature_importance", [])[:20])
             ),
             "params": dg.MetadataValue.json(bundle.params),
-            "rows": {"train": len(train), "validation": len(validation), "test": len(test)},
+            "rows": {"train": len(train), "validation": len(validation)},
         }
     )
 
@@ -315,14 +465,25 @@ def _latest_model(lakehouse: LakehouseResource):
     return load_model(models[-1])
 
 
+def _unscored(candidates: DataFrame, scored: DataFrame, clean: DataFrame, scoring: dt.date):
+    """Scoring candidates without a prediction, each with why (few by design; listed)."""
+    missing = candidates.join(scored.select("msno"), "msno", "left_anti")
+    before = clean.where(F.col("transaction_date") < F.lit(scoring)).groupBy("msno").count()
+    reason = F.when(
+        F.col("count").isNull(), "no clean transaction before the scoring month"
+    ).otherwise("no current subscription in the 30 days before the scoring month")
+    return missing.join(before, "msno", "left").select("msno", "last_expire", reason.alias("why"))
+
+
 @dg.asset(
     key=PREDICTIONS_KEY,
-    deps=[MODEL_KEY, _key("features"), _key("transactions")],
+    deps=[MODEL_KEY, _key("features"), _key("transactions"), _key("transactions_clean")],
     group_name=GROUP,
     kinds={"pyspark", "delta"},
     automation_condition=EAGER,
-    description="Calibrated churn probabilities for the members whose subscription expires in "
-    "the scoring period, with the profit-maximising threshold chosen on the test period.",
+    description="Calibrated churn probabilities for every member whose subscription expires in "
+    "the detected scoring month (official scope), with the profit-maximising threshold chosen "
+    "on the validation month; coverage of the candidates and the unscored ones with why.",
 )
 def churn_predictions(
     context: dg.AssetExecutionContext,
@@ -330,37 +491,53 @@ def churn_predictions(
     lakehouse: LakehouseResource,
     churn: ChurnSettingsResource,
 ):
+    periods = read_periods(lakehouse)
     bundle = _latest_model(lakehouse)
-    test = _frame(spark, lakehouse, [churn.test])
-    test_scores = predict_churn(bundle, test)
-    curve = profit_curve(test_scores["churn_probability"], churn.economics, labels=test["is_churn"])
+    validation = _frame(spark, lakehouse, [periods.validation])
+    scores = predict_churn(bundle, validation)
+    curve = profit_curve(
+        scores["churn_probability"], churn.economics, labels=validation["is_churn"]
+    )
     choice = choose_threshold(curve)
-    candidates = scoring_candidates(_read(spark, lakehouse, "transactions"), churn.scoring)
+    candidates = scoring_candidates(_read(spark, lakehouse, "transactions"), periods.scoring)
+    candidates = candidates.dropDuplicates(["msno"]).cache()
     features = _read(spark, lakehouse, "features").where(
-        F.col("period_start") == F.lit(churn.scoring)
+        F.col("period_start") == F.lit(periods.scoring)
     )
     scoring = candidates.select("msno").join(features, "msno")
     predictions = (
         predict_churn_spark(bundle, scoring)
-        .withColumn("period_start", F.lit(churn.scoring))
+        .withColumn("period_start", F.lit(periods.scoring))
         .withColumn("threshold", F.lit(choice.threshold))
         .withColumn("above_threshold", F.col("churn_probability") >= F.lit(choice.threshold))
         .withColumn("risk_band", risk_band_column("churn_probability", choice.threshold))
         .withColumn("model_version", F.lit(bundle.version))
     )
     result = lakehouse.write(predictions, "churn", "predictions")
-    above = (
-        lakehouse.read(spark.spark_session, "churn", "predictions").where("above_threshold").count()
-    )
-    curve_path = Path(lakehouse.root_uri) / "churn" / "profit_curve.parquet"
-    curve.to_parquet(curve_path)
+    written = lakehouse.read(spark.spark_session, "churn", "predictions")
+    above = written.where("above_threshold").count()
+    unscored = _unscored(
+        candidates, written, _read(spark, lakehouse, "transactions_clean"), periods.scoring
+    ).toPandas()
+    total = candidates.count()
+    coverage = round(1 - len(unscored) / total, 4) if total else None
+    curve.to_parquet(Path(lakehouse.root_uri) / "churn" / "profit_curve.parquet")
     context.log.info(
-        f"{result.table_rows:,} members scored, {above:,} above {choice.threshold:.3f}"
+        f"{result.table_rows:,} of {total:,} candidates scored for {periods.scoring:%Y-%m} "
+        f"(coverage {coverage}), {above:,} above {choice.threshold:.3f}"
     )
     return dg.MaterializeResult(
         metadata=write_metadata(
             result,
-            scoring_period=str(churn.scoring),
+            scoring_period=f"{periods.scoring:%Y-%m}",
+            periods=periods.summary(),
+            candidates=total,
+            coverage=coverage,
+            unscored=len(unscored),
+            unscored_why=dg.MetadataValue.json(unscored["why"].value_counts().to_dict()),
+            unscored_members=dg.MetadataValue.md(
+                _md_table(unscored.head(UNSCORED_SAMPLE).astype(str).to_dict("records"))
+            ),
             threshold=float(choice.threshold),
             expected_profit=float(choice.profit),
             members_above_threshold=above,
@@ -376,16 +553,18 @@ def churn_predictions(
     group_name=GROUP,
     kinds={"html"},
     automation_condition=EAGER,
-    description="Self-contained HTML dashboard (opens from disk): predicted churners by city, age "
-    "band, gender and registration channel, churn-rate trend, precision-recall and profit "
-    "curves, top at-risk members.",
+    description="Self-contained HTML dashboard (opens from disk) for the detected scoring month: "
+    "the training, validation and scoring months, predicted churners by city, age band, gender "
+    "and registration channel, churn-rate trend, precision-recall and profit curves, top "
+    "at-risk members.",
 )
 def churn_dashboard(
     spark: SparkResource, lakehouse: LakehouseResource, churn: ChurnSettingsResource
 ):
     session = spark.spark_session
     predictions = lakehouse.read(session, "churn", "predictions")
-    threshold = predictions.select("threshold").first()[0]
+    first = predictions.select("threshold", "period_start").first()
+    threshold, scoring = first["threshold"], first["period_start"]
     predictions_pdf = predictions.toPandas()
     members = (
         lakehouse.read(session, "churn", "members")
@@ -394,21 +573,29 @@ def churn_dashboard(
     )
     history = churn_history(lakehouse.read(session, "churn", "labels"))
     bundle = _latest_model(lakehouse)
+    periods = read_periods(lakehouse)
     curve = pd.read_parquet(Path(lakehouse.root_uri) / "churn" / "profit_curve.parquet")
     curves = DashboardCurves(
         precision_recall=bundle.metrics["precision_recall_curve"],
         profit=curve,
         threshold=threshold,
         economics=churn.economics,
-        period_label=churn.scoring.strftime("%Y-%m"),
+        period_label=f"{scoring:%Y-%m}",
+        months={
+            "training": ", ".join(f"{p:%Y-%m}" for p in periods.train),
+            "validation": f"{periods.validation:%Y-%m}",
+            "scoring": f"{scoring:%Y-%m}",
+        },
     )
-    path = Path(lakehouse.root_uri) / "churn" / "dashboard" / f"churn-{churn.scoring:%Y-%m}.html"
+    path = Path(lakehouse.root_uri) / "churn" / "dashboard" / f"churn-{scoring:%Y-%m}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     render_dashboard(predictions_pdf, members, history, curves, path)
     return dg.MaterializeResult(
         metadata={
             "dashboard_path": dg.MetadataValue.path(str(path)),
             "dashboard_url": lakehouse.link_metadata(path),
+            "scoring_period": f"{scoring:%Y-%m}",
+            "periods": periods.summary(),
             "members_scored": len(predictions_pdf),
         }
     )
@@ -421,17 +608,20 @@ def churn_dashboard(
     kinds={"pyspark", "delta"},
     automation_condition=EAGER,
     description="Churn probability and risk band per customer that maps to a KKBox member "
-    "(msno derived from the customer number), ready for the profile and the Dynamics publish.",
+    "(msno derived from the customer number) for the scoring month of churn/predictions, "
+    "ready for the profile and the Dynamics publish.",
 )
 def customer_churn_risk(spark: SparkResource, lakehouse: LakehouseResource):
     session = spark.spark_session
     predictions = lakehouse.read(session, "churn", "predictions")
-    threshold = predictions.select("threshold").first()[0]
+    first = predictions.select("threshold", "period_start").first()
     customers = lakehouse.read(session, "silver", "customer").select(
         F.col("Id").alias("customer_id"), "cid"
     )
     # The member of customer `cid` is msno_for_customer(cid) (how the KKBox world is tied in).
-    risk = predictions_to_customers(predictions, customers.select("cid"), threshold, "cid")
+    risk = predictions_to_customers(predictions, customers.select("cid"), first["threshold"], "cid")
     risk = risk.join(customers, "cid")
     result = lakehouse.write(risk, "gold", "customer_churn_risk")
-    return dg.MaterializeResult(metadata=write_metadata(result))
+    return dg.MaterializeResult(
+        metadata=write_metadata(result, scoring_period=f"{first['period_start']:%Y-%m}")
+    )

@@ -1,14 +1,14 @@
-"""Churn pipeline benchmark: generate KKBox-format data, then read → label → features → model →
-score → target → dashboard, timing each stage on local Spark. Prints figures, asserts nothing.
+"""Churn quality against known truth: generate KKBox worlds whose churn probabilities are known,
+run the pipeline (layout → periods → labels → features → model → scoring) per layout and print
+AP and log loss on the scoring month against the true outcomes, and their ratios to the true
+probabilities' own AP and log loss. Prints figures, asserts nothing.
 
-    .venv/bin/python bench/churn.py                 # 100,000 members, ~6M user-log rows
-    .venv/bin/python bench/churn.py --members 20000 --cores 2 --driver-memory 4g
+    .venv/bin/python bench/churn.py --members 30000 --seed 0 --layouts v2,v1
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -20,32 +20,25 @@ from typing import Any
 
 import pandas as pd
 from pyspark.sql import functions as F
+from sklearn.metrics import average_precision_score, log_loss
 
 from customer360.churn import (
-    DashboardCurves,
-    FileQueueNotifier,
-    RetentionEconomics,
-    build_alert,
-    choose_threshold,
     features_for_periods,
     generate_kkbox,
     label_periods,
-    predict_churn_spark,
-    profit_curve,
+    predict_churn,
     read_members,
     read_train,
     read_transactions,
     read_user_logs,
-    render_dashboard,
-    save_model,
     scoring_candidates,
     train_churn_model,
     transactions_clean,
 )
+from customer360.churn.generator import DRIVER_MIXES
+from customer360.churn.layout import LABEL_FILES, data_facts, layout_of_directory
+from customer360.churn.periods import ChurnPeriods, detect_periods
 from customer360.sparkconf import build_local_session
-
-DEC, JAN, FEB, MAR, APR = (dt.date(2016, 12, 1), dt.date(2017, 1, 1), dt.date(2017, 2, 1),
-                           dt.date(2017, 3, 1), dt.date(2017, 4, 1))  # fmt: skip
 
 
 def tree_cpu_seconds() -> float:
@@ -93,141 +86,165 @@ class Timer:
         return result
 
 
-def main() -> None:
+def read_drop(spark, landing: Path):
+    """The drop's files by layout: transactions (with source_file), logs, members, labels."""
+    layout = layout_of_directory(landing)
+
+    def union(reader, names, tagged=False):
+        frames = []
+        for name in names:
+            good, _bad = reader(spark, landing / name)
+            frames.append(good.withColumn("source_file", F.lit(name)) if tagged else good)
+        result = frames[0]
+        for frame in frames[1:]:
+            result = result.unionByName(frame)
+        return result
+
+    transactions = union(read_transactions, layout.transactions, tagged=True).cache()
+    user_logs = union(read_user_logs, layout.user_logs).cache()
+    members = read_members(spark, landing / layout.members)[0].cache()
+    labels = union(read_train, layout.label_files, tagged=True) if layout.label_files else None
+    return layout, transactions, user_logs, members, labels
+
+
+def labelled_frame(transactions, clean, user_logs, members, files, periods: ChurnPeriods):
+    """Features ⋈ labels of the training and validation months (pandas), plus the scoring
+    month's features, in one feature job."""
+    by_file = {month: name for name, month in periods.file_only.items()}
+    derived_months = [p for p in periods.labelled if p not in by_file]
+    labels = label_periods(transactions, derived_months).select("msno", "period_start", "is_churn")
+    for month, name in by_file.items():
+        labels = labels.unionByName(
+            files.where(F.col("source_file") == name)
+            .select("msno", "is_churn")
+            .withColumn("period_start", F.lit(month))
+        )
+    features = features_for_periods(clean, user_logs, members, periods.all).cache()
+    frame = features.join(labels, ["msno", "period_start"], "inner").toPandas()
+    candidates = scoring_candidates(transactions, periods.scoring).select("msno").distinct()
+    scoring = features.where(F.col("period_start") == F.lit(periods.scoring)).join(
+        candidates, "msno", "inner"
+    )
+    return frame, scoring.toPandas(), candidates.count()
+
+
+def oracle_scores(predictions: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """AP and log loss of the predictions and of the true probabilities on the same members."""
+    both = truth.merge(predictions, on="msno", how="inner", suffixes=("_true", ""))
+    y = both["is_churn"].to_numpy()
+    model_p = both["churn_probability"].clip(1e-6, 1 - 1e-6)
+    true_p = both["churn_probability_true"].clip(1e-6, 1 - 1e-6)
+    scores = {
+        "members": len(both),
+        "churners": int(y.sum()),
+        "ap_model": average_precision_score(y, model_p),
+        "ap_true": average_precision_score(y, true_p),
+        "logloss_model": log_loss(y, model_p, labels=[0, 1]),
+        "logloss_true": log_loss(y, true_p, labels=[0, 1]),
+    }
+    scores["ap_ratio"] = scores["ap_model"] / scores["ap_true"]
+    scores["logloss_ratio"] = scores["logloss_model"] / scores["logloss_true"]
+    return scores
+
+
+def run_layout(spark, work: Path, layout: str, args, timer: Timer) -> dict[str, Any]:
+    """Generate one world in `layout`, run the pipeline on it, compare with the truth."""
+    landing, truth_dir = work / layout / "landing" / "kkbox", work / layout / "truth"
+    timer(
+        f"[{layout}] generate",
+        lambda: generate_kkbox(
+            landing,
+            args.members,
+            seed=args.seed,
+            layout=layout,
+            truth_dir=truth_dir,
+            drivers=DRIVER_MIXES[args.drivers],
+        ),
+        lambda paths: f"{len(paths)} files",
+    )
+    _, transactions, user_logs, members, files = read_drop(spark, landing)
+    label_names = [] if files is None else list(LABEL_FILES)
+    facts = data_facts(transactions, user_logs, [n for n in label_names if (landing / n).exists()])
+    periods = detect_periods(facts)
+    print(f"[{layout}] periods: {periods.summary()}", flush=True)
+    clean = transactions_clean(transactions).cache()
+    frame, scoring, candidates = timer(
+        f"[{layout}] labels + features",
+        lambda: labelled_frame(transactions, clean, user_logs, members, files, periods),
+        lambda r: f"{len(r[0]):,} labelled rows, {len(r[1]):,} to score of {r[2]:,}",
+    )
+    # Kept for offline model work: the labelled and scoring feature frames of this world.
+    frame.to_parquet(work / layout / "frame.parquet")
+    scoring.to_parquet(work / layout / "scoring.parquet")
+    (work / layout / "periods.json").write_text(json.dumps(periods.as_dict(), indent=2))
+    months = pd.to_datetime(frame["period_start"]).dt.date
+    bundle = timer(
+        f"[{layout}] model",
+        lambda: train_churn_model(
+            frame[months.isin(periods.train)],
+            frame[months == periods.validation],
+            importance_repeats=0,
+        ),
+        lambda b: json.dumps(b.params.get("chosen", b.params), default=str)[:120],
+    )
+    predictions = predict_churn(bundle, scoring)
+    truth = pd.read_csv(truth_dir / "truth.csv")
+    scores = oracle_scores(predictions, truth)
+    scores.update(layout=layout, periods=periods.summary(), candidates=candidates)
+    scores["coverage"] = len(predictions) / candidates if candidates else float("nan")
+    for frame_ in (transactions, user_logs, members, clean):
+        frame_.unpersist()
+    return scores
+
+
+def print_scores(rows: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'layout':<11} {'members':>8} {'churners':>8} {'coverage':>8} {'AP':>7} {'AP true':>7}"
+        f" {'ratio':>6} {'logloss':>8} {'ll true':>8} {'ratio':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['layout']:<11} {r['members']:>8,} {r['churners']:>8,} {r['coverage']:>8.3f} "
+            f"{r['ap_model']:>7.4f} {r['ap_true']:>7.4f} {r['ap_ratio']:>6.3f} "
+            f"{r['logloss_model']:>8.4f} {r['logloss_true']:>8.4f} {r['logloss_ratio']:>6.3f}"
+        )
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--members", type=int, default=30_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layouts", default="v2,v1", help="comma-separated: v2, v1, label-less")
+    parser.add_argument("--drivers", default="default", choices=sorted(DRIVER_MIXES))
     parser.add_argument("--out", type=Path, default=None, help="work dir (default: a temp dir)")
     parser.add_argument("--cores", default="2")
-    parser.add_argument("--driver-memory", default="6g")
-    args = parser.parse_args()
+    parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--json", type=Path, default=None, help="append the scores as JSON lines")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="churn-bench-"))
-    landing = work / "landing" / "kkbox"
     timer = Timer()
-    overall = time.perf_counter()
     print(f"load average at the start: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-
-    files = timer(
-        "generate (numpy → CSV)",
-        lambda: generate_kkbox(landing, members=args.members, seed=args.seed),
-        lambda paths: ", ".join(
-            f"{stem} {sum(1 for _ in p.open()) - 1:,}" for stem, p in paths.items()
-        ),
-    )
-    size_mb = sum(p.stat().st_size for p in files.values()) / 2**20
-    print(f"{'':<36} {'':>7}    {'':>7}          {size_mb:,.0f} MiB of CSV in {landing}")
-
     spark = timer(
         "spark session",
         lambda: build_local_session("churn-bench", args.cores, args.driver_memory),
         lambda s: s.sparkContext.master,
     )
-
-    def read_all():
-        tx = [read_transactions(spark, files[k]) for k in ("transactions", "transactions_v2")]
-        logs = [read_user_logs(spark, files[k]) for k in ("user_logs", "user_logs_v2")]
-        members, members_bad = read_members(spark, files["members_v3"])
-        train, train_bad = read_train(spark, files["train_v2"])
-        transactions = tx[0][0].unionByName(tx[1][0]).cache()
-        user_logs = logs[0][0].unionByName(logs[1][0]).cache()
-        members = members.cache()
-        rejected = sum(
-            df.count()
-            for df in (tx[0][1], tx[1][1], logs[0][1], logs[1][1], members_bad, train_bad)
-        )
-        counts = (transactions.count(), user_logs.count(), members.count())
-        return transactions, user_logs, members, train, rejected, counts
-
-    transactions, user_logs, members, train_v2, _rejected, _counts = timer(
-        "read + validate + cache (6 files)",
-        read_all,
-        lambda r: f"tx {r[5][0]:,}, logs {r[5][1]:,}, members {r[5][2]:,}, rejected {r[4]}",
-    )
-    clean = transactions_clean(transactions).cache()
-    timer("transactions_clean", clean.count, lambda n: f"{n:,} rows")
-    labels = label_periods(transactions, [DEC, JAN, FEB]).select("msno", "period_start", "is_churn")
-    labels = labels.unionByName(train_v2.withColumn("period_start", F.lit(MAR))).cache()
-    timer("labels (Dec, Jan, Feb) + train_v2", labels.count, lambda n: f"{n:,} labels")
-    frame = timer(
-        "features (4 periods) ⋈ labels",
-        lambda: (
-            features_for_periods(clean, user_logs, members, [DEC, JAN, FEB, MAR])
-            .join(labels, ["msno", "period_start"], "inner")
-            .toPandas()
-        ),
-        lambda f: f"{len(f):,} rows × {f.shape[1]} columns",
-    )
-    by_period = {p: frame[frame["period_start"] == p] for p in (DEC, JAN, FEB, MAR)}
-    bundle = timer(
-        "model: tune (4 fits) + calibrate",
-        lambda: train_churn_model(
-            pd.concat([by_period[DEC], by_period[JAN]]),
-            by_period[FEB],
-            by_period[MAR],
-            version="bench",
-        ),
-        lambda b: (
-            f"chosen {json.dumps({k: b.params[k] for k in ('learning_rate', 'max_leaf_nodes')})}"
-        ),
-    )
-    save_model(bundle, work / "model")
-
-    def score_april():
-        candidates = scoring_candidates(transactions, APR).select("msno", "period_start")
-        features = features_for_periods(clean, user_logs, members, [APR]).join(
-            candidates, ["msno", "period_start"], "inner"
-        )
-        return predict_churn_spark(bundle, features).toPandas()
-
-    predictions = timer(
-        "score Apr 2017 (Spark mapInPandas)", score_april, lambda p: f"{len(p):,} members"
-    )
-
-    def target_and_report():
-        economics = RetentionEconomics()
-        curve = profit_curve(predictions["churn_probability"], economics)
-        choice = choose_threshold(curve)
-        scored = members.join(
-            spark.createDataFrame(predictions[["msno"]]), "msno", "inner"
-        ).toPandas()
-        history = frame.groupby("period_start", as_index=False)["is_churn"].mean()
-        history = history.rename(columns={"is_churn": "churn_rate"})
-        curves = DashboardCurves(
-            bundle.metrics["precision_recall_curve"], curve, choice.threshold, economics, "2017-04"
-        )
-        path = render_dashboard(predictions, scored, history, curves, work / "churn-2017-04.html")
-        alert = build_alert("2017-04", predictions, choice.threshold,
-                            expected_profit=choice.profit, economics=economics,
-                            dashboard_path=path)  # fmt: skip
-        FileQueueNotifier(work / "queue").send(alert)
-        return choice, path
-
-    _choice, dashboard = timer(
-        "profit threshold + dashboard + alert",
-        target_and_report,
-        lambda r: f"threshold {r[0].threshold:.4f}, targeted {r[0].targeted:,}",
-    )
-    total = time.perf_counter() - overall
-    cpu_total = sum(stage[2] for stage in timer.stages)
-    print(f"{'TOTAL (incl. generation)':<36} {total:7.1f} s  {cpu_total:7.1f} cpu-s")
-    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-
-    test = bundle.metrics["test"]
-    print("\nModel on the held-out month (Mar 2017, labels from train_v2.csv):")
-    for key in ("rows", "positives", "base_rate", "average_precision", "roc_auc", "log_loss",
-                "brier"):  # fmt: skip
-        value = test[key]
-        print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
-    print("  calibration (decile: mean predicted / observed):")
-    for row in test["calibration"]:
-        print(f"    {row['bin']:>2}: {row['mean_predicted']:.3f} / {row['observed_rate']:.3f}")
-    print("  top features (permutation importance on Feb):")
-    for row in bundle.metrics["feature_importance"][:8]:
-        print(f"    {row['feature']:<45} {row['importance']:.4f}")
-    print(f"\nDashboard: {dashboard}")
+    rows = [run_layout(spark, work, layout, args, timer) for layout in args.layouts.split(",")]
+    print_scores(rows)
+    if args.json:
+        with args.json.open("a") as sink:
+            for row in rows:
+                sink.write(json.dumps({**row, "seed": args.seed, "members": args.members,
+                                       "drivers": args.drivers}, default=str) + "\n")  # fmt: skip
+    print(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Spark local[{args.cores}], driver {args.driver_memory}"
+        f"Spark local[{args.cores}], driver {args.driver_memory}; seed {args.seed}, "
+        f"{args.members:,} members, drivers {args.drivers}"
     )
     spark.stop()
 

@@ -1,8 +1,8 @@
-"""Churn settings (periods, retention economics, alert rule) and the alert notifier channel."""
+"""Churn settings (period overrides, retention economics, alert rule) and the alert channel."""
 
 from __future__ import annotations
 
-import datetime as dt
+import os
 
 import dagster as dg
 from pydantic import Field
@@ -14,16 +14,24 @@ from customer360.churn import (
     SmtpNotifier,
     WebhookNotifier,
 )
+from customer360.churn.periods import DEFAULT_TRAIN_MONTHS, PeriodOverrides, parse_month
+
+#: Environment overrides of the detected periods (empty = detect from the data).
+TRAIN_MONTHS_ENV = "C360_CHURN_TRAIN_MONTHS"  # e.g. "2016-12,2017-01"
+VALIDATION_MONTH_ENV = "C360_CHURN_VALIDATION_MONTH"  # e.g. "2017-02"
+SCORING_MONTH_ENV = "C360_CHURN_SCORING_MONTH"  # e.g. "2017-03"
+MAX_TRAIN_MONTHS_ENV = "C360_CHURN_MAX_TRAIN_MONTHS"  # default 3
 
 
 class ChurnSettingsResource(dg.ConfigurableResource):
-    """Which months train, validate, test and score the model, and what a retained member is
-    worth. The economics defaults are the library's documented examples, not business truths."""
+    """Which months train, validate and score the model (detected from the data unless set
+    here or by the `C360_CHURN_*` variables), and what a retained member is worth. The
+    economics defaults are the library's documented examples, not business truths."""
 
-    train_periods: list[str] = Field(default=["2016-12-01", "2017-01-01"])
-    validation_period: str = "2017-02-01"
-    test_period: str = "2017-03-01"  # labels from train_v2.csv (as Kaggle's)
-    scoring_period: str = "2017-04-01"  # outcome unknown: what the dashboard and alert are about
+    train_months: str = Field(default="", description="comma-separated yyyy-mm; '' = detect")
+    validation_month: str = Field(default="", description="yyyy-mm; '' = detect")
+    scoring_month: str = Field(default="", description="yyyy-mm; '' = detect")
+    max_train_months: int = Field(default=0, description="0 = C360_CHURN_MAX_TRAIN_MONTHS or 3")
     customer_value: float = 1788.0
     offer_cost: float = 149.0
     acceptance_rate: float = 0.3
@@ -32,28 +40,24 @@ class ChurnSettingsResource(dg.ConfigurableResource):
     )
 
     @staticmethod
-    def _day(text: str) -> dt.date:
-        return dt.date.fromisoformat(text)
+    def _setting(value: str, env: str) -> str:
+        return (value or os.environ.get(env, "")).strip()
 
     @property
-    def train(self) -> list[dt.date]:
-        return [self._day(p) for p in self.train_periods]
-
-    @property
-    def validation(self) -> dt.date:
-        return self._day(self.validation_period)
-
-    @property
-    def test(self) -> dt.date:
-        return self._day(self.test_period)
-
-    @property
-    def scoring(self) -> dt.date:
-        return self._day(self.scoring_period)
-
-    @property
-    def labelled_periods(self) -> list[dt.date]:
-        return [*self.train, self.validation]
+    def overrides(self) -> PeriodOverrides:
+        """The months set by hand (config first, then the environment); None = detect."""
+        train = self._setting(self.train_months, TRAIN_MONTHS_ENV)
+        validation = self._setting(self.validation_month, VALIDATION_MONTH_ENV)
+        scoring = self._setting(self.scoring_month, SCORING_MONTH_ENV)
+        count = self.max_train_months or int(
+            os.environ.get(MAX_TRAIN_MONTHS_ENV, "") or DEFAULT_TRAIN_MONTHS
+        )
+        return PeriodOverrides(
+            train=tuple(parse_month(m) for m in train.split(",") if m.strip()) or None,
+            validation=parse_month(validation) if validation else None,
+            scoring=parse_month(scoring) if scoring else None,
+            train_months=count,
+        )
 
     @property
     def economics(self) -> RetentionEconomics:

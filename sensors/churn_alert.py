@@ -3,6 +3,7 @@ configured count are above the chosen threshold, run the alert job once (run key
 materialisation), which sends the notification with the dashboard attached."""
 
 import dagster as dg
+import pandas as pd
 
 from assets.keys import DASHBOARD_KEY, PREDICTIONS_KEY
 from customer360.churn import build_alert
@@ -29,8 +30,10 @@ def send_churn_alert(
     if dashboard is not None:
         meta = dashboard.asset_materialization.metadata
         path = meta["dashboard_path"].value if "dashboard_path" in meta else None
+    # The month the predictions are about (the detected scoring month), not a setting.
+    month = pd.Timestamp(predictions["period_start"].iloc[0]).strftime("%Y-%m")
     alert = build_alert(
-        churn.scoring.strftime("%Y-%m"), predictions, threshold,
+        month, predictions, threshold,
         economics=churn.economics, dashboard_path=path,
     )  # fmt: skip
     notifier.notifier().send(alert)

@@ -19,7 +19,13 @@ from customer360.churn.features import (
 )
 from customer360.churn.generator import generate_kkbox
 from customer360.churn.ids import msno_column, msno_for_customer
-from customer360.churn.labels import churn_history, label_period, label_periods, scoring_candidates
+from customer360.churn.labels import (
+    churn_history,
+    cross_check_labels,
+    label_period,
+    label_periods,
+    scoring_candidates,
+)
 from customer360.churn.model import (
     ModelBundle,
     load_model,
@@ -75,6 +81,7 @@ __all__ = [
     "build_alert",
     "choose_threshold",
     "churn_history",
+    "cross_check_labels",
     "features_for_periods",
     "generate_kkbox",
     "label_period",

@@ -53,6 +53,8 @@ class DashboardCurves:
     threshold: float
     economics: RetentionEconomics | None = None
     period_label: str = ""
+    #: {"training": "2016-12, 2017-01", "validation": "2017-02", "scoring": "2017-03"}
+    months: Mapping[str, str] | None = None
 
 
 def render_dashboard(
@@ -246,21 +248,32 @@ def _period_label(value: object) -> str:
     return str(value)
 
 
-def _page(
-    title: str,
-    scored: pd.DataFrame,
-    churners: pd.DataFrame,
-    curves: DashboardCurves,
-    svgs: Mapping[str, str],
-    top_n: int,
-) -> str:
-    e = html.escape
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+dl.summary { display: flex; flex-wrap: wrap; gap: .75rem; }
+.fact { background: #f4f6f7; padding: .5rem .75rem; border-radius: 6px; }
+.fact dt { font-size: .8rem; color: #555; } .fact dd { margin: 0; font-weight: 600; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr));
+  gap: 1rem; }
+figure.chart { margin: 0; } figure.chart svg { width: 100%; height: auto; }
+table { border-collapse: collapse; font-size: .85rem; }
+th, td { border-bottom: 1px solid #ddd; padding: .25rem .5rem; text-align: left; }
+"""
+
+
+def _facts(scored: pd.DataFrame, churners: pd.DataFrame, curves: DashboardCurves) -> list:
+    """(label, value) pairs of the summary: months, counts, threshold, profit, economics."""
     total = len(scored)
     share = len(churners) / total if total else 0.0
     at_threshold = curves.profit[curves.profit["threshold"] >= curves.threshold]
     expected = float(at_threshold["expected_profit"].iloc[0]) if len(at_threshold) else float("nan")
-    facts = [
-        ("Period", curves.period_label or "—"),
+    months = curves.months or {}
+    facts = [("Scoring month", months.get("scoring") or curves.period_label or "—")]
+    if months.get("training"):
+        facts.append(("Training months", months["training"]))
+    if months.get("validation"):
+        facts.append(("Validation month", months["validation"]))
+    facts += [
         ("Members scored", f"{total:,}"),
         ("Predicted churners (p ≥ threshold)", f"{len(churners):,} ({share:.1%})"),
         ("Threshold", f"{curves.threshold:.4f}"),
@@ -276,10 +289,12 @@ def _page(
                 f"acceptance {econ.acceptance_rate:.0%}",
             )
         )
-    summary = "".join(f"<div class='fact'><dt>{e(k)}</dt><dd>{e(v)}</dd></div>" for k, v in facts)
-    figures = "\n".join(
-        f"<figure class='chart' id='{chart_id}'>{svgs[chart_id]}</figure>" for chart_id in CHART_IDS
-    )
+    return facts
+
+
+def _top_table(scored: pd.DataFrame, top_n: int) -> tuple[int, str]:
+    """(rows shown, `<table id="top-at-risk">` html) of the members most at risk."""
+    e = html.escape
     top = scored.sort_values(PROBABILITY_COLUMN, ascending=False, kind="stable").head(top_n)
     columns = ("msno", "churn probability", "risk band", "city", "age band", "gender", "channel")
     head = "".join(f"<th>{e(c)}</th>" for c in columns)
@@ -300,30 +315,41 @@ def _page(
         + "</tr>"
         for row in top.itertuples(index=False)
     )
+    table = f'<table id="top-at-risk"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return len(top), table
+
+
+def _page(
+    title: str,
+    scored: pd.DataFrame,
+    churners: pd.DataFrame,
+    curves: DashboardCurves,
+    svgs: Mapping[str, str],
+    top_n: int,
+) -> str:
+    e = html.escape
+    summary = "".join(
+        f"<div class='fact'><dt>{e(k)}</dt><dd>{e(v)}</dd></div>"
+        for k, v in _facts(scored, churners, curves)
+    )
+    figures = "\n".join(
+        f"<figure class='chart' id='{chart_id}'>{svgs[chart_id]}</figure>" for chart_id in CHART_IDS
+    )
+    shown, table = _top_table(scored, top_n)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{e(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-dl.summary {{ display: flex; flex-wrap: wrap; gap: .75rem; }}
-.fact {{ background: #f4f6f7; padding: .5rem .75rem; border-radius: 6px; }}
-.fact dt {{ font-size: .8rem; color: #555; }} .fact dd {{ margin: 0; font-weight: 600; }}
-.charts {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr));
-  gap: 1rem; }}
-figure.chart {{ margin: 0; }} figure.chart svg {{ width: 100%; height: auto; }}
-table {{ border-collapse: collapse; font-size: .85rem; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .25rem .5rem; text-align: left; }}
-</style></head>
+<style>{_STYLE}</style></head>
 <body>
 <h1>{e(title)}</h1>
 <p>Generated {e(generated)}. Probabilities are calibrated; a member is a predicted churner when
 p ≥ the profit-maximising threshold.</p>
-<dl class="summary">{summary}</dl>
+<dl class="summary" id="summary">{summary}</dl>
 <section class="charts">
 {figures}
 </section>
-<h2>Top {len(top)} members at risk</h2>
-<table id="top-at-risk"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<h2>Top {shown} members at risk</h2>
+{table}
 </body></html>
 """

@@ -78,8 +78,8 @@ ACTIVITY_FEATURES: tuple[str, ...] = (
 
 _SUMMED = (*_ACTIVITY_MEASURES, *(f"{x}_after_exp" for x in _ACTIVITY_MEASURES))
 
-#: All 58 model inputs, in the order the model sees them.
-FEATURE_COLUMNS: tuple[str, ...] = TRANSACTION_FEATURES + ACTIVITY_FEATURES
+#: The reference set's 58 inputs (reference/churn.md §3.3).
+REFERENCE_FEATURES: tuple[str, ...] = TRANSACTION_FEATURES + ACTIVITY_FEATURES
 #: Codes, not quantities: the model treats them as categories.
 CATEGORICAL_FEATURES: tuple[str, ...] = ("last_payment_method", "city", "gender", "registered_via")
 
@@ -110,7 +110,8 @@ def activity_features(clean: DataFrame, user_logs: DataFrame, period_start: dt.d
     Window: from max(subscription start, P − 30) to P − 1. `user_logs` are the reader's rows
     (several per member and day are summed). Days without a log row count as no session.
     """
-    return _activity_features(_current(clean, [period_start]), user_logs, [period_start])
+    current = _current(clean, [period_start])
+    return _activity_features(current, user_logs, [period_start], log_range(user_logs))
 
 
 def period_features(
@@ -121,18 +122,28 @@ def period_features(
 
 
 def features_for_periods(
-    clean: DataFrame, user_logs: DataFrame, members: DataFrame, periods: Sequence[dt.date]
+    clean: DataFrame,
+    user_logs: DataFrame,
+    members: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None] | None = None,
 ) -> DataFrame:
     """`period_features` for several periods in one Spark pass (rows tagged by period_start).
 
     The period is a column, so the query plan is the same whatever the periods: computing
     training, validation and scoring periods together costs one job instead of three.
+    `logs` = (first, last) day the user logs cover (`log_range`, computed when None):
+    engagement features of a window the logs do not cover are NULL (unknown), not zero.
     """
+    logs = log_range(user_logs) if logs is None else logs
     current = _current(clean, periods)
     transaction = _transaction_features(current, members)
-    activity = _activity_features(current, user_logs, periods)
-    return transaction.join(activity, ["msno", "period_start"], "inner").select(
-        "msno", "period_start", *FEATURE_COLUMNS
+    activity = _activity_features(current, user_logs, periods, logs)
+    trend = _trend_features(current, user_logs, periods, logs)
+    return (
+        transaction.join(activity, ["msno", "period_start"], "inner")
+        .join(trend, ["msno", "period_start"], "inner")
+        .select("msno", "period_start", *FEATURE_COLUMNS)
     )
 
 
@@ -158,6 +169,7 @@ def _current(clean: DataFrame, periods: Sequence[dt.date]) -> DataFrame:
         .withColumn("total_amount_paid", renewal_sum("actual_amount_paid"))
         .withColumn("total_discount", renewal_sum("discount"))
         .withColumn("total_subscription_count", F.max("subscription_seq").over(member) + F.lit(1))
+        .withColumn("cancel_count", F.sum("is_cancel").over(member))
         .withColumn("_rank", F.row_number().over(latest_first))
         # The last transaction is in the member's last subscription, which started before P;
         # it is current unless it ended 30 days or more before P.
@@ -217,7 +229,10 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
 
 
 def _activity_features(
-    current: DataFrame, user_logs: DataFrame, periods: Sequence[dt.date]
+    current: DataFrame,
+    user_logs: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None],
 ) -> DataFrame:
     window_to = F.date_sub(F.col("period_start"), 1)
     state = current.select(
@@ -234,8 +249,8 @@ def _activity_features(
     # A literal date range first, so the scan prunes (and Parquet skips) everything else.
     first_day = min(periods) - dt.timedelta(days=LOOKBACK_DAYS)
     last_day = max(periods) - dt.timedelta(days=1)
-    logs = user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
-    daily = logs.groupBy("msno", "date").agg(
+    in_range = user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
+    daily = in_range.groupBy("msno", "date").agg(
         F.count("*").alias("sessions_total"),
         F.sum("total_secs").alias("seconds_total"),
         F.sum("num_unq").alias("number_uniq"),
@@ -269,6 +284,18 @@ def _activity_features(
     joined = base.join(activity, ["msno", "period_start"], "left").fillna(
         0, subset=[*counted, *_SUMMED]
     )
+    columns = _activity_columns()
+    # Engagement the logs do not cover is unknown: NULL, never a count of zero.
+    known = _covered(logs[0], logs[1], F.col("window_start"), window_to)
+    return joined.select(
+        "msno",
+        "period_start",
+        *[F.when(known, columns[name]).alias(name) for name in ACTIVITY_FEATURES],
+    )
+
+
+def _activity_columns() -> dict[str, Column]:
+    """The 30 activity features from the per-window sums (zero denominators → 0)."""
     columns: dict[str, Column] = {
         "days_total": F.col("days_total").cast("int"),
         "days_with_session": F.col("days_with_session").cast("int"),
@@ -290,6 +317,144 @@ def _activity_features(
         columns[f"ratio_{x}_after_exp_to_days_after_exp_with_session"] = _ratio(
             after, F.col("days_after_exp_with_session")
         )
-    return joined.select(
-        "msno", "period_start", *[columns[name].alias(name) for name in ACTIVITY_FEATURES]
+    return columns
+
+
+# ---------------------------------------------------------------------------------------------
+# engagement trend: fixed windows before P (listening that fades towards the expiry)
+
+#: (name, first day before P, last day before P): 1–14, 15–30, 31–60 and 61–90 days back.
+TREND_WINDOWS: tuple[tuple[str, int, int], ...] = (
+    ("w14", 1, 14),
+    ("w30", 15, 30),
+    ("w60", 31, 60),
+    ("w90", 61, 90),
+)
+TREND_FEATURES: tuple[str, ...] = (
+    *[f"{m}_{w}" for w, _, _ in TREND_WINDOWS for m in ("active_share", "plays_per_day",
+                                                        "plays_per_active_day")],
+    "active_trend",
+    "plays_trend",
+    "ramp_active",
+    "flat_active",
+    "ramp_ratio",
+    "ramp_plays",
+    "flat_plays",
+    "ramp_plays_ratio",
+    "cancel_count",
+)  # fmt: skip
+#: Days before the expiry over which a fading member's listening is expected to fall.
+FADE_DAYS = 90
+#: All model inputs, in the order the model sees them: the reference set + the trend.
+FEATURE_COLUMNS: tuple[str, ...] = REFERENCE_FEATURES + TREND_FEATURES
+
+
+def log_range(user_logs: DataFrame) -> tuple[dt.date | None, dt.date | None]:
+    """(first, last) log date: engagement outside it is unknown, not zero."""
+    row = user_logs.agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
+    return (row["first"], row["last"]) if row else (None, None)
+
+
+def _days_into_fade(day: Column, expiry: Column) -> Column:
+    return F.datediff(day, F.date_sub(expiry, FADE_DAYS)) / F.lit(float(FADE_DAYS))
+
+
+def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> dict:
+    """Listening where a fading member's fall is expected (weighted by the ramp towards the
+    known expiry) against where it is not: a fall aligned with the member's own expiry."""
+    p = F.col("period_start")
+    # Σ ramp over every day of the window (listened or not), without exploding the days.
+    ramp_total = F.aggregate(
+        F.sequence(F.lit(1), F.lit(longest)),
+        F.lit(0.0),
+        lambda acc, k: (
+            acc
+            + F.least(
+                F.greatest(_days_into_fade(F.date_sub(p, k), F.col("_exp")), F.lit(0.0)), F.lit(1.0)
+            )
+        ),
     )
+    flat_total = F.lit(float(longest)) - ramp_total
+    known = _covered(logs[0], logs[1], F.date_sub(p, longest), F.date_sub(p, 1))
+
+    def share(column: str, total: Column) -> Column:
+        value = F.coalesce(F.col(column), F.lit(0.0))
+        return F.when(known, F.when(total > 0, value / total).otherwise(F.lit(0.0)))
+
+    columns = {
+        "ramp_active": share("_ramp_days", ramp_total),
+        "flat_active": share("_flat_days", flat_total),
+        "ramp_plays": share("_ramp_plays", ramp_total),
+        "flat_plays": share("_flat_plays", flat_total),
+    }
+    columns["ramp_ratio"] = (columns["ramp_active"] + 0.05) / (columns["flat_active"] + 0.05)
+    columns["ramp_plays_ratio"] = (columns["ramp_plays"] + 1) / (columns["flat_plays"] + 1)
+    return columns
+
+
+def _covered(first: dt.date | None, last: dt.date | None, lo: Column, hi: Column) -> Column:
+    """True when the logs cover every day of [lo, hi]."""
+    if first is None or last is None:
+        return F.lit(False)
+    return (F.lit(first) <= lo) & (F.lit(last) >= hi)
+
+
+def _trend_features(
+    current: DataFrame,
+    user_logs: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None],
+) -> DataFrame:
+    """msno, period_start + the engagement trend (NULL where the logs do not cover a window)."""
+    longest = max(back for _, _, back in TREND_WINDOWS)
+    first_day = min(periods) - dt.timedelta(days=longest)
+    last_day = max(periods) - dt.timedelta(days=1)
+    plays = sum((F.col(c) for c in ("num_25", "num_50", "num_75", "num_985", "num_100")), F.lit(0))
+    daily = (
+        user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
+        .groupBy("msno", "date")
+        .agg(F.sum(plays).alias("plays"))
+    )
+    state = current.select("msno", "period_start", F.col("membership_expire_date").alias("_exp"))
+    back = F.datediff(F.col("period_start"), F.col("date"))
+    joined = daily.join(state, "msno").where((back >= 1) & (back <= longest))
+    # How far into the fall before the expiry a day is: 0 before expiry − FADE_DAYS, 1 at it.
+    ramp = F.least(
+        F.greatest(_days_into_fade(F.col("date"), F.col("_exp")), F.lit(0.0)), F.lit(1.0)
+    )
+    sums = [
+        F.sum(ramp).alias("_ramp_days"),
+        F.sum(1 - ramp).alias("_flat_days"),
+        F.sum(ramp * F.col("plays")).alias("_ramp_plays"),
+        F.sum((1 - ramp) * F.col("plays")).alias("_flat_plays"),
+    ]
+    for name, lo, hi in TREND_WINDOWS:
+        inside = back.between(lo, hi)
+        sums.append(F.sum(inside.cast("int")).alias(f"_days_{name}"))
+        sums.append(F.sum(F.when(inside, F.col("plays")).otherwise(0)).alias(f"_plays_{name}"))
+    activity = joined.groupBy("msno", "period_start").agg(*sums)
+    out = current.select(
+        "msno", "period_start", "cancel_count", F.col("membership_expire_date").alias("_exp")
+    ).join(activity, ["msno", "period_start"], "left")
+    columns: dict[str, Column] = {"cancel_count": F.col("cancel_count").cast("int")}
+    columns.update(_ramp_columns(logs, longest))
+    for name, lo, hi in TREND_WINDOWS:
+        length = hi - lo + 1
+        known = _covered(
+            logs[0], logs[1], F.date_sub(F.col("period_start"), hi), F.date_sub("period_start", lo)
+        )
+        days = F.coalesce(F.col(f"_days_{name}"), F.lit(0))
+        total = F.coalesce(F.col(f"_plays_{name}"), F.lit(0))
+        columns[f"active_share_{name}"] = F.when(known, days / length)
+        columns[f"plays_per_day_{name}"] = F.when(known, total / length)
+        columns[f"plays_per_active_day_{name}"] = F.when(known & (days > 0), total / days)
+    for measure in ("active_share", "plays_per_day"):
+        recent = columns[f"{measure}_w14"]
+        baseline = (columns[f"{measure}_w60"] + columns[f"{measure}_w90"]) / 2
+        columns[f"{measure.split('_')[0]}_trend"] = (recent + 0.05) / (baseline + 0.05)
+    return out.select(
+        "msno",
+        "period_start",
+        *[columns[name].cast("double" if name != "cancel_count" else "int").alias(name)
+          for name in TREND_FEATURES],
+    )  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,9 @@ from customer360.churn.schemas import (
 DEFAULT_START = dt.date(2016, 1, 1)
 #: Kaggle's data end; the last month (March 2017) goes to the *_v2 files and train_v2.csv.
 DEFAULT_END = dt.date(2017, 3, 31)
-#: User logs cover the last months of the range (enough for four labelled periods' windows).
-LOG_MONTHS = 5
+#: User logs cover the last months of the range: six training months, the validation month
+#: and the 90-day engagement look-back before the first training month.
+LOG_MONTHS = 10
 
 _EPOCH = dt.date(1970, 1, 1)
 _NEVER = np.iinfo(np.int32).max // 2
@@ -75,6 +77,9 @@ _BD_OUTLIERS = np.array([-7000, -38, 1, 3, 105, 931, 1051, 2015])
 _SECONDS_PER_PLAY = np.array([18.0, 65.0, 115.0, 175.0, 245.0])
 
 
+LAYOUTS = ("v2", "v1", "label-less")
+
+
 def generate_kkbox(
     out_dir: str | Path,
     members: int,
@@ -82,61 +87,150 @@ def generate_kkbox(
     start: dt.date = DEFAULT_START,
     end: dt.date = DEFAULT_END,
     customer_ids: Sequence[int] | None = None,
+    *,
+    layout: str = "v2",
+    truth_dir: str | Path | None = None,
+    log_months: int = LOG_MONTHS,
+    drivers: ChurnDrivers | None = None,
 ) -> dict[str, Path]:
     """Write the Kaggle KKBox files for `members` simulated members into `out_dir`.
 
-    `end` must be the last day of a month (that month is the "v2" month and the labelled one of
-    train_v2.csv); the range must span at least four months. With `customer_ids` (one per
-    member) member i's msno is `msno_for_customer(customer_ids[i])`, tying members to
-    customers; otherwise msnos are random 44-char base64 strings. Same arguments → same bytes.
-    Returns {file stem: path} for members_v3, transactions, transactions_v2, user_logs,
-    user_logs_v2 and train_v2.
+    `end` must be the last day of a month M (the data's last month); the range must span at
+    least four months. `layout`: "v2" (Kaggle's second release: transactions/user_logs before M,
+    *_v2 files for M, train.csv = labels of M − 1, train_v2.csv = labels of M,
+    sample_submission_v2.csv = the M + 1 members), "v1" (one transactions/user_logs file up to
+    M, train.csv = labels of M, sample_submission_zero.csv) or "label-less" (no label or
+    submission file). Logs cover the last `log_months` months. With `truth_dir` (keep it out of
+    landing) `truth.csv` gets, for the scoring month M + 1, each labelled member's true churn
+    probability and outcome. With `customer_ids` member i's msno is
+    `msno_for_customer(customer_ids[i])`. Same arguments → same bytes. Returns {stem: path}.
     """
+    _check_arguments(members, start, end, customer_ids, layout)
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    drivers = drivers or ChurnDrivers()
+    last_month = end.replace(day=1)
+    msno = _msnos(rng, members, customer_ids)
+    traits = _member_traits(rng, members, _day(start), _day(end), drivers.member_sd)
+    # Simulate two months past the scoring month: the renewals that decide its labels.
+    sim = _simulate(rng, traits, _day(add_months(last_month, 3)) - 1, drivers)
+    log_from = _day(add_months(last_month, -(log_months - 1)))
+    logs = _user_logs(rng, traits, sim.terms, log_from, _day(end))
+    paths = _write_layout(out, layout, msno, traits, sim.transactions, logs, last_month)
+    if truth_dir is not None:
+        paths["truth"] = _write_truth(
+            Path(truth_dir), msno, sim, add_months(last_month, 1), layout, seed
+        )
+    return paths
+
+
+def _check_arguments(members, start, end, customer_ids, layout) -> None:
     if members <= 0:
         raise ValueError(f"members must be positive, got {members}")
     if (end + dt.timedelta(days=1)).day != 1:
         raise ValueError(f"end must be the last day of a month, got {end}")
-    last_month = end.replace(day=1)
-    if add_months(start.replace(day=1), 4) > last_month:
+    if add_months(start.replace(day=1), 4) > end.replace(day=1):
         raise ValueError(f"the range {start}..{end} must span at least four months")
     if customer_ids is not None and len(customer_ids) != members:
         raise ValueError(f"customer_ids has {len(customer_ids)} ids for {members} members")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
-    rng = np.random.default_rng(seed)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
-    msno = _msnos(rng, members, customer_ids)
-    traits = _member_traits(rng, members, _day(start), _day(end))
-    # Simulate two months past `end`: the renewals that decide the last month's labels.
-    sim_end = _day(add_months(last_month, 3)) - 1
-    sim = _simulate(rng, traits, _day(start), sim_end)
-
-    v2_from = _day(last_month)
-    tx = sim.transactions
-    observed = tx["transaction_date"] <= _day(end)
-    paths = {
-        "members_v3": _write_members(out / "members_v3.csv", msno, traits),
-        "transactions": _write_transactions(
-            out / "transactions.csv", msno, tx[observed & (tx["transaction_date"] < v2_from)]
-        ),
-        "transactions_v2": _write_transactions(
-            out / "transactions_v2.csv", msno, tx[observed & (tx["transaction_date"] >= v2_from)]
-        ),
-    }
-    log_from = _day(add_months(last_month, -(LOG_MONTHS - 1)))
-    logs = _user_logs(rng, traits, sim.terms, log_from, _day(end))
-    paths["user_logs"] = _write_logs(out / "user_logs.csv", msno, logs[logs["date"] < v2_from])
-    paths["user_logs_v2"] = _write_logs(
-        out / "user_logs_v2.csv", msno, logs[logs["date"] >= v2_from]
+def _write_layout(out, layout, msno, traits, full_tx, logs, last_month) -> dict[str, Path]:
+    """The files of `layout`; transactions after the data's end stay unwritten (the future)."""
+    end = _day(add_months(last_month, 1)) - 1
+    tx = full_tx[full_tx["transaction_date"] <= end]
+    paths = {"members_v3": _write_members(out / "members_v3.csv", msno, traits)}
+    split = _day(last_month) if layout == "v2" else end + 1
+    paths["transactions"] = _write_transactions(
+        out / "transactions.csv", msno, tx[tx["transaction_date"] < split]
     )
-    labels = label_period_arrays(tx, last_month)
-    paths["train_v2"] = _write_csv(
-        out / "train_v2.csv",
+    paths["user_logs"] = _write_logs(out / "user_logs.csv", msno, logs[logs["date"] < split])
+    if layout == "v2":
+        paths["transactions_v2"] = _write_transactions(
+            out / "transactions_v2.csv", msno, tx[tx["transaction_date"] >= split]
+        )
+        paths["user_logs_v2"] = _write_logs(
+            out / "user_logs_v2.csv", msno, logs[logs["date"] >= split]
+        )
+    if layout == "label-less":
+        return paths
+    labels = {"v1": {"train": last_month}, "v2": {"train": add_months(last_month, -1),
+              "train_v2": last_month}}[layout]  # fmt: skip
+    for stem, month in labels.items():
+        frame = label_period_arrays(full_tx, month)
+        paths[stem] = _write_csv(
+            out / f"{stem}.csv",
+            TRAIN_COLUMNS,
+            {"msno": msno[frame["member"].to_numpy()], "is_churn": frame["is_churn"].to_numpy()},
+        )
+    # The members to predict: in scope for the next month on what the files show.
+    scoring = label_period_arrays(tx, add_months(last_month, 1))["member"].to_numpy()
+    stem = "sample_submission_v2" if layout == "v2" else "sample_submission_zero"
+    paths[stem] = _write_csv(
+        out / f"{stem}.csv",
         TRAIN_COLUMNS,
-        {"msno": msno[labels["member"].to_numpy()], "is_churn": labels["is_churn"].to_numpy()},
+        {"msno": msno[scoring], "is_churn": np.zeros(len(scoring), dtype=np.int64)},
     )
     return paths
+
+
+def _write_truth(
+    truth_dir: Path, msno, sim: _Simulation, month: dt.date, layout: str, seed: int
+) -> Path:
+    """The scoring month's labelled members with their true churn probability and outcome.
+
+    `churn_probability` is the probability as of the month's first day: everything the world
+    had drawn by then (plan, auto-renew, discount, fading, member effect, a cancel already made)
+    is known, and a cancel still to come is weighed by its chance — a prediction made on that
+    day cannot know later draws, so an oracle that did would not be a fair yardstick.
+    `drawn_probability` is the one the outcome was drawn with (it includes later cancels).
+    """
+    labels = label_period_arrays(sim.transactions, month)
+    keys = ("member", "end", "probability", "p_cancel", "p_stay", "cancel_chance",
+            "cancel_from", "cancel_span", "cancel_day")  # fmt: skip
+    terms = pd.DataFrame({k: np.concatenate([t[k] for t in sim.terms]) for k in keys})
+    terms = terms.rename(columns={"end": "last_expire"})
+    terms = terms.drop_duplicates(["member", "last_expire"], keep="last")
+    truth = labels.merge(terms, on=["member", "last_expire"], how="inner")
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    path = truth_dir / "truth.csv"
+    pd.DataFrame(
+        {
+            "msno": msno[truth["member"].to_numpy()],
+            "period_start": month.isoformat(),
+            "is_churn": truth["is_churn"].to_numpy(),
+            "churn_probability": np.round(_probability_on(truth, _day(month)), 6),
+            "drawn_probability": truth["probability"].round(6).to_numpy(),
+        }
+    ).to_csv(path, index=False)
+    (truth_dir / "truth.json").write_text(
+        json.dumps(
+            {
+                "scoring_month": f"{month:%Y-%m}",
+                "layout": layout,
+                "seed": seed,
+                "labelled": len(labels),
+                "with_probability": len(truth),
+            },
+            indent=2,
+        )
+    )
+    return path
+
+
+def _probability_on(terms: pd.DataFrame, day: int) -> np.ndarray:
+    """P(churn) known on `day`: a cancel before it is certain, one after it is weighed by its
+    chance given that none happened yet (the cancel day is uniform over its span)."""
+    cancelled = terms["cancel_day"].to_numpy() < day
+    span = terms["cancel_span"].to_numpy()
+    after = np.clip(terms["cancel_from"].to_numpy() + span - day, 0, span) / span
+    chance = terms["cancel_chance"].to_numpy()
+    still = chance * after / (1 - chance * (1 - after))
+    blended = still * terms["p_cancel"].to_numpy() + (1 - still) * terms["p_stay"].to_numpy()
+    return np.where(cancelled, terms["p_cancel"].to_numpy(), blended)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,7 +261,9 @@ def _msnos(rng: np.random.Generator, n: int, customer_ids: Sequence[int] | None)
     return np.array([base64.b64encode(row.tobytes()).decode("ascii") for row in raw], dtype=object)
 
 
-def _member_traits(rng: np.random.Generator, n: int, start: int, end: int) -> _Traits:
+def _member_traits(
+    rng: np.random.Generator, n: int, start: int, end: int, member_sd: float = 0.35
+) -> _Traits:
     # 45% are already members at the start; the rest join evenly until three weeks before end.
     existing = rng.random(n) < 0.45
     join_day = np.where(
@@ -204,7 +300,7 @@ def _member_traits(rng: np.random.Generator, n: int, start: int, end: int) -> _T
         activity=rng.beta(4.0, 1.5, n),
         volume=rng.lognormal(np.log(22), 0.6, n),
         skip_share=shares,
-        risk=rng.normal(0, 0.35, n) + demographic,
+        risk=rng.normal(0, member_sd, n) + demographic,
         city=city,
         bd=bd,
         gender=gender,
@@ -232,87 +328,160 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _simulate(rng: np.random.Generator, traits: _Traits, start: int, sim_end: int) -> _Simulation:
+@dataclass(frozen=True)
+class ChurnDrivers:
+    """The churn log-odds at each expiry: intercept + the drivers present (see docs/churn.md §2).
+
+    Other mixes make other worlds (e.g. engagement-led: a larger `fading`, smaller billing
+    effects); `member_sd` is the unobservable member effect."""
+
+    intercept: float = -3.9
+    manual_renewal: float = 2.0  # auto-renew off
+    cancel: float = 2.0
+    fading: float = 3.3
+    discount: float = 1.2
+    cheap_plan: float = 0.7  # a 30-day plan under 149 NTD
+    long_plan: float = -0.6  # 180 days or more
+    member_sd: float = 0.35
+
+
+#: Named driver mixes for benches and acceptance worlds.
+DRIVER_MIXES: dict[str, ChurnDrivers] = {
+    "default": ChurnDrivers(),
+    "engagement": ChurnDrivers(intercept=-4.2, manual_renewal=1.4, cancel=1.5, fading=4.0),
+    "billing": ChurnDrivers(intercept=-4.0, manual_renewal=2.6, discount=1.8, fading=2.4),
+}
+
+
+@dataclass
+class _State:
+    """Each member's current plan and billing, updated at every simulated transaction."""
+
+    next_day: np.ndarray
+    prev_expiry: np.ndarray
+    auto: np.ndarray
+    plan: np.ndarray
+    price: np.ndarray
+    method: np.ndarray
+
+
+def _simulate(
+    rng: np.random.Generator,
+    traits: _Traits,
+    sim_end: int,
+    drivers: ChurnDrivers,
+) -> _Simulation:
     n = len(traits.join_day)
-    next_day = traits.join_day.copy()
-    prev_expiry = traits.join_day.copy()
     auto = traits.auto.copy()
-    plan = traits.plan.copy()
-    price = traits.price.copy()
-    method = np.where(auto, _pick(rng, _AUTO_METHODS, n), _pick(rng, _MANUAL_METHODS, n))
+    state = _State(
+        next_day=traits.join_day.copy(),
+        prev_expiry=traits.join_day.copy(),
+        auto=auto,
+        plan=traits.plan.copy(),
+        price=traits.price.copy(),
+        method=np.where(auto, _pick(rng, _AUTO_METHODS, n), _pick(rng, _MANUAL_METHODS, n)),
+    )
     parts: list[dict[str, np.ndarray]] = []
     terms: list[dict[str, np.ndarray]] = []
     while True:
-        idx = np.nonzero(next_day <= sim_end)[0]
+        idx = np.nonzero(state.next_day <= sim_end)[0]
         if idx.size == 0:
             break
-        k = idx.size
-        day = next_day[idx]
-        plan_days = _PLAN_DAYS[plan[idx]]
-        list_price = price[idx]
-        promo = rng.random(k)
-        paid = np.where(promo < 0.04, 0, np.where(promo < 0.08, list_price // 2, list_price))
-        expiry = np.maximum(day, prev_expiry[idx]) + plan_days
-        is_auto = auto[idx]
-        parts.append(
-            _rows(idx, method[idx], plan_days, list_price, paid, is_auto, day, expiry, False)
-        )
-
-        fading = rng.random(k) < _sigmoid(-2.0 + 0.8 * traits.risk[idx])
-        cancel = rng.random(k) < _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
-        cancel_day = day + 1 + (rng.random(k) * np.maximum(plan_days - 2, 1)).astype(np.int64)
-        cancel_expiry = np.where(rng.random(k) < 0.5, cancel_day, expiry)
-        if cancel.any():
-            c = cancel
-            parts.append(
-                _rows(idx[c], method[idx][c], plan_days[c], list_price[c], paid[c],
-                      np.zeros(int(c.sum()), bool), cancel_day[c], cancel_expiry[c], True)
-            )  # fmt: skip
-        effective = np.where(cancel, cancel_expiry, expiry)
-        logit = (
-            -3.9
-            + 2.0 * ~is_auto
-            + 2.0 * cancel
-            + 3.3 * fading
-            + 1.2 * (paid < list_price)
-            + 0.7 * ((plan_days == 30) & (list_price < 149))
-            - 0.6 * (plan_days >= 180)
-            + traits.risk[idx]
-        )
-        churn = rng.random(k) < _sigmoid(logit)
-        terms.append({"member": idx, "start": day, "end": effective, "fading": fading})
-
-        # Renewers: auto-renew bills on (or the day before) the expiry; manual renewers come
-        # within a week before to three weeks after; a cancel that is not churn is a plan
-        # change (a new subscription within ten days of the cancel).
-        renew_day = np.where(
-            is_auto & ~cancel,
-            effective - (rng.random(k) < 0.3),
-            effective + rng.integers(-7, 22, k),
-        )
-        renew_day = np.where(cancel, cancel_day + rng.integers(0, 10, k), renew_day)
-        comeback = rng.random(k) < 0.25
-        after_churn = np.where(comeback, effective + rng.integers(31, 200, k), _NEVER)
-        next_day[idx] = np.maximum(np.where(churn, after_churn, renew_day), day + 1)
-        prev_expiry[idx] = effective
-
-        # Plan changes (after a cancel, or 3% of the time) and auto-renew switches.
-        change = cancel | (rng.random(k) < 0.03)
-        new_plan = rng.choice(len(_PLAN_DAYS), size=k, p=_PLAN_SHARE)
-        plan[idx] = np.where(change, new_plan, plan[idx])
-        for index, days in enumerate(_PLAN_DAYS):
-            pick = change & (new_plan == index)
-            values, share = _PLAN_PRICES[int(days)]
-            price[idx[pick]] = rng.choice(values, size=int(pick.sum()), p=share)
-        auto[idx] = np.where(cancel, rng.random(k) < 0.5, is_auto ^ (rng.random(k) < 0.02))
-        switched = auto[idx] != is_auto
-        method[idx] = np.where(
-            switched,
-            np.where(auto[idx], _pick(rng, _AUTO_METHODS, k), _pick(rng, _MANUAL_METHODS, k)),
-            method[idx],
-        )
+        terms.append(_one_term(rng, traits, state, idx, drivers, parts))
     transactions = pd.DataFrame({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
     return _Simulation(transactions=transactions, terms=terms)
+
+
+def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: list) -> dict:
+    """Bill the members in `idx`, maybe cancel, decide churn, and plan their next transaction."""
+    k = idx.size
+    day = state.next_day[idx]
+    plan_days = _PLAN_DAYS[state.plan[idx]]
+    list_price = state.price[idx]
+    promo = rng.random(k)
+    paid = np.where(promo < 0.04, 0, np.where(promo < 0.08, list_price // 2, list_price))
+    expiry = np.maximum(day, state.prev_expiry[idx]) + plan_days
+    is_auto = state.auto[idx]
+    method = state.method[idx]
+    parts.append(_rows(idx, method, plan_days, list_price, paid, is_auto, day, expiry, False))
+
+    fading = rng.random(k) < _sigmoid(-2.0 + 0.8 * traits.risk[idx])
+    cancel = rng.random(k) < _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
+    cancel_span = np.maximum(plan_days - 2, 1)
+    cancel_day = day + 1 + (rng.random(k) * cancel_span).astype(np.int64)
+    cancel_expiry = np.where(rng.random(k) < 0.5, cancel_day, expiry)
+    if cancel.any():
+        c = cancel
+        parts.append(
+            _rows(idx[c], method[c], plan_days[c], list_price[c], paid[c],
+                  np.zeros(int(c.sum()), bool), cancel_day[c], cancel_expiry[c], True)
+        )  # fmt: skip
+    effective = np.where(cancel, cancel_expiry, expiry)
+    cancel_chance = _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
+    logit = (
+        drivers.intercept
+        + drivers.manual_renewal * ~is_auto
+        + drivers.fading * fading
+        + drivers.discount * (paid < list_price)
+        + drivers.cheap_plan * ((plan_days == 30) & (list_price < 149))
+        + drivers.long_plan * (plan_days >= 180)
+        + traits.risk[idx]
+    )
+    probability = _sigmoid(logit + drivers.cancel * cancel)
+    churn = rng.random(k) < probability
+    _next_transaction(rng, state, idx, day, effective, is_auto, cancel, cancel_day, churn)
+    _change_plans(rng, state, idx, cancel, is_auto)
+    return {
+        "member": idx,
+        "start": day,
+        "end": effective,
+        "fading": fading,
+        "probability": probability,
+        # What the truth needs to condition on a day: churn odds with and without a cancel,
+        # the cancel's chance and the days it could fall on (uniform over cancel_span).
+        "p_cancel": _sigmoid(logit + drivers.cancel),
+        "p_stay": _sigmoid(logit),
+        "cancel_chance": cancel_chance,
+        "cancel_from": day + 1,
+        "cancel_span": cancel_span,
+        "cancel_day": np.where(cancel, cancel_day, _NEVER),
+    }
+
+
+def _next_transaction(rng, state: _State, idx, day, effective, is_auto, cancel, cancel_day, churn):
+    """Renewers: auto-renew bills on (or the day before) the expiry; manual renewers come within
+    a week before to three weeks after; a cancel that is not churn is a plan change (a new
+    subscription within ten days of the cancel); a churner may come back after > 30 days."""
+    k = idx.size
+    renew_day = np.where(
+        is_auto & ~cancel,
+        effective - (rng.random(k) < 0.3),
+        effective + rng.integers(-7, 22, k),
+    )
+    renew_day = np.where(cancel, cancel_day + rng.integers(0, 10, k), renew_day)
+    comeback = rng.random(k) < 0.25
+    after_churn = np.where(comeback, effective + rng.integers(31, 200, k), _NEVER)
+    state.next_day[idx] = np.maximum(np.where(churn, after_churn, renew_day), day + 1)
+    state.prev_expiry[idx] = effective
+
+
+def _change_plans(rng, state: _State, idx, cancel, is_auto) -> None:
+    """Plan changes (after a cancel, or 3% of the time) and auto-renew switches."""
+    k = idx.size
+    change = cancel | (rng.random(k) < 0.03)
+    new_plan = rng.choice(len(_PLAN_DAYS), size=k, p=_PLAN_SHARE)
+    state.plan[idx] = np.where(change, new_plan, state.plan[idx])
+    for index, days in enumerate(_PLAN_DAYS):
+        pick = change & (new_plan == index)
+        values, share = _PLAN_PRICES[int(days)]
+        state.price[idx[pick]] = rng.choice(values, size=int(pick.sum()), p=share)
+    state.auto[idx] = np.where(cancel, rng.random(k) < 0.5, is_auto ^ (rng.random(k) < 0.02))
+    switched = state.auto[idx] != is_auto
+    state.method[idx] = np.where(
+        switched,
+        np.where(state.auto[idx], _pick(rng, _AUTO_METHODS, k), _pick(rng, _MANUAL_METHODS, k)),
+        state.method[idx],
+    )
 
 
 def _rows(member, method, plan_days, list_price, paid, auto, day, expiry, cancel) -> dict:
@@ -403,15 +572,40 @@ def label_period_arrays(transactions: pd.DataFrame, period_start: dt.date) -> pd
     """The official labels of one period from a pandas transaction table (day-number dates).
 
     Same rules as `customer360.churn.labels.label_period` (tested to agree on generated data);
-    used to write train_v2.csv from the simulated future without Spark. Columns of
+    used to write the label files from the simulated future without Spark. Columns of
     `transactions`: member (any key), the KKBox transaction columns with `transaction_date` and
     `membership_expire_date` as days since 1970-01-01. Returns member, is_churn, last_expire,
     renewal_gap_days.
     """
     start_date, end_date = period_bounds(period_start)
     start, end = _day(start_date), _day(end_date)
-    history_start = _day(add_months(start_date, -1))
-    t = transactions[transactions["transaction_date"] >= history_start]
+    t = _official_sorted(
+        transactions[transactions["transaction_date"] >= _day(add_months(start_date, -1))]
+    )
+    grouped = _walk_members(t, start, end)
+    plan_change = np.fmin(
+        grouped["period_sub_expire"].fillna(grouped["history_expire"]),
+        grouped["period_cancel_expire"],
+    )
+    scope = np.where(grouped["period_cancel"], plan_change, grouped["history_expire"])
+    reference = np.fmin(scope, grouped["search_cancel_expire"].to_numpy())
+    result = pd.DataFrame(
+        {
+            "member": grouped.index.to_numpy(),
+            "last_expire": scope,
+            "renewal_gap_days": grouped["renewal_date"].to_numpy() - reference,
+        }
+    )
+    result = result[(result["last_expire"] >= start) & (result["last_expire"] <= end)]
+    churn = result["renewal_gap_days"].isna() | (result["renewal_gap_days"] >= 30)
+    result = result.assign(
+        is_churn=churn.astype(np.int64), last_expire=result["last_expire"].astype(np.int64)
+    )
+    return result[["member", "is_churn", "last_expire", "renewal_gap_days"]].reset_index(drop=True)
+
+
+def _official_sorted(t: pd.DataFrame) -> pd.DataFrame:
+    """Per member in KKBox's labeller order (see transactions.official_order)."""
     signature = (
         t["plan_list_price"].astype(str)
         + t["payment_plan_days"].astype(str)
@@ -419,11 +613,16 @@ def label_period_arrays(transactions: pd.DataFrame, period_start: dt.date) -> pd
     )
     cancel = t["is_cancel"].to_numpy() == 1
     expiry_key = np.where(cancel, -t["membership_expire_date"], t["membership_expire_date"])
-    t = t.assign(_sig=signature.to_numpy(), _key=expiry_key).sort_values(
+    return t.assign(_sig=signature.to_numpy(), _key=expiry_key).sort_values(
         ["member", "transaction_date", "_sig", "is_cancel", "_key"],
         ascending=[True, True, False, True, True],
         kind="mergesort",
     )
+
+
+def _walk_members(t: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
+    """Per member (index): history_expire, period_cancel, period_sub_expire,
+    period_cancel_expire, search_cancel_expire, renewal_date — the labeller's walk."""
     day = t["transaction_date"].to_numpy()
     expiry = t["membership_expire_date"].to_numpy()
     cancel = t["is_cancel"].to_numpy() == 1
@@ -432,16 +631,14 @@ def label_period_arrays(transactions: pd.DataFrame, period_start: dt.date) -> pd
     in_history = day < start
     in_period = (day >= start) & (day <= end)
 
-    def per_member(values: np.ndarray, how: str) -> pd.Series:
+    def per_member(values: np.ndarray, how: str) -> np.ndarray:
         return pd.Series(values).groupby(member).transform(how).to_numpy()
 
     nan = np.nan
     period_cancel = per_member((in_period & cancel).astype(float), "max") == 1
     last_sub = per_member(np.where(in_period & ~cancel, pos, nan), "max")
-    search_from = np.where(period_cancel, end + 1, start)
-    searched = day >= search_from
+    searched = day >= np.where(period_cancel, end + 1, start)
     first_renewal = per_member(np.where(searched & ~cancel, pos, nan), "min")
-
     frame = pd.DataFrame(
         {
             "member": member,
@@ -458,7 +655,7 @@ def label_period_arrays(transactions: pd.DataFrame, period_start: dt.date) -> pd
             "renewal_date": np.where(pos == first_renewal, day, nan),
         }
     )
-    # The last history row per member carries history_expire; NaN rows sort first in max.
+    # The last history row per member carries history_expire.
     last_history = frame.dropna(subset=["history_pos"]).groupby("member")["history_expire"].last()
     grouped = frame.groupby("member").agg(
         period_cancel=("period_cancel", "first"),
@@ -467,27 +664,7 @@ def label_period_arrays(transactions: pd.DataFrame, period_start: dt.date) -> pd
         search_cancel_expire=("search_cancel_expire", "min"),
         renewal_date=("renewal_date", "max"),
     )
-    grouped = grouped.join(last_history.rename("history_expire"), how="inner")
-    plan_change = np.fmin(
-        grouped["period_sub_expire"].fillna(grouped["history_expire"]),
-        grouped["period_cancel_expire"],
-    )
-    scope = np.where(grouped["period_cancel"], plan_change, grouped["history_expire"])
-    reference = np.fmin(scope, grouped["search_cancel_expire"].to_numpy())
-    gap = grouped["renewal_date"].to_numpy() - reference
-    result = pd.DataFrame(
-        {
-            "member": grouped.index.to_numpy(),
-            "last_expire": scope,
-            "renewal_gap_days": gap,
-        }
-    )
-    result = result[(result["last_expire"] >= start) & (result["last_expire"] <= end)]
-    churn = result["renewal_gap_days"].isna() | (result["renewal_gap_days"] >= 30)
-    result = result.assign(
-        is_churn=churn.astype(np.int64), last_expire=result["last_expire"].astype(np.int64)
-    )
-    return result[["member", "is_churn", "last_expire", "renewal_gap_days"]].reset_index(drop=True)
+    return grouped.join(last_history.rename("history_expire"), how="inner")
 
 
 # ---------------------------------------------------------------------------------------------

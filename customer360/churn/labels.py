@@ -149,3 +149,38 @@ def churn_history(labels: DataFrame) -> pd.DataFrame:
     )
     frame["churn_rate"] = frame["churners"] / frame["members"].where(frame["members"] > 0)
     return frame
+
+
+def cross_check_labels(derived: DataFrame, file_labels: DataFrame, sample: int = 20) -> dict:
+    """Compare a label file with the labels derived from the transactions for the same month.
+
+    `derived`: msno, is_churn (one month); `file_labels`: msno, is_churn. Returns plain JSON:
+    both, agree, disagree, only_in_file, only_derived, agreement (agree / both) and up to
+    `sample` disagreeing members (msno, file, derived). Nothing is merged: the caller keeps
+    the derived labels and reports this."""
+    joined = (
+        derived.select("msno", F.col("is_churn").alias("derived"))
+        .dropDuplicates(["msno"])
+        .join(
+            file_labels.select("msno", F.col("is_churn").alias("file")).dropDuplicates(["msno"]),
+            "msno",
+            "full_outer",
+        )
+        .cache()
+    )
+    both = F.col("derived").isNotNull() & F.col("file").isNotNull()
+    counts = joined.agg(
+        F.sum(both.cast("int")).alias("both"),
+        F.sum((both & (F.col("derived") == F.col("file"))).cast("int")).alias("agree"),
+        F.sum(F.col("derived").isNull().cast("int")).alias("only_in_file"),
+        F.sum(F.col("file").isNull().cast("int")).alias("only_derived"),
+    ).first()
+    result = {k: int(counts[k] or 0) for k in ("both", "agree", "only_in_file", "only_derived")}
+    result["disagree"] = result["both"] - result["agree"]
+    result["agreement"] = round(result["agree"] / result["both"], 4) if result["both"] else None
+    rows = joined.where(both & (F.col("derived") != F.col("file"))).limit(sample).collect()
+    result["disagreements"] = [
+        {"msno": r["msno"], "file": int(r["file"]), "derived": int(r["derived"])} for r in rows
+    ]
+    joined.unpersist()
+    return result

@@ -111,7 +111,7 @@ def read_user_logs(spark: SparkSession, path: str | Path) -> tuple[DataFrame, Da
 
 
 def read_train(spark: SparkSession, path: str | Path) -> tuple[DataFrame, DataFrame]:
-    """`train_v2.csv` (or `train.csv`) → (msno, is_churn) with is_churn 0/1."""
+    """`train.csv`, `train_v2.csv` or a sample submission → (msno, is_churn), is_churn 0/1."""
     fields = [_Field("msno", "string"), _Field("is_churn", "flag")]
     return _read_validated(spark, path, TRAIN_COLUMNS, fields)
 
@@ -123,7 +123,10 @@ READERS: dict[str, Callable[[SparkSession, str | Path], tuple[DataFrame, DataFra
     "transactions_v2": read_transactions,
     "user_logs": read_user_logs,
     "user_logs_v2": read_user_logs,
+    "train": read_train,
     "train_v2": read_train,
+    "sample_submission_zero": read_train,
+    "sample_submission_v2": read_train,
 }
 
 

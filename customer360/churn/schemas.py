@@ -47,7 +47,10 @@ KKBOX_FILES: Final = {
     "transactions_v2": TRANSACTIONS_COLUMNS,
     "user_logs": USER_LOGS_COLUMNS,
     "user_logs_v2": USER_LOGS_COLUMNS,
+    "train": TRAIN_COLUMNS,
     "train_v2": TRAIN_COLUMNS,
+    "sample_submission_zero": TRAIN_COLUMNS,
+    "sample_submission_v2": TRAIN_COLUMNS,
 }
 
 #: Plausible ages; KKBox's `bd` holds values from -7000 to 2015, outside this range → NULL.

@@ -95,6 +95,13 @@ def _print_summary(summary) -> None:
             where = f"skipped: {meta['skipped']}"
         if "dashboard_path" in meta:
             where = f"dashboard: {meta['dashboard_path']}"
+        if "scoring_month" in meta:  # churn/periods: the months found in the data
+            where = f"churn periods: {meta['periods']}"
+        if "coverage" in meta and "candidates" in meta:  # churn/predictions
+            where = (
+                f"{meta['scoring_period']}: {meta['candidates']:,} candidates, coverage "
+                f"{meta['coverage']}, {meta['members_above_threshold']:,} above the threshold"
+            )
         if "merge_rate" in meta:  # identity resolution: records → people
             where = (
                 f"{meta['records']:,} records → {meta['profiles']:,} people "
@@ -171,8 +178,19 @@ _WAIT_OPTION = click.option(
 
 @main.command()
 @_WAIT_OPTION
-def run(wait: bool) -> None:
+@click.option("--churn-train-months", default=None, help="e.g. 2016-12,2017-01 (default: detect)")
+@click.option("--churn-validation-month", default=None, help="e.g. 2017-02 (default: detect)")
+@click.option("--churn-scoring-month", default=None, help="e.g. 2017-03 (default: detect)")
+def run(wait, churn_train_months, churn_validation_month, churn_scoring_month) -> None:
     """Materialise the whole asset graph on whatever is in landing."""
+    # The churn periods are found in the data; these set C360_CHURN_* to override them.
+    for env, value in (
+        ("C360_CHURN_TRAIN_MONTHS", churn_train_months),
+        ("C360_CHURN_VALIDATION_MONTH", churn_validation_month),
+        ("C360_CHURN_SCORING_MONTH", churn_scoring_month),
+    ):
+        if value:
+            os.environ[env] = value
     with _exclusive_home(wait), _dataverse_for_local_runs():
         ok = _run_graph()
     sys.exit(0 if ok else 1)
@@ -254,12 +272,33 @@ def _write_customers(change_folders: int = 3, seed: int = 7, second_source: bool
     show_default=True,
     help="give the sample customers' cids KKBox member ids (msno) so churn risk enriches them",
 )
-def generate_kkbox_files(members: int, seed: int, tie_to_customers: bool) -> None:
-    """KKBox-format churn data (members, transactions, user logs, train labels)."""
-    _write_kkbox(members, seed, tie_to_customers)
+@click.option(
+    "--layout",
+    type=click.Choice(["v2", "v1", "label-less"]),
+    default="v2",
+    show_default=True,
+    help="Kaggle's second release, its first, or no label files",
+)
+@click.option(
+    "--truth/--no-truth",
+    default=False,
+    show_default=True,
+    help="write the scoring month's true churn probabilities to C360_HOME/truth/kkbox/",
+)
+def generate_kkbox_files(
+    members: int, seed: int, tie_to_customers: bool, layout: str, truth: bool
+) -> None:
+    """KKBox-format churn data (members, transactions, user logs, label files)."""
+    _write_kkbox(members, seed, tie_to_customers, layout, truth)
 
 
-def _write_kkbox(members: int, seed: int = 0, tie_to_customers: bool = True) -> None:
+def _write_kkbox(
+    members: int,
+    seed: int = 0,
+    tie_to_customers: bool = True,
+    layout: str = "v2",
+    truth: bool = False,
+) -> None:
     from customer360.churn import generate_kkbox
 
     ids = None
@@ -267,8 +306,14 @@ def _write_kkbox(members: int, seed: int = 0, tie_to_customers: bool = True) -> 
         sample = list(range(min(members, 1400)))  # the sample customers' cids are 0..1399
         ids = sample + list(range(100_000, 100_000 + members - len(sample)))
     out = Path(get_settings().landing_root) / "kkbox"
-    files = generate_kkbox(out, members=members, seed=seed, customer_ids=ids)
-    click.echo(f"wrote {len(files)} KKBox files for {members:,} members to {out}")
+    # The truth sits beside landing, never in it: the pipeline must not see it.
+    truth_dir = get_settings().home / "truth" / "kkbox" if truth else None
+    files = generate_kkbox(
+        out, members=members, seed=seed, customer_ids=ids, layout=layout, truth_dir=truth_dir
+    )
+    click.echo(f"wrote {len(files)} KKBox files ({layout}) for {members:,} members to {out}")
+    if truth_dir is not None:
+        click.echo(f"true churn probabilities of the scoring month: {files['truth']}")
 
 
 @main.group()

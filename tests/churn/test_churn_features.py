@@ -138,3 +138,22 @@ def test_activity_features_over_the_30_days_before_the_period(features):
     assert k["days_total"] == 14  # subscription started 02-15
     assert k["days_after_exp"] == 0
     assert all(v == 0 for name, v in k.items() if name != "days_total")
+
+
+def test_engagement_outside_the_logs_is_missing_not_zero(features):
+    march, february = features[(MARCH, "f")], features[(FEBRUARY, "f")]
+    # The logs start on 01-29: February's window (01-02 … 01-31) is not covered → unknown.
+    assert february["days_total"] is None and february["days_with_session"] is None
+    assert february["active_share_w14"] is None
+    # March: 1–14 days back (02-15 … 02-28) holds 02-27 (2 plays); 15–30 days back
+    # (01-30 … 02-14) holds 02-01 (7 plays in two rows) and 02-10 (6 plays).
+    assert march["active_share_w14"] == pytest.approx(1 / 14)
+    assert march["plays_per_day_w14"] == pytest.approx(2 / 14)
+    assert march["active_share_w30"] == pytest.approx(2 / 16)
+    assert march["plays_per_active_day_w30"] == pytest.approx(13 / 2)
+    # 31–90 days back reaches before the first log: missing, and so is the trend against it.
+    assert march["active_share_w60"] is None and march["active_share_w90"] is None
+    assert march["active_trend"] is None
+    assert march["cancel_count"] == 1
+    # A covered window without any log row is a true zero (k listened to nothing).
+    assert features[(MARCH, "k")]["active_share_w14"] == 0.0

@@ -26,7 +26,7 @@ def _digest(paths) -> dict[str, str]:
 
 
 def test_writes_the_kaggle_files_with_their_exact_headers(files):
-    assert sorted(files) == sorted(KKBOX_FILES)
+    assert sorted(files) == sorted(set(KKBOX_FILES) - {"sample_submission_zero"})  # v2
     for stem, path in files.items():
         assert path.name == f"{stem}.csv"
         assert path.read_text().splitlines()[0] == ",".join(KKBOX_FILES[stem])
@@ -110,3 +110,45 @@ def test_the_generators_labeller_agrees_with_the_official_examples():
     gap_of_4 = got.pop(4)
     assert got == {1: (1, _day(d("03-15")), 46.0), 2: (0, _day(d("03-16")), 16.0)}
     assert gap_of_4[:2] == (1, _day(d("03-10"))) and np.isnan(gap_of_4[2])  # no renewal
+
+
+@pytest.mark.parametrize(
+    ("layout", "stems"),
+    [
+        ("v1", {"members_v3", "transactions", "user_logs", "train", "sample_submission_zero"}),
+        ("label-less", {"members_v3", "transactions", "user_logs"}),
+    ],
+)
+def test_other_layouts_write_kaggles_other_file_sets(tmp_path, layout, stems):
+    paths = generate_kkbox(tmp_path / "landing", members=600, seed=5, layout=layout)
+    assert set(paths) == stems
+    assert {p.stem for p in (tmp_path / "landing").iterdir()} == stems
+    tx = pd.read_csv(paths["transactions"])
+    assert tx["transaction_date"].max() <= 20170331  # one file up to the data's end
+    if layout == "v1":  # train.csv labels the last month, the submission lists the next one
+        train = pd.read_csv(paths["train"])
+        assert 0.03 < train["is_churn"].mean() < 0.3
+        assert (pd.read_csv(paths["sample_submission_zero"])["is_churn"] == 0).all()
+    with pytest.raises(ValueError, match="layout must be one of"):
+        generate_kkbox(tmp_path / "x", members=10, layout="v3")
+
+
+def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(tmp_path):
+    paths = generate_kkbox(tmp_path / "landing", members=3000, seed=6, truth_dir=tmp_path / "truth")
+    truth = pd.read_csv(paths["truth"])
+    assert paths["truth"].parent == tmp_path / "truth"
+    assert not list((tmp_path / "landing").glob("truth*"))
+    assert (truth["period_start"] == "2017-04-01").all()  # the month after the data's end
+    assert truth["churn_probability"].between(0, 1).all()
+    # Outcomes follow these probabilities (as of April 1st): calibrated within sampling error,
+    # and far better than chance at ranking; the drawn ones also knew April's cancels.
+    assert abs(truth["churn_probability"].mean() - truth["is_churn"].mean()) < 0.03
+    churners = truth.loc[truth["is_churn"] == 1, "churn_probability"].mean()
+    stayers = truth.loc[truth["is_churn"] == 0, "churn_probability"].mean()
+    assert churners > 3 * stayers
+    assert truth["drawn_probability"].between(0, 1).all()
+    # Every truth member is in scope for April on the files' transactions (the submission).
+    submission = pd.read_csv(paths["sample_submission_v2"])
+    assert set(truth["msno"]) - set(submission["msno"]) == set() or len(
+        set(truth["msno"]) - set(submission["msno"])
+    ) < 0.05 * len(truth)

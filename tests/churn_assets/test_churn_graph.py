@@ -19,6 +19,7 @@ from sensors.churn_alert import churn_alert_job, churn_alert_sensor
 pytestmark = pytest.mark.spark
 
 CUSTOMERS = list(range(1000, 1400))
+FLIPPED = 5
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,15 @@ def churn_graph(spark, tmp_path_factory):
     home = tmp_path_factory.mktemp("c360")
     members = 3000
     ids = CUSTOMERS + list(range(50_000, 50_000 + members - len(CUSTOMERS)))
-    generate_kkbox(home / "landing" / "kkbox", members=members, seed=1, customer_ids=ids)
+    landing = home / "landing" / "kkbox"
+    generate_kkbox(landing, members=members, seed=1, customer_ids=ids)
+    # Flip the first FLIPPED labels of train.csv (February, a month the transactions label
+    # too): the cross-check must report exactly these, and the derived labels must win.
+    lines = (landing / "train.csv").read_text().splitlines()
+    for i in range(1, FLIPPED + 1):
+        msno, label = lines[i].split(",")
+        lines[i] = f"{msno},{1 - int(label)}"
+    (landing / "train.csv").write_text("\n".join(lines) + "\n")
     lakehouse = LakehouseResource(root_uri=str(home / "lake"))
     silver = pa.table(
         {"Id": [f"id-{c}" for c in CUSTOMERS], "cid": pa.array(CUSTOMERS, pa.int64())}
@@ -61,6 +70,24 @@ def test_every_churn_asset_materialises_with_model_scores(churn_graph):
     assert "mean_predicted" in model["calibration"].value or "|" in model["calibration"].value
 
 
+def test_v2_periods_labels_and_the_label_file_cross_check(churn_graph):
+    _, _, _, _, result = churn_graph
+    periods = _meta(result, churn_assets.PERIODS_KEY)
+    assert periods["train_months"].value == [
+        "2016-09", "2016-10", "2016-11", "2016-12", "2017-01", "2017-02"
+    ]  # fmt: skip
+    assert periods["validation_month"].value == "2017-03"  # train_v2.csv
+    assert periods["scoring_month"].value == "2017-04"
+    labels = _meta(result, churn_assets._key("labels"))
+    assert labels["label_sources"].value["2017-03"] == "train_v2.csv"
+    assert labels["label_sources"].value["2017-02"] == "derived from transactions"
+    check = labels["label_file_cross_check"].value["train.csv"]
+    assert check["month"] == "2017-02" and check["both"] > 500
+    assert check["disagree"] == FLIPPED == len(check["disagreements"])
+    assert check["only_in_file"] == 0 and check["only_derived"] == 0
+    assert labels["label_file_disagreements"].value == FLIPPED
+
+
 def test_predictions_are_probabilities_with_a_profit_threshold(churn_graph):
     _, lakehouse, _, _, result = churn_graph
     predictions = lakehouse.read_arrow("churn", "predictions").to_pandas()
@@ -68,6 +95,9 @@ def test_predictions_are_probabilities_with_a_profit_threshold(churn_graph):
     p = predictions["churn_probability"]
     assert p.between(0, 1).all() and p.nunique() > 20  # probabilities, not 0/1 labels
     meta = _meta(result, churn_assets.PREDICTIONS_KEY)
+    assert meta["scoring_period"].value == "2017-04"
+    assert meta["coverage"].value >= 0.95
+    assert meta["unscored"].value == meta["candidates"].value - len(predictions)
     threshold = meta["threshold"].value
     assert meta["members_above_threshold"].value == int((p >= threshold).sum())
 
@@ -77,6 +107,12 @@ def test_dashboard_file_and_customer_enrichment(churn_graph):
     path = _meta(result, churn_assets.DASHBOARD_KEY)["dashboard_path"].value
     html = Path(path).read_text(encoding="utf-8")
     assert html.count("<svg") >= 6 and "http://" not in html.split("<svg")[0]
+    assert path.endswith("churn-2017-04.html")
+    for fact in ("Training months", "2016-09, 2016-10, 2016-11, 2016-12, 2017-01, 2017-02",
+                 "Validation month",
+                 "2017-03", "Scoring month", "2017-04"):  # fmt: skip
+        assert fact in html
+    assert _meta(result, churn_assets.RISK_KEY)["scoring_period"].value == "2017-04"
     risk = lakehouse.read_arrow("gold", "customer_churn_risk").to_pylist()
     assert risk and all(r["cid"] in CUSTOMERS for r in risk)
     assert all(r["msno"] == msno_for_customer(r["cid"]) for r in risk)
@@ -102,3 +138,4 @@ def test_alert_sensor_fires_once_per_prediction_run(churn_graph):
     assert len(messages) == 1
     body = json.loads(messages[0].read_text())
     assert "predicted_churners" in json.dumps(body)
+    assert "2017-04" in body["subject"]

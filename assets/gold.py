@@ -50,7 +50,7 @@ from assets.unified import (
 from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.lakehouse.store import count_rows
-from customer360.transforms import profile_parts
+from customer360.transforms import profile_inputs
 from customer360.transforms.profile import (
     DEFAULT_RULES,
     UNIFIED_ID,
@@ -320,7 +320,7 @@ def _rebuild_profiles(
 
 def _derive_profiles(session, lake, links: pa.Table, rules, as_of) -> pa.Table:
     """The profiles of `links` (unified_customer_id, source, source_key), derived like
-    _profile_frames: their inputs joined on the driver (profile_parts, remerge), the derived
+    _profile_frames: their inputs joined on the driver (profile_inputs, survivorship), the derived
     columns and segment rules in Spark (profile_columns)."""
     config = unify_config()
     cids = links.filter(pc.equal(links["source"], DATAVERSE_SOURCE))["source_key"]
@@ -328,7 +328,7 @@ def _derive_profiles(session, lake, links: pa.Table, rules, as_of) -> pa.Table:
     churn_risk = None
     if lake.exists("gold", CHURN_RISK_KEY.path[-1]):
         churn_risk = read_rows(lake, "gold", CHURN_RISK_KEY.path[-1], "cid", cids)
-    inputs = profile_parts.profile_inputs(
+    inputs = profile_inputs.profile_inputs(
         record_rows(lake, config, links.select(["source", "source_key"])),
         links,
         read_rows(lake, "silver", "customer", "cid", cids, columns=["cid", "Id", "createdon"]),

@@ -69,8 +69,8 @@ from customer360.unify.pipeline import (
 )
 from customer360.unify.plots import plot_match_quality
 from customer360.unify.quality import decision_figures, table_figures
-from customer360.unify.remerge import records_table
 from customer360.unify.schema import PAIR_KEYS
+from customer360.unify.survivorship import records_table
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
@@ -143,7 +143,7 @@ def source_records(session: SparkSession, lakehouse: LakehouseResource, config: 
 
 def record_rows(lake: DeltaLake, config: UnifyConfig, keys: pa.Table) -> pa.Table:
     """The records (schema.RECORD_COLUMNS, Arrow) of the (source, source_key) rows of `keys`,
-    read without a full scan and built on the driver (remerge.records_table)."""
+    read without a full scan and built on the driver (survivorship.records_table)."""
     parts = []
     for table in source_tables(config):
         wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]

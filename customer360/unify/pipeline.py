@@ -13,7 +13,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
-from customer360.unify import recluster, rescore
+from customer360.unify import linking, pair_scoring
 from customer360.unify.cluster import cluster
 from customer360.unify.config import UnifyConfig, load_config
 from customer360.unify.ids import carry_forward_ids, unified_id
@@ -164,7 +164,7 @@ def unify_changes(
     live = changed.filter(pc.invert(changed["deleted"]))
     deleted = changed.filter(changed["deleted"])
     # The changed records' block ids and compared fields in one Spark job without a shuffle;
-    # a second one keys their block partners. Pairing and scoring run on the driver (rescore).
+    # a second one keys their block partners. Pairing and scoring run on the driver (pair_scoring).
     fields = ["node", "source", "source_key", *carried_fields(rules)]
     changed_rows = spark_to_arrow(
         block_index(load_records(live.select(["source", "source_key"])), rules, fields[3:])
@@ -182,24 +182,24 @@ def unify_changes(
         [changed_rows.select(fields), spark_to_arrow(keyed_others.select(*fields))],
         promote_options="permissive",
     )
-    compared = rescore.focused_candidates(
+    compared = pair_scoring.focused_candidates(
         index, keyed, scope.block_sizes, scope.dirty.select(["node"]), rules
     )
-    scored = rescore.score(compared, rules)
-    new_pairs = rescore.best(scored)
+    scored = pair_scoring.score(compared, rules)
+    new_pairs = pair_scoring.best(scored)
     clock.lap("re-score")
     closure = resolution_closure(scope.dirty, deleted, new_pairs, previous.links, previous.pairs)
     clock.lap("closure")
 
     in_closure = pc.is_in(previous.links["unified_customer_id"], closure.previous_ids)
-    clustered = recluster.carry_forward(
-        recluster.clusters(closure.edges, closure.nodes, namespace),
+    clustered = linking.carry_forward(
+        linking.clusters(closure.edges, closure.nodes, namespace),
         previous.links.filter(in_closure),
         namespace,
         _reserved_ids(closure.nodes, previous.links, in_closure, namespace),
     )
-    link_upserts = recluster.link_table(clustered, closure.edges)
-    pair_upserts = recluster.pair_table(closure.edges, clustered)
+    link_upserts = linking.link_table(clustered, closure.edges)
+    pair_upserts = linking.pair_table(closure.edges, clustered)
     clock.lap("cluster")
 
     # Review candidates: pairs with a dirty end were re-scored; the others keep their rows,
@@ -214,7 +214,7 @@ def unify_changes(
         [link_upserts.select(partners_outside.column_names).cast(partners_outside.schema),
          partners_outside]
     )  # fmt: skip
-    new_candidates = rescore.review_candidates(scored, ends)
+    new_candidates = pair_scoring.review_candidates(scored, ends)
     rescored = pa.concat_tables([scope.dirty, deleted.select(scope.dirty.column_names)])
     candidate_upserts, candidate_remove = _candidate_changes(
         previous.candidates, rescored, link_upserts, new_candidates

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer360.lakehouse.arrow_sql import arrow_query, sql_name
+from customer360.unify.blocking import block_passes, carried_fields
 from customer360.unify.config import MatchRule
-from customer360.unify.match import block_passes, carried_fields
 from customer360.unify.schema import PAIR_KEYS
 from customer360.unify.similarity import round_half_up, similarity_values
 
@@ -148,6 +148,23 @@ def best(scored: pa.Table) -> pa.Table:
 def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
     """review.candidates on Arrow: `ends` (source, source_key, unified_customer_id) gives each
     end's profile; pairs within one profile are dropped."""
+    with_ids = arrow_query(
+        """SELECT s.*, l.unified_customer_id AS left_unified_customer_id,
+                  r.unified_customer_id AS right_unified_customer_id
+           FROM scored s
+           JOIN ends l ON l.source = s.left_source AND l.source_key = s.left_key
+           JOIN ends r ON r.source = s.right_source AND r.source_key = s.right_key""",
+        scored=scored,
+        ends=ends.select(["source", "source_key", "unified_customer_id"]),
+    )
+    return review_rows(with_ids)
+
+
+def review_rows(scored: pa.Table) -> pa.Table:
+    """The review rule, per pair: `scored` (score_pairs rows of whole pairs, with
+    left_/right_unified_customer_id) → one row per pair scored in [review_threshold, threshold)
+    by some rule, matched by no rule and not already in one profile (its highest review score,
+    then the earliest rule), both records' compared fields side by side."""
     compared = [c[2:] for c in scored.column_names if c.startswith("l_")]
     fields = ", ".join("v." + sql_name(side + f) for f in compared for side in ("l_", "r_"))
     same_pair = " AND ".join(f"m.{k} = s.{k}" for k in PAIR_KEYS)
@@ -160,12 +177,9 @@ def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
                 FROM scored s ANTI JOIN matched m ON {same_pair}
                 WHERE s.decision = 'review')
             SELECT {", ".join("v." + k for k in PAIR_KEYS)}, v.rule, v.score, v.threshold,
-                   v.review_threshold, l.unified_customer_id AS left_unified_customer_id,
-                   r.unified_customer_id AS right_unified_customer_id, {fields}
+                   v.review_threshold, v.left_unified_customer_id,
+                   v.right_unified_customer_id, {fields}
             FROM review v
-            JOIN ends l ON l.source = v.left_source AND l.source_key = v.left_key
-            JOIN ends r ON r.source = v.right_source AND r.source_key = v.right_key
-            WHERE v._n = 1 AND l.unified_customer_id <> r.unified_customer_id""",
+            WHERE v._n = 1 AND v.left_unified_customer_id <> v.right_unified_customer_id""",
         scored=scored,
-        ends=ends.select(["source", "source_key", "unified_customer_id"]),
     )

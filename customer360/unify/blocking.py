@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from customer360.unify.config import MatchRule
 from customer360.unify.keys import MATCH_KEYS
+from customer360.unify.schema import NODE_SEPARATOR
 
 # Carried on both sides of every candidate so reviewers see what was compared.
 DISPLAY_FIELDS = (*MATCH_KEYS, "dateofbirth", "gender")
@@ -25,3 +26,16 @@ def block_passes(rules: Sequence[MatchRule]) -> list[tuple[str, int, int, tuple[
         for rank, rule in enumerate(rules)
         for number, keys in enumerate(rule.blocking)
     ]
+
+
+def block_key_sql(expressions: Sequence[str]) -> str:
+    """A blocking pass's key as Spark SQL: all parts non-blank → the parts joined; any part
+    null or blank → null (the record is not blocked by that pass)."""
+    parts = [f"CAST(({e}) AS STRING)" for e in expressions]
+    complete = " AND ".join(f"{p} IS NOT NULL AND {p} <> ''" for p in parts)
+    return f"CASE WHEN {complete} THEN concat_ws('{NODE_SEPARATOR}', {', '.join(parts)}) END"
+
+
+def block_id_sql(rank: int, number: int, expressions: Sequence[str]) -> str:
+    """The block id of a pass (`<rule>␟<pass>␟<key>`, unique across passes) as Spark SQL."""
+    return f"concat('{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}', {block_key_sql(expressions)})"

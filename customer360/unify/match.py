@@ -14,11 +14,16 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from customer360.unify import pair_scoring
-from customer360.unify.blocking import block_passes, carried_fields
+from customer360.unify.blocking import (
+    block_id_sql,
+    block_key_sql,
+    block_passes,
+    carried_fields,
+)
 from customer360.unify.config import MatchRule
 from customer360.unify.keys import MATCH_KEYS, match_keys
 from customer360.unify.on_spark import map_groups, map_rows
-from customer360.unify.schema import NODE_SEPARATOR, PAIR_KEYS
+from customer360.unify.schema import PAIR_KEYS
 
 
 def _keyed(records: DataFrame) -> DataFrame:
@@ -35,15 +40,6 @@ def _check_fields(keyed: DataFrame, rules: Sequence[MatchRule]) -> None:
             )
 
 
-def _block_key(expressions: Sequence[str]) -> Column:
-    """All parts non-null → the joined key; any part null → null (the record is not blocked)."""
-    parts = [F.expr(e).cast("string") for e in expressions]
-    complete = F.lit(True)
-    for part in parts:
-        complete = complete & part.isNotNull() & (part != "")
-    return F.when(complete, F.concat_ws(NODE_SEPARATOR, *parts))
-
-
 def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Column, str]]:
     """block_passes with their expressions: (column name, rule rank, the block id expression,
     the key expression, the key expressions joined for display). A block id is unique across
@@ -51,8 +47,8 @@ def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Co
     by that pass)."""
     entries = []
     for name, rank, number, keys in block_passes(rules):
-        key = _block_key(keys)
-        block = F.concat(F.lit(f"{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}"), key)
+        key = F.expr(block_key_sql(keys))
+        block = F.expr(block_id_sql(rank, number, keys))
         entries.append((name, rank, block, key, ", ".join(keys)))
     return entries
 

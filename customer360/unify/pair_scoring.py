@@ -32,21 +32,26 @@ def focused_candidates(
     index: pa.Table,
     keyed: pa.Table,
     block_sizes: pa.Table,
-    focus: pa.Table,
+    focus: pa.Table | None,
     rules: Sequence[MatchRule],
 ) -> pa.Table:
-    """match.candidate_pairs(keyed, rules, block_sizes=, focus=) from Arrow tables.
+    """The candidate pairs (match.candidate_pairs' rows) from Arrow tables.
 
     `index`: block index rows (node and the block columns) of at least `keyed`'s records;
     `keyed`: node, source, source_key and carried_fields(rules) of the records to pair (the
     focus records and their block partners); `block_sizes`: _block, _size over all records;
-    `focus`: node. A pair needs a shared block within its rule's max_block_size and an end in
-    `focus`."""
+    `focus`: node, or None for every pair (a full run). A pair needs a shared block within its
+    rule's max_block_size and, with `focus`, an end in it."""
     fields = carried_fields(rules)
+    focused, in_keyed, tables = "TRUE", "", {}
+    if focus is not None:
+        focused = "l.node IN (SELECT node FROM focus) OR r.node IN (SELECT node FROM focus)"
+        in_keyed = " AND i.node IN (SELECT node FROM keyed)"
+        tables["focus"] = focus.select(["node"])
     passes = " UNION ALL ".join(
         f"SELECT i.node, CAST({rank} AS INTEGER) AS rule_rank, {int(rules[rank].max_block_size)}"
         f" AS _max, i.{sql_name(name)} AS _block FROM idx i "
-        f"WHERE i.{sql_name(name)} IS NOT NULL AND i.node IN (SELECT node FROM keyed)"
+        f"WHERE i.{sql_name(name)} IS NOT NULL{in_keyed}"
         for name, rank, _, _ in block_passes(rules)
     )
     attributes = ", ".join(
@@ -66,7 +71,7 @@ def focused_candidates(
             pairs AS (
                 SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
                 FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
-                WHERE l.node IN (SELECT node FROM focus) OR r.node IN (SELECT node FROM focus))
+                WHERE {focused})
             SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
                    a.source AS left_source, a.source_key AS left_key,
                    b.source AS right_source, b.source_key AS right_key, {attributes}
@@ -75,8 +80,8 @@ def focused_candidates(
         idx=index,
         keyed=keyed,
         sizes=block_sizes.select(["_block", "_size"]),
-        focus=focus.select(["node"]),
         names=names,
+        **tables,
     )
 
 

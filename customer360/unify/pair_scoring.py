@@ -98,6 +98,8 @@ def _rule_scores(rows: pa.Table, rule: MatchRule) -> np.ndarray:
         value = similarity_values(comparison.method, rows[f"l_{comparison.field}"],
                                   rows[f"r_{comparison.field}"])  # fmt: skip
         present = ~np.isnan(value)
+        if comparison.at_least is not None:  # present and at least
+            required &= present & (value >= np.where(present, comparison.at_least, 0))
         part = np.where(present, value * comparison.weight, 0.0)
         weight = np.where(present, float(comparison.weight), 0.0)
         weighted = part if weighted is None else weighted + part

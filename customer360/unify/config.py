@@ -122,7 +122,7 @@ def _rule(raw: dict[str, Any], max_block_size: int) -> MatchRule:
             c["method"],
             float(c.get("weight", 1.0)),
             float(c["at_least"]) if c.get("at_least") is not None else None,
-        )  # fmt: skip
+        )
         for c in raw.get("compare") or ()
     )
     blocking = tuple(tuple(str(e) for e in keys) for keys in raw["blocking"])

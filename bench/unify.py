@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from nicknames import NickNamer
 
 from customer360.lakehouse.arrow_sql import arrow_query
@@ -297,7 +298,7 @@ def run_local(table: pa.Table) -> tuple[float, dict, dict]:
     started = time.perf_counter()
     result = resolve(table.drop_columns(["entity"]), load_config())
     elapsed = time.perf_counter() - started
-    matched = result.scored.filter(pa.compute.equal(result.scored["decision"], "match"))
+    matched = result.scored.filter(pc.equal(result.scored["decision"], "match"))
     clusters = result.clusters.select(["source", "source_key", "unified_customer_id"])
     figures = {
         "phases": result.seconds,

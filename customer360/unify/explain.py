@@ -133,6 +133,10 @@ def _pair_schema(keyed: pa.Table, fields: tuple[str, ...]) -> pa.Schema:
     )
 
 
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, str) or value is None else str(value)
+
+
 def format_explanation(explained: dict[str, Any]) -> str:
     """explain_pair's result as text, one line per comparison (a waterfall of the score)."""
     lines = [
@@ -152,7 +156,7 @@ def format_explanation(explained: dict[str, Any]) -> str:
         lines.append(head)
         lines += [f"  require equal {f}: {'yes' if ok else 'no'}"
                   for f, ok in rule["require_equal"].items()]  # fmt: skip
-        lines += [f"  {c['field']}: {c['left']!r} vs {c['right']!r} → {c['level']}, weight "
+        lines += [f"  {c['field']}: {_text(c['left'])} vs {_text(c['right'])} → {c['level']}, weight "
                   f"{c['weight']}, share {c['share']}" for c in rule["comparisons"]]  # fmt: skip
     return "\n".join(lines)
 

@@ -156,8 +156,9 @@ def format_explanation(explained: dict[str, Any]) -> str:
         lines.append(head)
         lines += [f"  require equal {f}: {'yes' if ok else 'no'}"
                   for f, ok in rule["require_equal"].items()]  # fmt: skip
-        lines += [f"  {c['field']}: {_text(c['left'])} vs {_text(c['right'])} → {c['level']}, weight "
-                  f"{c['weight']}, share {c['share']}" for c in rule["comparisons"]]  # fmt: skip
+        for c in rule["comparisons"]:
+            lines.append(f"  {c['field']}: {_text(c['left'])} vs {_text(c['right'])} → "
+                         f"{c['level']}, weight {c['weight']}, share {c['share']}")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -357,3 +357,19 @@ def _demo() -> None:
     with _dataverse_for_local_runs(seed_customers=True):
         ok = _run_graph()
     sys.exit(0 if ok else 1)
+
+
+@main.command("explain-match")
+@click.argument("left")
+@click.argument("right")
+def explain_match(left: str, right: str) -> None:
+    """Why two records (each SOURCE/KEY, e.g. dataverse/17 residents/2017) merged or not."""
+    from customer360.lakehouse import DeltaLake
+    from customer360.unify import unify_config
+    from customer360.unify.explain import explain_references
+    from customer360.unify.lake_records import record_rows
+
+    lake, config = DeltaLake(get_settings().lake_root), unify_config()
+    click.echo(
+        explain_references(left, right, lambda keys: record_rows(lake, config, keys), config)
+    )

@@ -36,7 +36,7 @@ from customer360.lakehouse.incremental import (
 )
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
 from customer360.lakehouse.store import count_rows
-from customer360.transforms import profile_parts
+from customer360.transforms import profile_inputs
 from customer360.transforms.profile import (
     DEFAULT_RULES,
     UNIFIED_ID,
@@ -95,7 +95,7 @@ def refresh_profiles(
     rules = SegmentRules.load(rules_path)
     latest = lake.read_arrow("silver", "customer", columns=["SinkModifiedOn"])["SinkModifiedOn"]
     as_of = as_of_day(pc.max(latest).as_py())
-    inputs = profile_inputs(lake, rules_path, as_of)
+    inputs = rebuild_inputs(lake, rules_path, as_of)
     state = read_state(lake, PROFILE_CONSUMER)
     reason = full_refresh_reason(lake, state, inputs, PROFILE_TABLES, requested)
     # The link table and block index versions this build reflects: what a later run diffs.
@@ -135,7 +135,7 @@ def refresh_profiles(
     )  # fmt: skip
 
 
-def profile_inputs(lake: DeltaLake, rules_path: Path, as_of: dt.datetime | None) -> dict[str, Any]:
+def rebuild_inputs(lake: DeltaLake, rules_path: Path, as_of: dt.datetime | None) -> dict[str, Any]:
     """What forces a full rebuild when it changes: the rules (segments, survivorship), the
     as_of day (age and tenure of everyone), the enrichments (any version, or appearing), and
     the identity of the tables the changes are read from."""
@@ -227,7 +227,7 @@ def _rebuild_profiles(session, lake: DeltaLake, rules, as_of, log) -> tuple[int,
 
 def derive_profiles(session, lake: DeltaLake, links: pa.Table, rules, as_of) -> pa.Table:
     """The profiles of `links` (unified_customer_id, source, source_key), derived like
-    profile_frames: their inputs joined on the driver (profile_parts, remerge), the derived
+    profile_frames: their inputs joined on the driver (profile_inputs, survivorship), the derived
     columns and segment rules in Spark (profile_columns)."""
     config = unify_config()
     cids = links.filter(pc.equal(links["source"], DATAVERSE_SOURCE))["source_key"]
@@ -235,7 +235,7 @@ def derive_profiles(session, lake: DeltaLake, links: pa.Table, rules, as_of) -> 
     churn_risk = None
     if lake.exists(*enrichment.CHURN_RISK_TABLE):
         churn_risk = read_rows(lake, *enrichment.CHURN_RISK_TABLE, "cid", cids)
-    inputs = profile_parts.profile_inputs(
+    inputs = profile_inputs.profile_inputs(
         record_rows(lake, config, links.select(["source", "source_key"])),
         links,
         read_rows(lake, "silver", "customer", "cid", cids, columns=["cid", "Id", "createdon"]),

@@ -156,7 +156,7 @@ def profile_columns(profile: DataFrame, rules: SegmentRules) -> DataFrame:
     """build_profile's derived columns (created_on, age, tenure, ratio, age band, segments,
     data-quality flags) over the joined inputs: merge_profiles' columns, dataverse_facts,
     `_first_seen`, the measures, churn and `as_of`. Incremental updates join the inputs on the
-    driver (profile_parts.joined_inputs) and run only this in Spark: the rules are Spark SQL."""
+    driver (profile_inputs.joined_inputs) and run only this in Spark: the rules are Spark SQL."""
     shared = Window.partitionBy("email")
     created = F.least(F.col("_dataverse_created"), F.col("_first_seen"))
     age = F.floor(F.months_between(F.to_date("as_of"), F.col("dateofbirth")) / 12).cast("int")

@@ -14,7 +14,9 @@ import yaml
 from customer360.unify.schema import RECORD_ATTRIBUTES, check_source_name
 
 DEFAULT_CONFIG = Path(__file__).with_name("match_rules.yaml")
-METHODS = ("exact", "levenshtein", "token_sort", "date", "jaro_winkler")
+METHODS = (
+    "exact", "levenshtein", "token_sort", "date", "jaro_winkler", "name_variant", "date_near",
+)  # fmt: skip
 DATE_FIELDS = ("dateofbirth",)  # the record attributes typed as dates (schema.RECORD_DDL)
 STRATEGIES = ("most_recent", "source_priority", "most_complete", "most_frequent")
 
@@ -26,6 +28,8 @@ class Comparison:
     field: str
     method: str
     weight: float = 1.0
+    # A similarity under this, or a side missing, rules the pair out: no score, no_match.
+    at_least: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,12 @@ class UnifyConfig:
 def _rule(raw: dict[str, Any], max_block_size: int) -> MatchRule:
     name = raw["name"]
     compare = tuple(
-        Comparison(c["field"], c["method"], float(c.get("weight", 1.0)))
+        Comparison(
+            c["field"],
+            c["method"],
+            float(c.get("weight", 1.0)),
+            float(c["at_least"]) if c.get("at_least") is not None else None,
+        )
         for c in raw.get("compare") or ()
     )
     blocking = tuple(tuple(str(e) for e in keys) for keys in raw["blocking"])
@@ -139,7 +148,7 @@ def _rule(raw: dict[str, Any], max_block_size: int) -> MatchRule:
     problems += [
         f"method date compares dates: {c.field} is not one (use dateofbirth)"
         for c in compare
-        if c.method == "date" and c.field not in DATE_FIELDS
+        if c.method in ("date", "date_near") and c.field not in DATE_FIELDS
     ]
     if not 0 < rule.threshold <= 1:
         problems.append(f"threshold {rule.threshold} must be in (0, 1]")

@@ -9,7 +9,7 @@ its source row and the block id of every blocking pass (match.block_columns). A 
 2. marks as *dirty* the changed records plus every member of a block whose size crossed a
    rule's `max_block_size` (its pairs appear or vanish) and finds the dirty records' block
    partners and the global size of every dirty block (`dirty_scope`);
-3. re-scores only the pairs with a dirty end (rescore.focused_candidates, the driver's
+3. re-scores only the pairs with a dirty end (pair_scoring.focused_candidates, the driver's
    match.candidate_pairs with `block_sizes` and `focus`); every other pair joins two unchanged
    records through unchanged blocks, so its score and decision are the previous run's;
 4. re-clusters the *closure* (`resolution_closure`): the dirty records, the ends of their new

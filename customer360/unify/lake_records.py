@@ -20,7 +20,7 @@ from customer360.lakehouse.schema import delta_schema_to_arrow
 from customer360.lakehouse.spark_arrow import arrow_to_spark
 from customer360.unify import RECORD_ATTRIBUTES, UnifyConfig, to_records
 from customer360.unify.incremental import fingerprints
-from customer360.unify.remerge import records_table
+from customer360.unify.survivorship import records_table
 
 DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate key crc33_cid)
 #: The block index incremental runs start from (customer360.unify.incremental): bookkeeping of
@@ -72,7 +72,7 @@ def source_records(session: SparkSession, lake: DeltaLake, config: UnifyConfig) 
 
 def record_rows(lake: DeltaLake, config: UnifyConfig, keys: pa.Table) -> pa.Table:
     """The records (schema.RECORD_COLUMNS, Arrow) of the (source, source_key) rows of `keys`,
-    read without a full scan and built on the driver (remerge.records_table)."""
+    read without a full scan and built on the driver (survivorship.records_table)."""
     parts = []
     for table in source_tables(config):
         wanted = keys.filter(pc.equal(keys["source"], table.source))["source_key"]

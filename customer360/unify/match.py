@@ -13,18 +13,17 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from customer360.unify import pair_scoring
+from customer360.unify.blocking import (
+    block_id_sql,
+    block_key_sql,
+    block_passes,
+    carried_fields,
+)
 from customer360.unify.config import MatchRule
 from customer360.unify.keys import MATCH_KEYS, match_keys
-from customer360.unify.schema import NODE_SEPARATOR, PAIR_KEYS
-from customer360.unify.similarity import similarity
-
-# Carried on both sides of every candidate so reviewers see what was compared.
-DISPLAY_FIELDS = (*MATCH_KEYS, "dateofbirth", "gender")
-
-
-def carried_fields(rules: Sequence[MatchRule]) -> tuple[str, ...]:
-    names = [*DISPLAY_FIELDS, *(f for rule in rules for f in rule.fields)]
-    return tuple(dict.fromkeys(names))
+from customer360.unify.on_spark import map_groups, map_rows
+from customer360.unify.schema import PAIR_KEYS
 
 
 def _keyed(records: DataFrame) -> DataFrame:
@@ -41,25 +40,6 @@ def _check_fields(keyed: DataFrame, rules: Sequence[MatchRule]) -> None:
             )
 
 
-def _block_key(expressions: Sequence[str]) -> Column:
-    """All parts non-null → the joined key; any part null → null (the record is not blocked)."""
-    parts = [F.expr(e).cast("string") for e in expressions]
-    complete = F.lit(True)
-    for part in parts:
-        complete = complete & part.isNotNull() & (part != "")
-    return F.when(complete, F.concat_ws(NODE_SEPARATOR, *parts))
-
-
-def block_passes(rules: Sequence[MatchRule]) -> list[tuple[str, int, int, tuple[str, ...]]]:
-    """One entry per blocking pass of every rule: (block index column `b<rule>_<pass>`, rule
-    rank, pass number, key expressions)."""
-    return [
-        (f"b{rank}_{number}", rank, number, tuple(keys))
-        for rank, rule in enumerate(rules)
-        for number, keys in enumerate(rule.blocking)
-    ]
-
-
 def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Column, str]]:
     """block_passes with their expressions: (column name, rule rank, the block id expression,
     the key expression, the key expressions joined for display). A block id is unique across
@@ -67,8 +47,8 @@ def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Co
     by that pass)."""
     entries = []
     for name, rank, number, keys in block_passes(rules):
-        key = _block_key(keys)
-        block = F.concat(F.lit(f"{rank}{NODE_SEPARATOR}{number}{NODE_SEPARATOR}"), key)
+        key = F.expr(block_key_sql(keys))
+        block = F.expr(block_id_sql(rank, number, keys))
         entries.append((name, rank, block, key, ", ".join(keys)))
     return entries
 
@@ -211,80 +191,21 @@ def oversized_blocks(records: DataFrame, rules: Sequence[MatchRule]) -> DataFram
     )
 
 
-def _rule_score(rule: MatchRule, rank: int) -> tuple[dict[str, Column], Column]:
-    """(similarity columns to add, score expression) for one rule; inputs of other rules' rows
-    are masked to null so the (Python) similarity functions do no work for them."""
-    mine = F.col("rule_rank") == rank
-    sims = {
-        f"_sim{rank}_{i}": similarity(
-            c.method, F.when(mine, F.col(f"l_{c.field}")), F.when(mine, F.col(f"r_{c.field}"))
-        )
-        for i, c in enumerate(rule.compare)
-    }
-    required = F.lit(True)
-    for name in rule.require_equal:
-        required = required & F.coalesce(F.col(f"l_{name}") == F.col(f"r_{name}"), F.lit(False))
-    if rule.compare:
-        weighted = [
-            F.coalesce(F.col(n) * c.weight, F.lit(0.0))
-            for n, c in zip(sims, rule.compare, strict=True)
-        ]
-        weights = [F.when(F.col(n).isNotNull(), F.lit(c.weight)).otherwise(0.0)
-                   for n, c in zip(sims, rule.compare, strict=True)]  # fmt: skip
-        total = sum(weights[1:], weights[0])
-        score = F.when(total > 0, F.round(sum(weighted[1:], weighted[0]) / total, 4))
-    else:
-        score = F.lit(1.0)
-    return sims, F.when(required, score)
-
-
 def score_pairs(candidates: DataFrame, rules: Sequence[MatchRule]) -> DataFrame:
     """candidate_pairs + score (0..1, null when a required field differs), decision
-    (match | review | no_match), threshold, review_threshold. One row per (rule, pair)."""
-    sims: dict[str, Column] = {}
-    score = threshold = review = None
-    for rank, rule in enumerate(rules):
-        rule_sims, rule_score = _rule_score(rule, rank)
-        sims.update(rule_sims)
-        mine = F.col("rule_rank") == rank
-        score = (score.when if score is not None else F.when)(mine, rule_score)
-        threshold = (threshold.when if threshold is not None else F.when)(
-            mine, F.lit(rule.threshold)
-        )
-        review = (review.when if review is not None else F.when)(
-            mine, F.lit(rule.review_threshold).cast("double")
-        )
-    rows = candidates.withColumns(sims) if sims else candidates
-    rows = rows.withColumns(
-        {
-            "score": score.cast("double"),
-            "threshold": threshold.cast("double"),
-            "review_threshold": review,
-        }
-    )
-    decision = (
-        F.when(F.col("score") >= F.col("threshold"), "match")
-        .when(F.col("score") >= F.col("review_threshold"), "review")
-        .otherwise("no_match")
-    )
-    return rows.withColumn("decision", decision).drop(*sims)
+    (match | review | no_match), threshold, review_threshold. One row per (rule, pair).
+    The rule is pair_scoring.score, run on each partition."""
+    return map_rows(candidates, lambda rows: pair_scoring.score(rows, rules))
 
 
 def best_pairs(scored: DataFrame) -> DataFrame:
     """The pair table: one row per matched pair with the rule that decided it (highest score,
-    then the earliest rule) and every rule that matched it, in rule order.
+    then the earliest rule) and every rule that matched it, in rule order (pair_scoring.best,
+    run per pair).
 
     Columns: left_source, left_key, right_source, right_key, rule, score, matched_rules.
     """
-    matches = scored.filter(F.col("decision") == "match")
-    best = F.min_by(
-        F.struct("rule", "score"), F.struct((-F.col("score")).alias("s"), F.col("rule_rank"))
+    matches = scored.filter(F.col("decision") == "match").select(
+        *PAIR_KEYS, "rule", "rule_rank", "score", "decision"
     )
-    rules = F.array_sort(F.collect_set(F.struct("rule_rank", "rule")))
-    grouped = matches.groupBy(*PAIR_KEYS).agg(best.alias("_best"), rules.alias("_rules"))
-    return grouped.select(
-        *PAIR_KEYS,
-        F.col("_best.rule").alias("rule"),
-        F.col("_best.score").alias("score"),
-        F.transform("_rules", lambda r: r["rule"]).alias("matched_rules"),
-    )
+    return map_groups({"scored": (matches, PAIR_KEYS)}, pair_scoring.best)

@@ -13,11 +13,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
-from customer360.unify import recluster, rescore
+from customer360.unify import linking, pair_scoring
 from customer360.unify.cluster import cluster
 from customer360.unify.config import UnifyConfig, load_config
 from customer360.unify.ids import carry_forward_ids, unified_id
 from customer360.unify.incremental import (
+    DirtyScope,
     changed_records,
     dirty_scope,
     join_fingerprints,
@@ -157,67 +158,30 @@ def unify_changes(
     `changed`: changed_records(previous.index, current) when the caller has it already.
     Applied to the previous tables, the changes give the tables a full run with the previous
     links would write (tests/unify/test_unify_incremental.py checks this)."""
-    rules, namespace = config.rules, config.id_namespace
     clock = _Clock()
     if changed is None:
         changed = changed_records(previous.index, current)
-    live = changed.filter(pc.invert(changed["deleted"]))
     deleted = changed.filter(changed["deleted"])
-    # The changed records' block ids and compared fields in one Spark job without a shuffle;
-    # a second one keys their block partners. Pairing and scoring run on the driver (rescore).
-    fields = ["node", "source", "source_key", *carried_fields(rules)]
-    changed_rows = spark_to_arrow(
-        block_index(load_records(live.select(["source", "source_key"])), rules, fields[3:])
-    )
-    fresh = join_fingerprints(changed_rows.drop_columns(fields[3:]), current)
-    index = updated_index(previous.index, changed, fresh)
+    fresh, keyed_changed, index = _changed_rows(load_records, current, previous, changed, config)
     clock.lap("changed records")
     scope = dirty_scope(previous.index, index, changed, max_block_sizes(config))
     clock.lap("dirty scope")
-
-    around = pa.concat_tables([scope.dirty, scope.partners])
-    others = around.filter(pc.invert(pc.is_in(around["node"], changed_rows["node"])))
-    keyed_others = match_keys(load_records(others.select(["source", "source_key"])))
-    keyed = pa.concat_tables(
-        [changed_rows.select(fields), spark_to_arrow(keyed_others.select(*fields))],
-        promote_options="permissive",
-    )
-    compared = rescore.focused_candidates(
-        index, keyed, scope.block_sizes, scope.dirty.select(["node"]), rules
-    )
-    scored = rescore.score(compared, rules)
-    new_pairs = rescore.best(scored)
+    scored = _rescored(load_records, keyed_changed, index, scope, config)
+    new_pairs = pair_scoring.best(scored)
     clock.lap("re-score")
     closure = resolution_closure(scope.dirty, deleted, new_pairs, previous.links, previous.pairs)
     clock.lap("closure")
-
     in_closure = pc.is_in(previous.links["unified_customer_id"], closure.previous_ids)
-    clustered = recluster.carry_forward(
-        recluster.clusters(closure.edges, closure.nodes, namespace),
+    clustered = linking.carry_forward(
+        linking.clusters(closure.edges, closure.nodes, config.id_namespace),
         previous.links.filter(in_closure),
-        namespace,
-        _reserved_ids(closure.nodes, previous.links, in_closure, namespace),
+        config.id_namespace,
+        _reserved_ids(closure.nodes, previous.links, in_closure, config.id_namespace),
     )
-    link_upserts = recluster.link_table(clustered, closure.edges)
-    pair_upserts = recluster.pair_table(closure.edges, clustered)
+    link_upserts = linking.link_table(clustered, closure.edges)
     clock.lap("cluster")
-
-    # Review candidates: pairs with a dirty end were re-scored; the others keep their rows,
-    # with the closure's new ids.
-    partners_outside = (
-        previous.links.filter(pc.invert(in_closure))
-        .select(["source", "source_key", "unified_customer_id"])
-        .join(scope.partners.select(["source", "source_key"]), ["source", "source_key"],
-              join_type="left semi")
-    )  # fmt: skip
-    ends = pa.concat_tables(
-        [link_upserts.select(partners_outside.column_names).cast(partners_outside.schema),
-         partners_outside]
-    )  # fmt: skip
-    new_candidates = rescore.review_candidates(scored, ends)
-    rescored = pa.concat_tables([scope.dirty, deleted.select(scope.dirty.column_names)])
-    candidate_upserts, candidate_remove = _candidate_changes(
-        previous.candidates, rescored, link_upserts, new_candidates
+    candidate_upserts, candidate_remove = _review_changes(
+        previous, scope, deleted, scored, link_upserts, in_closure
     )
     clock.lap("review candidates")
     gone = pa.concat_tables(
@@ -229,7 +193,7 @@ def unify_changes(
         index_remove=changed.select(["node"]),
         link_upserts=link_upserts,
         link_remove=gone,
-        pair_upserts=pair_upserts,
+        pair_upserts=linking.pair_table(closure.edges, clustered),
         pair_remove=previous.pairs.filter(
             pc.is_in(previous.pairs["unified_customer_id"], closure.previous_ids)
         ).select(list(PAIR_KEYS)),
@@ -246,6 +210,72 @@ def unify_changes(
         },
         seconds=clock.laps,
     )
+
+
+def _changed_rows(
+    load_records: Callable[[pa.Table], DataFrame],
+    current: pa.Table,
+    previous: PreviousResolution,
+    changed: pa.Table,
+    config: UnifyConfig,
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """(index rows of the changed records, their keyed rows, the whole updated index): the
+    changed records' block ids and compared fields in one Spark job without a shuffle."""
+    live = changed.filter(pc.invert(changed["deleted"]))
+    carried = list(carried_fields(config.rules))
+    rows = spark_to_arrow(
+        block_index(load_records(live.select(["source", "source_key"])), config.rules, carried)
+    )
+    fresh = join_fingerprints(rows.drop_columns(carried), current)
+    return fresh, rows, updated_index(previous.index, changed, fresh)
+
+
+def _rescored(
+    load_records: Callable[[pa.Table], DataFrame],
+    keyed_changed: pa.Table,
+    index: pa.Table,
+    scope: DirtyScope,
+    config: UnifyConfig,
+) -> pa.Table:
+    """The pairs with a dirty end, paired and scored on the driver (pair_scoring); a second
+    Spark job keys the dirty records' block partners."""
+    fields = ["node", "source", "source_key", *carried_fields(config.rules)]
+    around = pa.concat_tables([scope.dirty, scope.partners])
+    others = around.filter(pc.invert(pc.is_in(around["node"], keyed_changed["node"])))
+    keyed_others = match_keys(load_records(others.select(["source", "source_key"])))
+    keyed = pa.concat_tables(
+        [keyed_changed.select(fields), spark_to_arrow(keyed_others.select(*fields))],
+        promote_options="permissive",
+    )
+    compared = pair_scoring.focused_candidates(
+        index, keyed, scope.block_sizes, scope.dirty.select(["node"]), config.rules
+    )
+    return pair_scoring.score(compared, config.rules)
+
+
+def _review_changes(
+    previous: PreviousResolution,
+    scope: DirtyScope,
+    deleted: pa.Table,
+    scored: pa.Table,
+    link_upserts: pa.Table,
+    in_closure: pa.Array,
+) -> tuple[pa.Table, pa.Table]:
+    """Review candidates: pairs with a dirty end were re-scored; the others keep their rows,
+    with the closure's new ids."""
+    partners_outside = (
+        previous.links.filter(pc.invert(in_closure))
+        .select(["source", "source_key", "unified_customer_id"])
+        .join(scope.partners.select(["source", "source_key"]), ["source", "source_key"],
+              join_type="left semi")
+    )  # fmt: skip
+    ends = pa.concat_tables(
+        [link_upserts.select(partners_outside.column_names).cast(partners_outside.schema),
+         partners_outside]
+    )  # fmt: skip
+    new_candidates = pair_scoring.review_candidates(scored, ends)
+    rescored = pa.concat_tables([scope.dirty, deleted.select(scope.dirty.column_names)])
+    return _candidate_changes(previous.candidates, rescored, link_upserts, new_candidates)
 
 
 class _Clock:

@@ -153,7 +153,7 @@ def quality_figures(
 
 def decision_figures(scored: DataFrame | pa.Table) -> dict[str, Any]:
     """pairs_compared, pairs_compared_per_rule and decisions_per_rule of score_pairs() rows
-    (Spark, or Arrow from rescore.score)."""
+    (Spark, or Arrow from pair_scoring.score)."""
     if isinstance(scored, pa.Table):
         counted = scored.group_by(["rule", "decision"]).aggregate([([], "count_all")])
         rows = [(r["rule"], r["decision"], r["count_all"]) for r in counted.to_pylist()]

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from customer360.lakehouse.arrow_sql import arrow_query, sql_name
+from customer360.unify.blocking import block_passes, carried_fields
 from customer360.unify.config import MatchRule
-from customer360.unify.match import block_passes, carried_fields
 from customer360.unify.schema import PAIR_KEYS
 from customer360.unify.similarity import round_half_up, similarity_values
 
@@ -32,21 +32,26 @@ def focused_candidates(
     index: pa.Table,
     keyed: pa.Table,
     block_sizes: pa.Table,
-    focus: pa.Table,
+    focus: pa.Table | None,
     rules: Sequence[MatchRule],
 ) -> pa.Table:
-    """match.candidate_pairs(keyed, rules, block_sizes=, focus=) from Arrow tables.
+    """The candidate pairs (match.candidate_pairs' rows) from Arrow tables.
 
     `index`: block index rows (node and the block columns) of at least `keyed`'s records;
     `keyed`: node, source, source_key and carried_fields(rules) of the records to pair (the
     focus records and their block partners); `block_sizes`: _block, _size over all records;
-    `focus`: node. A pair needs a shared block within its rule's max_block_size and an end in
-    `focus`."""
+    `focus`: node, or None for every pair (a full run). A pair needs a shared block within its
+    rule's max_block_size and, with `focus`, an end in it."""
     fields = carried_fields(rules)
+    focused, in_keyed, tables = "TRUE", "", {}
+    if focus is not None:
+        focused = "l.node IN (SELECT node FROM focus) OR r.node IN (SELECT node FROM focus)"
+        in_keyed = " AND i.node IN (SELECT node FROM keyed)"
+        tables["focus"] = focus.select(["node"])
     passes = " UNION ALL ".join(
         f"SELECT i.node, CAST({rank} AS INTEGER) AS rule_rank, {int(rules[rank].max_block_size)}"
         f" AS _max, i.{sql_name(name)} AS _block FROM idx i "
-        f"WHERE i.{sql_name(name)} IS NOT NULL AND i.node IN (SELECT node FROM keyed)"
+        f"WHERE i.{sql_name(name)} IS NOT NULL{in_keyed}"
         for name, rank, _, _ in block_passes(rules)
     )
     attributes = ", ".join(
@@ -66,7 +71,7 @@ def focused_candidates(
             pairs AS (
                 SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
                 FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
-                WHERE l.node IN (SELECT node FROM focus) OR r.node IN (SELECT node FROM focus))
+                WHERE {focused})
             SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
                    a.source AS left_source, a.source_key AS left_key,
                    b.source AS right_source, b.source_key AS right_key, {attributes}
@@ -75,8 +80,8 @@ def focused_candidates(
         idx=index,
         keyed=keyed,
         sizes=block_sizes.select(["_block", "_size"]),
-        focus=focus.select(["node"]),
         names=names,
+        **tables,
     )
 
 
@@ -93,6 +98,8 @@ def _rule_scores(rows: pa.Table, rule: MatchRule) -> np.ndarray:
         value = similarity_values(comparison.method, rows[f"l_{comparison.field}"],
                                   rows[f"r_{comparison.field}"])  # fmt: skip
         present = ~np.isnan(value)
+        if comparison.at_least is not None:  # present and at least
+            required &= present & (value >= np.where(present, comparison.at_least, 0))
         part = np.where(present, value * comparison.weight, 0.0)
         weight = np.where(present, float(comparison.weight), 0.0)
         weighted = part if weighted is None else weighted + part
@@ -148,6 +155,23 @@ def best(scored: pa.Table) -> pa.Table:
 def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
     """review.candidates on Arrow: `ends` (source, source_key, unified_customer_id) gives each
     end's profile; pairs within one profile are dropped."""
+    with_ids = arrow_query(
+        """SELECT s.*, l.unified_customer_id AS left_unified_customer_id,
+                  r.unified_customer_id AS right_unified_customer_id
+           FROM scored s
+           JOIN ends l ON l.source = s.left_source AND l.source_key = s.left_key
+           JOIN ends r ON r.source = s.right_source AND r.source_key = s.right_key""",
+        scored=scored,
+        ends=ends.select(["source", "source_key", "unified_customer_id"]),
+    )
+    return review_rows(with_ids)
+
+
+def review_rows(scored: pa.Table) -> pa.Table:
+    """The review rule, per pair: `scored` (score_pairs rows of whole pairs, with
+    left_/right_unified_customer_id) → one row per pair scored in [review_threshold, threshold)
+    by some rule, matched by no rule and not already in one profile (its highest review score,
+    then the earliest rule), both records' compared fields side by side."""
     compared = [c[2:] for c in scored.column_names if c.startswith("l_")]
     fields = ", ".join("v." + sql_name(side + f) for f in compared for side in ("l_", "r_"))
     same_pair = " AND ".join(f"m.{k} = s.{k}" for k in PAIR_KEYS)
@@ -160,12 +184,9 @@ def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
                 FROM scored s ANTI JOIN matched m ON {same_pair}
                 WHERE s.decision = 'review')
             SELECT {", ".join("v." + k for k in PAIR_KEYS)}, v.rule, v.score, v.threshold,
-                   v.review_threshold, l.unified_customer_id AS left_unified_customer_id,
-                   r.unified_customer_id AS right_unified_customer_id, {fields}
+                   v.review_threshold, v.left_unified_customer_id,
+                   v.right_unified_customer_id, {fields}
             FROM review v
-            JOIN ends l ON l.source = v.left_source AND l.source_key = v.left_key
-            JOIN ends r ON r.source = v.right_source AND r.source_key = v.right_key
-            WHERE v._n = 1 AND l.unified_customer_id <> r.unified_customer_id""",
+            WHERE v._n = 1 AND v.left_unified_customer_id <> v.right_unified_customer_id""",
         scored=scored,
-        ends=ends.select(["source", "source_key", "unified_customer_id"]),
     )

@@ -1,9 +1,9 @@
-"""The driver's survivorship (customer360.unify.remerge) gives the rows Spark gives.
+"""The driver's survivorship (customer360.unify.survivorship) gives the rows Spark gives.
 
 Random records over three sources — missing values, missing and equal modified dates, values
 that agree or not, accents and non-Latin text (lengths in code points) — are grouped into
 profiles and merged with every strategy, by merge.merge_profiles in Spark and by
-remerge.merge_profiles on the driver.
+survivorship.merge_profiles on the driver.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from unify_builders import rec, records_df
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
-from customer360.unify import load_config, merge_profiles, remerge, to_records
+from customer360.unify import load_config, merge_profiles, survivorship, to_records
 
 pytestmark = pytest.mark.spark
 
@@ -61,15 +61,15 @@ def test_driver_survivorship_equals_spark(spark):
         }
     )
     records_spark = records_df(spark, records).cache()
-    survivorship = load_config().survivorship
-    strategies = {g.strategy for g in survivorship.groups}
+    rules = load_config().survivorship
+    strategies = {g.strategy for g in rules.groups}
     assert strategies == {"most_complete", "source_priority", "most_recent", "most_frequent"}
-    for priority in (survivorship.source_priority, ()):
-        config = dataclasses.replace(survivorship, source_priority=priority)
+    for priority in (rules.source_priority, ()):
+        config = dataclasses.replace(rules, source_priority=priority)
         expected = spark_to_arrow(
             merge_profiles(records_spark, spark.createDataFrame(links), config)
         )
-        got = remerge.merge_profiles(spark_to_arrow(records_spark), links, config)
+        got = survivorship.merge_profiles(spark_to_arrow(records_spark), links, config)
         assert got.num_rows == expected.num_rows == 60
         assert sorted_rows(got) == sorted_rows(expected)
     records_spark.unpersist()
@@ -94,6 +94,6 @@ def test_records_table_equals_to_records(spark):
             "dataverse", "cid", "_m",
         )
     )  # fmt: skip
-    got = remerge.records_table(rows, "dataverse", "cid", ("modifiedon", "SinkModifiedOn"))
+    got = survivorship.records_table(rows, "dataverse", "cid", ("modifiedon", "SinkModifiedOn"))
     assert sorted_rows(got) == sorted_rows(expected)
     assert got.column_names == expected.column_names

@@ -2,7 +2,7 @@
 
 Random profiles (several Dataverse and CRM records each, some without finance, churn or dates)
 go through customer360.gold.profile.profile_frames (Spark: the full build's definition) and through
-profile_parts.profile_inputs + profile.profile_columns (the incremental path: inputs joined on
+profile_inputs.profile_inputs + profile.profile_columns (the incremental path: inputs joined on
 the driver, derived columns and segment rules in Spark). Monthly amounts are drawn so that
 averages land exactly on rounding halves (Spark rounds a decimal average twice, HALF_UP).
 """
@@ -19,7 +19,7 @@ from arrow_rows import sorted_rows
 
 from customer360.gold.profile import profile_frames
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
-from customer360.transforms import profile_parts
+from customer360.transforms import profile_inputs
 from customer360.transforms.profile import SegmentRules, profile_columns
 from customer360.unify import load_config
 from customer360.unify.lake_records import DATAVERSE_SOURCE
@@ -97,7 +97,7 @@ def test_incremental_profile_rows_equal_the_full_builds(spark, with_churn):
             arrow_to_spark(spark, churn) if with_churn else None, rules, AS_OF,
         )
     )  # fmt: skip
-    inputs = profile_parts.profile_inputs(
+    inputs = profile_inputs.profile_inputs(
         spark_to_arrow(records_df), links, customers, monthly, churn if with_churn else None,
         load_config().survivorship, DATAVERSE_SOURCE, AS_OF,
     )  # fmt: skip

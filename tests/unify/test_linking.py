@@ -1,4 +1,4 @@
-"""The driver's clustering of a closure (customer360.unify.recluster) gives the rows Spark gives.
+"""The driver's clustering of a closure (customer360.unify.linking) gives the rows Spark gives.
 
 A random match graph over two sources, a previous link table that splits and merges its
 clusters in every way (ids carried, retired, offered twice) and reserved ids that collide with
@@ -16,7 +16,7 @@ import pytest
 from arrow_rows import sorted_rows
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
-from customer360.unify import recluster
+from customer360.unify import linking
 from customer360.unify.cluster import cluster
 from customer360.unify.ids import carry_forward_ids, unified_id
 from customer360.unify.merge import link_table
@@ -66,8 +66,8 @@ def test_driver_clustering_equals_spark(spark):
         spark.createDataFrame(reserved),
     ).cache()
     expected = spark_to_arrow(clusters_df)
-    got = recluster.carry_forward(
-        recluster.clusters(edges, nodes, NAMESPACE), previous, NAMESPACE, reserved
+    got = linking.carry_forward(
+        linking.clusters(edges, nodes, NAMESPACE), previous, NAMESPACE, reserved
     )
     assert sorted_rows(got) == sorted_rows(expected.select(got.column_names))
     origins = set(got["id_origin"].to_pylist())
@@ -77,10 +77,10 @@ def test_driver_clustering_equals_spark(spark):
     second_ids = {unified_id(s, f"{k}#2", NAMESPACE) for s, k in anchors}
     assert second_ids & set(got["unified_customer_id"].to_pylist())  # a reserved id collided
 
-    assert sorted_rows(recluster.link_table(got, edges)) == sorted_rows(
+    assert sorted_rows(linking.link_table(got, edges)) == sorted_rows(
         spark_to_arrow(link_table(clusters_df, edges_df))
     )
-    assert sorted_rows(recluster.pair_table(edges, got)) == sorted_rows(
+    assert sorted_rows(linking.pair_table(edges, got)) == sorted_rows(
         spark_to_arrow(pair_table(edges_df, clusters_df))
     )
     clusters_df.unpersist()

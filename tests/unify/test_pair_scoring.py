@@ -1,4 +1,4 @@
-"""The driver's pairing and scoring (customer360.unify.rescore) give the rows Spark gives.
+"""The driver's pairing and scoring (customer360.unify.pair_scoring) give the rows Spark gives.
 
 Incremental runs pair and score their few thousand pairs with DuckDB and rapidfuzz; full runs
 use the Spark definitions. Both run here on the same records: random names with typos, accents,
@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from unify_builders import rec, records_df
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
-from customer360.unify import load_config, rescore
+from customer360.unify import load_config, pair_scoring
 from customer360.unify.config import Comparison, MatchRule
 from customer360.unify.keys import match_keys
 from customer360.unify.match import (
@@ -104,9 +104,9 @@ def test_driver_scoring_equals_spark(spark):
     assert decisions == {"match", "review", "no_match"}
     assert set(expected["rule"].to_pylist()) >= {"name_dob_fuzzy", "city_name_weighted"}
 
-    scored = rescore.score(spark_to_arrow(spark_candidates), rules)
+    scored = pair_scoring.score(spark_to_arrow(spark_candidates), rules)
     assert sorted_rows(scored) == sorted_rows(expected)
-    assert sorted_rows(rescore.best(scored)) == sorted_rows(
+    assert sorted_rows(pair_scoring.best(scored)) == sorted_rows(
         spark_to_arrow(best_pairs(spark_scored))
     )
 
@@ -121,7 +121,7 @@ def test_driver_scoring_equals_spark(spark):
             F.col("unified_customer_id")
         ),
     )
-    assert sorted_rows(rescore.review_candidates(scored, spark_to_arrow(ends))) == sorted_rows(
+    assert sorted_rows(pair_scoring.review_candidates(scored, spark_to_arrow(ends))) == sorted_rows(
         spark_to_arrow(candidates(spark_scored, ends))
     )
     spark_scored.unpersist()
@@ -146,7 +146,7 @@ def test_focused_candidates_equal_sparks(spark):
         )
     )  # fmt: skip
     keyed = spark_to_arrow(keyed_df.select("node", "source", "source_key", *carried_fields(rules)))
-    got = rescore.focused_candidates(index, keyed, block_sizes, focus, rules)
+    got = pair_scoring.focused_candidates(index, keyed, block_sizes, focus, rules)
     assert expected.num_rows > 100
     assert sorted_rows(got) == sorted_rows(expected)
     keyed_df.unpersist()

@@ -1,6 +1,6 @@
 """The per-profile inputs of build_profile for the few thousand profiles an incremental run
 re-derives, on the driver (DuckDB over Arrow): dataverse_facts, first_seen, finance_measures
-and churn_per_profile of profile.py with unify.remerge's survivorship, joined like
+and churn_per_profile of profile.py with unify.survivorship's survivorship, joined like
 build_profile joins them. Spark then adds the
 derived columns (profile.profile_columns: age, tenure, segments from the Spark SQL rules), so
 the rules keep one dialect.
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.transforms.profile import UNIFIED_ID
 from customer360.unify.config import Survivorship
-from customer360.unify.remerge import merge_profiles
+from customer360.unify.survivorship import merge_profiles
 
 CENT, MICRO = Decimal("0.01"), Decimal("0.000001")
 

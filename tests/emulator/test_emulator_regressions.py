@@ -465,3 +465,27 @@ def test_10_formatted_values_on_choices_lookups_money_and_dates(api):
         headers={"Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'},
     ).json()["value"]
     assert listed[0][f"gendercode{FORMATTED}"] == "Male"
+
+
+def test_5_created_tables_survive_a_restart(tmp_path, api_client_class):
+    attribute = {
+        "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+        "SchemaName": "new_Name",
+        "MaxLength": 100,
+        "IsPrimaryName": True,
+    }
+    body = {"SchemaName": "new_Kept", "Attributes": [attribute]}
+    with run_emulator(tmp_path, config={"limits": {"enabled": False}}) as handle:
+        client = api_client_class(handle)
+        try:
+            assert client.post("EntityDefinitions", json=body).status_code == 204
+            assert client.post("new_kepts", json={"new_name": "still here"}).status_code == 204
+        finally:
+            client.close()
+    with run_emulator(tmp_path, config={"limits": {"enabled": False}}) as handle:
+        client = api_client_class(handle)
+        try:
+            rows = client.get("new_kepts?$select=new_name").json()["value"]
+        finally:
+            client.close()
+    assert [r["new_name"] for r in rows] == ["still here"]

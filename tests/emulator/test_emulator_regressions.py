@@ -178,11 +178,13 @@ def test_4_sql_select_where_order_top(api):
         "fetchXml=" + quote("<fetch><entity name='account'/></fetch>"),
         "savedQuery=" + str(uuid.uuid4()),
         "unknownOption=1",
-        "$expand=parentcustomerid_account",
+        "$apply=groupby((lastname))",
+        "$expand=primarycontactid($filter=lastname eq 'x')",
     ],
 )
 def test_4_unsupported_queries_get_dataverse_400(api, query):
-    response = api.get(f"contacts?{query}")
+    table = "accounts" if "primarycontactid" in query else "contacts"
+    response = api.get(f"{table}?{query}")
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "0x80060888"
 
@@ -489,3 +491,26 @@ def test_5_created_tables_survive_a_restart(tmp_path, api_client_class):
         finally:
             client.close()
     assert [r["new_name"] for r in rows] == ["still here"]
+
+
+def test_expand_single_valued_navigation_on_records_and_collections(api):
+    (contact_id,) = contacts(api, "Expanded", 1)
+    response = api.post(
+        "accounts",
+        json={"name": "Expand Co", "primarycontactid@odata.bind": f"/contacts({contact_id})"},
+        headers={"Prefer": "return=representation"},
+    )
+    account_id = response.json()["accountid"]
+    one = api.get(
+        f"accounts({account_id})?$select=name&$expand=primarycontactid($select=lastname)"
+    ).json()
+    assert one["primarycontactid"]["lastname"] == "Expanded00"
+    assert one["primarycontactid"]["contactid"] == contact_id
+    assert "firstname" not in one["primarycontactid"]
+    listed = api.get(
+        "accounts?$select=name&$filter=name eq 'Expand Co'&$expand=primarycontactid,parentaccountid"
+    ).json()["value"]
+    assert listed[0]["primarycontactid"]["fullname"] == "F0 Expanded00"
+    assert listed[0]["parentaccountid"] is None
+    unknown = api.get("accounts?$expand=contact_customer_accounts")
+    assert unknown.status_code == 400

@@ -14,7 +14,6 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from urllib.parse import quote
 
-from customer360.emulator import errors
 from customer360.emulator.annotations import annotated
 from customer360.emulator.messages import ApiResponse, json_response
 from customer360.emulator.operations import format_etag
@@ -246,6 +245,3 @@ def respond(
         )
     payload["value"] = page
     return json_response(200, payload), len(page)
-
-
-__all__ = ["errors", "parse", "respond"]

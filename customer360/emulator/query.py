@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from customer360.emulator import errors, fetchxml, readplan, sql_query
+from customer360.emulator.expand import Expansion, expand_into, parse_expand
 from customer360.emulator.messages import ApiResponse, json_response, query_pairs
 from customer360.emulator.odata_filter import compile_filter
 from customer360.emulator.operations import RequestContext, representation
@@ -33,6 +34,7 @@ SUPPORTED_OPTIONS = {
     "$count",
     "$skiptoken",
     "$deltatoken",
+    "$expand",
 }
 TOKEN_TIME_FORMAT = "%m/%d/%Y %H:%M:%S"
 NO_ID = "00000000-0000-0000-0000-000000000000"
@@ -49,6 +51,7 @@ class QueryOptions:
     deltatoken: str | None
     aliases: dict[str, str]
     pairs: list[tuple[str, str]]
+    expand: list[Expansion] = field(default_factory=list)
 
 
 def parse_query(table: Table, query: str) -> QueryOptions:
@@ -119,6 +122,7 @@ def parse_query(table: Table, query: str) -> QueryOptions:
         deltatoken=options.get("$deltatoken"),
         aliases=aliases,
         pairs=pairs,
+        expand=parse_expand(table, options["$expand"]) if options.get("$expand") else [],
     )
 
 
@@ -304,7 +308,7 @@ class QueryRunner:
             payload["@odata.count"] = min(total, COUNT_LIMIT)
             if total > COUNT_LIMIT:
                 payload["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = True
-        payload["value"] = [representation(table, r, options.select, annotate) for r in chunk]
+        payload["value"] = [self._shaped(table, r, options, annotate) for r in chunk]
         ctx.records_read += len(chunk)
         if more and chunk:
             pk = table.primary_id
@@ -313,6 +317,12 @@ class QueryRunner:
             )
             payload["@odata.nextLink"] = _next_link(self.api_url, table, options.pairs, token)
         return json_response(200, payload, headers)
+
+    def _shaped(self, table: Table, row: dict, options: QueryOptions, annotate) -> dict:
+        item = representation(table, row, options.select, annotate)
+        if options.expand:
+            expand_into(item, row, options.expand, self.store.schema, self.store)
+        return item
 
     def _fetch(
         self,
@@ -384,6 +394,7 @@ class QueryRunner:
             ("$filter", options.filter_text),
             ("$orderby", options.orderby),
             ("$top", options.top is not None),
+            ("$expand", bool(options.expand)),
         ):
             if present:
                 raise errors.bad_request(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from customer360.emulator import errors, metadata, metadata_query
 from customer360.emulator.annotations import Wanted, wanted
 from customer360.emulator.bulk import run_bulk
+from customer360.emulator.expand import expand_into
 from customer360.emulator.messages import (
     ApiRequest,
     ApiResponse,
@@ -128,6 +129,13 @@ class WebApi:
                 return writer.create_entities(request.json(), self.api_url)
             return writer.handle(request.method, segments, request.json(), self.api_url)
 
+    def _shaped(self, table: Table, row: dict, options, prefer: dict[str, str]) -> dict:
+        """A record as returned: selected columns, annotations asked for, expansions."""
+        item = representation(table, row, options.select, self._annotate(prefer))
+        if options.expand:
+            expand_into(item, row, options.expand, self.schema, self.service.store)
+        return item
+
     @staticmethod
     def _check_time(ctx: RequestContext, cost: CostModel) -> None:
         """Inside the request's transaction: past the time limit, everything rolls back."""
@@ -213,7 +221,7 @@ class WebApi:
         if prefer.get("return") == "representation":
             options = parse_query(table, request.query)
             payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
-            payload.update(representation(table, row, options.select, self._annotate(prefer)))
+            payload.update(self._shaped(table, row, options, prefer))
             return json_response(201, payload, {"Preference-Applied": "return=representation"})
         headers = {"OData-EntityId": entity_url}
         if request.in_batch:
@@ -243,7 +251,7 @@ class WebApi:
             if if_none_match and parse_etag(if_none_match) == row["versionnumber"]:
                 return empty_response(304)
             payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
-            payload.update(representation(table, row, options.select, self._annotate(prefer)))
+            payload.update(self._shaped(table, row, options, prefer))
             return json_response(200, payload)
         if method == "PATCH":
             body = request.json()
@@ -263,7 +271,7 @@ class WebApi:
             if prefer.get("return") == "representation":
                 options = parse_query(table, request.query)
                 payload = {"@odata.context": _entity_context(self.api_url, table, options.select)}
-                payload.update(representation(table, row, options.select, self._annotate(prefer)))
+                payload.update(self._shaped(table, row, options, prefer))
                 return json_response(
                     201 if created else 200,
                     payload,

@@ -178,11 +178,13 @@ def test_4_sql_select_where_order_top(api):
         "fetchXml=" + quote("<fetch><entity name='account'/></fetch>"),
         "savedQuery=" + str(uuid.uuid4()),
         "unknownOption=1",
-        "$expand=parentcustomerid_account",
+        "$apply=groupby((lastname))",
+        "$expand=primarycontactid($filter=lastname eq 'x')",
     ],
 )
 def test_4_unsupported_queries_get_dataverse_400(api, query):
-    response = api.get(f"contacts?{query}")
+    table = "accounts" if "primarycontactid" in query else "contacts"
+    response = api.get(f"{table}?{query}")
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "0x80060888"
 
@@ -465,3 +467,50 @@ def test_10_formatted_values_on_choices_lookups_money_and_dates(api):
         headers={"Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'},
     ).json()["value"]
     assert listed[0][f"gendercode{FORMATTED}"] == "Male"
+
+
+def test_5_created_tables_survive_a_restart(tmp_path, api_client_class):
+    attribute = {
+        "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+        "SchemaName": "new_Name",
+        "MaxLength": 100,
+        "IsPrimaryName": True,
+    }
+    body = {"SchemaName": "new_Kept", "Attributes": [attribute]}
+    with run_emulator(tmp_path, config={"limits": {"enabled": False}}) as handle:
+        client = api_client_class(handle)
+        try:
+            assert client.post("EntityDefinitions", json=body).status_code == 204
+            assert client.post("new_kepts", json={"new_name": "still here"}).status_code == 204
+        finally:
+            client.close()
+    with run_emulator(tmp_path, config={"limits": {"enabled": False}}) as handle:
+        client = api_client_class(handle)
+        try:
+            rows = client.get("new_kepts?$select=new_name").json()["value"]
+        finally:
+            client.close()
+    assert [r["new_name"] for r in rows] == ["still here"]
+
+
+def test_expand_single_valued_navigation_on_records_and_collections(api):
+    (contact_id,) = contacts(api, "Expanded", 1)
+    response = api.post(
+        "accounts",
+        json={"name": "Expand Co", "primarycontactid@odata.bind": f"/contacts({contact_id})"},
+        headers={"Prefer": "return=representation"},
+    )
+    account_id = response.json()["accountid"]
+    one = api.get(
+        f"accounts({account_id})?$select=name&$expand=primarycontactid($select=lastname)"
+    ).json()
+    assert one["primarycontactid"]["lastname"] == "Expanded00"
+    assert one["primarycontactid"]["contactid"] == contact_id
+    assert "firstname" not in one["primarycontactid"]
+    listed = api.get(
+        "accounts?$select=name&$filter=name eq 'Expand Co'&$expand=primarycontactid,parentaccountid"
+    ).json()["value"]
+    assert listed[0]["primarycontactid"]["fullname"] == "F0 Expanded00"
+    assert listed[0]["parentaccountid"] is None
+    unknown = api.get("accounts?$expand=contact_customer_accounts")
+    assert unknown.status_code == 400

@@ -56,6 +56,21 @@ def test_upsert_by_alternate_key_creates_then_updates(sdk):
     ]
 
 
+def test_retrieve_and_list_with_expand(sdk):
+    contact_id = sdk.records.create("contact", {"firstname": "Ex", "lastname": "Pand"})
+    account_id = sdk.records.create(
+        "account", {"name": "Expand SDK", "primarycontactid@odata.bind": f"/contacts({contact_id})"}
+    )
+    record = sdk.records.retrieve(
+        "account", account_id, select=["name"], expand=["primarycontactid"]
+    )
+    assert record["primarycontactid"]["fullname"] == "Ex Pand"
+    rows = sdk.records.list(
+        "account", filter="name eq 'Expand SDK'", select=["name"], expand=["primarycontactid"]
+    )
+    assert rows[0]["primarycontactid"]["contactid"] == contact_id
+
+
 def test_picklist_labels_are_resolved_and_formatted_values_returned(sdk):
     record_id = sdk.records.create("contact", {"lastname": "Label", "gendercode": "Female"})
     record = sdk.records.retrieve(
@@ -145,7 +160,7 @@ def test_errors_map_to_http_error_with_dataverse_codes(sdk):
         sdk.records.create("contact", {"lastname": "x" * 51})
     assert too_long.value.status_code == 400
     assert too_long.value.details["service_error_code"] == "0x80044331"
-    with pytest.raises(HttpError) as unsupported:  # $expand is not served locally
-        sdk.records.list("account", select=["name"], expand=["primarycontactid"])
-    assert unsupported.value.status_code == 400
-    assert unsupported.value.details["service_error_code"] == "0x80060888"
+    with pytest.raises(HttpError) as unknown:  # collection-valued navigation: not served
+        sdk.records.list("account", select=["name"], expand=["contact_customer_accounts"])
+    assert unknown.value.status_code == 400
+    assert "contact_customer_accounts" in str(unknown.value)

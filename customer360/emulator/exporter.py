@@ -17,8 +17,8 @@ from pathlib import Path
 
 from customer360.emulator.schema import Column, Table
 from customer360.emulator.store import Store
+from customer360.generate.seed_table import CUSTOMER_TABLE, crc33_customer_model
 from customer360.synapse_link import Attribute, EntityModel, SynapseLinkWriter
-from customer360.synapse_link.sample import CUSTOMER_TABLE, crc33_customer_model
 
 ENTITYTYPE_SUFFIX = "_entitytype"
 
@@ -53,7 +53,7 @@ def _attribute(column: Column) -> list[Attribute]:
 def entity_model(table: Table) -> EntityModel:
     """The exported model of a table: every column except versionnumber (the writer adds it).
 
-    `crc33_customer` starts with the sample's model (`synapse_link.sample`), which the data
+    `crc33_customer` starts with the sample's model (`generate.seed_table`), which the data
     generator writes to the same landing zone, and appends the emulator's other columns at the
     end, as Synapse Link appends new columns: older folders stay readable with the newer model.
     """

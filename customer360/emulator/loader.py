@@ -14,7 +14,7 @@ from customer360.emulator import errors
 from customer360.emulator.operations import DataService, Locator, RequestContext
 from customer360.emulator.schema import DECIMAL_TYPES, INTEGER_TYPES, Table
 from customer360.emulator.values import coerce_payload_value
-from customer360.synapse_link.sample import CUSTOMER_TEXT_COLUMNS
+from customer360.generate.seed_table import CUSTOMER_TEXT_COLUMNS
 
 # customer.csv of the sample (reference/customer360_sample.md) → crc33_customer: the text columns
 # as the Synapse Link sample maps them, plus the columns the Web API takes directly.
@@ -46,7 +46,7 @@ def default_mapping(table: Table, header: list[str]) -> dict[str, str]:
 def _sample_ids():
     """The data generator's Ids for crc33_customer (uuid5 of the cid): a customer loaded here
     and the same customer in generated Synapse Link files share one Id."""
-    from customer360.synapse_link.sample import customer_id_for_cid
+    from customer360.generate.seed_table import customer_id_for_cid
 
     return lambda cid: customer_id_for_cid(int(cid))
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from customer360.synapse_link import Attribute, SynapseLinkWriter
-from customer360.synapse_link.sample import (
+from customer360.generate.seed_table import (
     CUSTOMER_TABLE,
     crc33_customer_model,
     customer_rows_from_csv,
 )
+from customer360.synapse_link import Attribute, SynapseLinkWriter
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 DEFAULT_BASE_TIME = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from customer360.generate.seed_table import CUSTOMER_TABLE, crc33_customer_model
 from customer360.synapse_link import SynapseLinkWriter
-from customer360.synapse_link.sample import CUSTOMER_TABLE, crc33_customer_model
 
 DEFAULT_BASE_TIME = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
 _FIRST = np.array(

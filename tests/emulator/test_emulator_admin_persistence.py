@@ -10,7 +10,7 @@ import pytest
 
 from customer360.emulator.testing import EmulatorAdminError, run_emulator
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.synapse_link.sample import customer_id_for_cid
+from customer360.generate.seed_table import customer_id_for_cid
 
 # The packaged copy of the public sample (customer360/sample_data, see SOURCES.md there).
 SEED = SAMPLE_DATA / "customer.csv"

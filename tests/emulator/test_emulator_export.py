@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import time
 
+from customer360.generate.seed_table import crc33_customer_model
 from customer360.synapse_link import (
     LocalFileSystem,
     list_export_folders,
     read_entity,
 )
-from customer360.synapse_link.sample import crc33_customer_model
 
 
 def rows_of(emulator, folder_name: str, table: str) -> list[dict]:

@@ -36,12 +36,12 @@ from dagster_azure.adls2 import ADLS2Resource, ADLS2SASToken
 
 from customer360.generate import generate_customer_landing
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.synapse_link import SynapseLinkWriter, list_export_folders, read_entity
-from customer360.synapse_link.sample import (
+from customer360.generate.seed_table import (
     CUSTOMER_TABLE,
     crc33_customer_model,
     customer_rows_from_csv,
 )
+from customer360.synapse_link import SynapseLinkWriter, list_export_folders, read_entity
 from resources.landing import AdlsLandingZone, LandingFile, LocalLandingZone
 from sensors.landing import dataverse_partition_keys, finance_partition_keys
 

@@ -15,12 +15,12 @@ from customer360.cli.runner import failure_messages, materialize_assets, materia
 from customer360.definitions import build_definitions
 from customer360.generate import generate_customer_landing
 from customer360.generate.customers import ADDED_COLUMN, SAMPLE_DATA
-from customer360.synapse_link import SynapseLinkWriter
-from customer360.synapse_link.sample import (
+from customer360.generate.seed_table import (
     CUSTOMER_TABLE,
     crc33_customer_model,
     customer_rows_from_csv,
 )
+from customer360.synapse_link import SynapseLinkWriter
 from sensors.landing import register_landing_partitions
 
 # The medallion layers only: publishing and churn have their own tests (tests/e2e runs all).

@@ -8,6 +8,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
+from customer360.generate.seed_table import CUSTOMER_TABLE
 from customer360.generate.synthetic import SyntheticLanding, change_sizes, synthetic_customers
 from customer360.lakehouse import DeltaLake, SchemaMismatchError
 from customer360.lakehouse.incremental import (
@@ -21,7 +22,6 @@ from customer360.lakehouse.incremental import (
 )
 from customer360.silver.current import validate_customers
 from customer360.synapse_link import LocalFileSystem, list_export_folders, read_entity
-from customer360.synapse_link.sample import CUSTOMER_TABLE
 from customer360.transforms.dataverse import MERGED_AT, changed_keys, live_ids, live_ids_arrow
 from customer360.transforms.profile import as_of_day
 

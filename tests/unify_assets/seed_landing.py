@@ -8,12 +8,12 @@ import dagster as dg
 
 from customer360.generate import write_second_source
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.synapse_link import SynapseLinkWriter
-from customer360.synapse_link.sample import (
+from customer360.generate.seed_table import (
     CUSTOMER_TABLE,
     crc33_customer_model,
     customer_rows_from_csv,
 )
+from customer360.synapse_link import SynapseLinkWriter
 
 #: Every medallion asset except churn (no KKBox data here).
 GRAPH = dg.AssetSelection.groups("bronze", "silver", "gold", "lakedb") - dg.AssetSelection.assets(

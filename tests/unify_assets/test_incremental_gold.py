@@ -18,12 +18,12 @@ from seed_landing import EXPORTED, GRAPH, write_seed_landing
 from customer360.cli.runner import materialize_graph
 from customer360.definitions import build_definitions
 from customer360.generate.customers import SAMPLE_DATA
-from customer360.synapse_link import SynapseLinkWriter
-from customer360.synapse_link.sample import (
+from customer360.generate.seed_table import (
     CUSTOMER_TABLE,
     crc33_customer_model,
     customer_rows_from_csv,
 )
+from customer360.synapse_link import SynapseLinkWriter
 from customer360.unify import unified_id
 from sensors.landing import register_landing_partitions, remember_landing_scan
 

@@ -1,7 +1,7 @@
-"""The seed Dataverse table ``crc33_customer`` built from seed_data/customer.csv.
+"""The seed Dataverse table ``crc33_customer`` built from sample_data/customer.csv.
 
-The Customer 360 sample loads customer.csv into a custom Dataverse table with publisher prefix
-``crc33_`` (reference/customer360_sample.md §1.3–1.4). These helpers give that table's Synapse
+The public Customer 360 sample loads customer.csv into a custom Dataverse table with publisher
+prefix ``crc33_``. These helpers give that table's Synapse
 Link model and its rows, with deterministic Ids, for the emulator, the generator and tests.
 """
 
@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from customer360.synapse_link.model import Attribute, EntityModel
+from customer360.tables import CUSTOMER_TABLE
 
-CUSTOMER_TABLE = "crc33_customer"
 # Ids are uuid5(CUSTOMER_ID_NAMESPACE, str(cid)): the same customer always gets the same Id.
 CUSTOMER_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://customer360.local/crc33_customer")
 

@@ -7,17 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 from customer360.generate.customers import SAMPLE_DATA
+from customer360.generate.seed_table import (
+    crc33_customer_model,
+    customer_id_for_cid,
+    customer_rows_from_csv,
+)
 from customer360.synapse_link import (
     LocalFileSystem,
     SynapseLinkWriter,
     list_export_folders,
     read_entity,
     spark_schema,
-)
-from customer360.synapse_link.sample import (
-    crc33_customer_model,
-    customer_id_for_cid,
-    customer_rows_from_csv,
 )
 
 SEED_CSV = SAMPLE_DATA / "customer.csv"  # the packaged copy of the public sample

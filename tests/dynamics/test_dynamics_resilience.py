@@ -233,12 +233,14 @@ def test_persistent_failure_is_deferred_then_replayed(fresh) -> None:
     assert_exact(reader, rows)
 
 
-def test_failing_reads_defer_their_rows_and_a_replay_publishes_them(fresh) -> None:
-    """Issue 14: a chunk whose reads keep failing was failed whole (TargetReadFailed), so the
-    deferred sensor never retried it. Its rows are now deferred unclassified."""
+@pytest.mark.parametrize("status", [503, 401], ids=["503", "401-after-refresh"])
+def test_failing_reads_defer_their_rows_and_a_replay_publishes_them(fresh, status) -> None:
+    """Issue 14: a chunk whose reads keep failing (5xx, or 401 again after the token was
+    refreshed) was failed whole (TargetReadFailed), so the deferred sensor never retried it.
+    Its rows are now deferred unclassified."""
     emu, reader = fresh
     rows = list(customer_rows(200))
-    failing = {"faults": {**NO_FAULTS, "error_rate": 1.0, "error_statuses": [503]}}
+    failing = {"faults": {**NO_FAULTS, "error_rate": 1.0, "error_statuses": [status]}}
 
     def source():
         # the engine reads the metadata before the first chunk: break Dataverse only for the
@@ -255,6 +257,8 @@ def test_failing_reads_defer_their_rows_and_a_replay_publishes_them(fresh) -> No
     metrics = publish(source(), spec, connection(emu), sink=sink, options=options(chunk_rows=100))
     assert (metrics.published, metrics.deferred, metrics.failed) == (100, 100, 0)
     assert metrics.read_deferrals == 100
+    if status == 401:
+        assert metrics.auth_refreshes >= 1  # each read refreshed its token once, in vain
     ops = sink.deferred_ops
     assert {op.operation.kind.value for op in ops} == {"republish"}
     assert sorted(op.operation.row_number for op in ops) == list(range(100))

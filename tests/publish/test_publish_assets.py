@@ -249,3 +249,37 @@ def test_contacts_are_inserted_once_and_owned_by_state_team(world):
     fourth = dg.materialize([_asset("contact")], resources=resources)
     meta4 = fourth.get_asset_materialization_events()[0].materialization.metadata
     assert (meta4["published"].value, meta4["unchanged"].value) == (0, 3)
+
+
+def test_ops_rows_reach_delta_per_batch_without_close(tmp_path):
+    """Issue 14: failed rows and batch-log rows were buffered until 5,000 rows or a clean
+    close, so a SIGKILL lost them. Now each batch's rows are committed while the run goes on."""
+    import datetime as dt
+    import time
+
+    from assets.dynamics import BATCH_LOG_TABLE, DeltaOutcomeSink
+    from customer360.dynamics import BatchLogEntry, FailedRow
+
+    lakehouse = LakehouseResource(root_uri=str(tmp_path / "lake"))
+    sink = DeltaOutcomeSink(lakehouse, "crc33_customer")
+    now = dt.datetime.now(dt.UTC)
+    sink.failed(
+        [
+            FailedRow("run", None, "upsert", "crc33_customer", "crc33_cid=1", 1, {"cid": 1},
+                      None, "MissingKey", "no key", None, 0, now)
+        ]
+    )  # fmt: skip
+    sink.batch_logged(
+        BatchLogEntry("run", "b1", "crc33_customer", "upsert", "upsert", "UpsertMultiple",
+                      "client", 10, 10, 0, 0, 0.1, 1, 0, {}, now)
+    )  # fmt: skip
+
+    def rows(table: str) -> int:
+        return lakehouse.read_arrow("ops", table).num_rows if lakehouse.exists("ops", table) else 0
+
+    deadline = time.monotonic() + 30
+    while rows(FAILED_TABLE) < 1 or rows(BATCH_LOG_TABLE) < 1:
+        assert time.monotonic() < deadline, "ops rows not written before close()"
+        time.sleep(0.05)
+    sink.close()
+    assert (rows(FAILED_TABLE), rows(BATCH_LOG_TABLE)) == (1, 1)

@@ -141,9 +141,11 @@ def test_plus_kkbox(stages):
     summary, profile = stages[0]["kkbox"]
     assert summary.success, summary.failed
     _core_built(summary)
-    assert summary.materialized["gold/customer_churn_risk"]["dagster/row_count"] > 0
+    risk = summary.materialized["gold/customer_churn_risk"]
+    assert risk["dagster/row_count"] > 0
     used = summary.materialized["gold/customer_profile"]["enrichments"]
-    assert used["churn"].startswith("gold/customer_churn_risk version 0")
+    # This run's churn risk: the profile ran after the churn steps of the same run.
+    assert used["churn"].startswith(f"gold/customer_churn_risk version {risk['delta_version']} ")
     assert sum(1 for r in profile if r["churn_probability"] is not None) > 0
 
 
@@ -152,9 +154,11 @@ def test_churn_fails_again_profile_keeps_the_last_good_churn_risk(stages):
     good_profile = stages[0]["kkbox"][1]
     assert "churn__train_labels" in summary.failed_steps
     _core_built(summary)
+    good = stages[0]["kkbox"][0].materialized["gold/customer_churn_risk"]["delta_version"]
+    last_good = f"gold/customer_churn_risk version {good} "
     used = summary.materialized["gold/customer_profile"]["enrichments"]
-    assert used["churn"].startswith("gold/customer_churn_risk version 0")  # the last good one
+    assert used["churn"].startswith(last_good)
     risk = {r["unified_customer_id"]: r["churn_probability"] for r in good_profile}
     assert {r["unified_customer_id"]: r["churn_probability"] for r in profile} == risk
     lines = "\n".join(enrichment_lines(summary))
-    assert "the profile went on with gold/customer_churn_risk version 0" in lines
+    assert f"the profile went on with {last_good}" in lines

@@ -41,7 +41,8 @@ def bulk_item(table: TableRef, kind: OpKind, op: Operation) -> dict[str, Any]:
         item.update(op.payload)
     else:  # UPSERT: by id (a retried create) or by key
         item["@odata.id"] = upsert_path(table, op)
-        item.update({k: v for k, v in op.payload.items() if k != table.primary_id})
+        item.update(op.payload)
+        item.pop(table.primary_id, None)  # the key addresses the record, not the id
     return item
 
 

@@ -68,4 +68,7 @@ def upsert_path(table: TableRef, op: Operation) -> str:
     by_id = op.upsert_by_id or not op.key or table.primary_id in op.key
     if by_id and op.record_id:
         return record_path(table.entity_set, uuid.UUID(op.record_id))
-    return f"{table.entity_set}({key_segment(op.key)})"
+    # In a publish (a plan) the op's key text is `key_segment(op.key)` already (`extract_key`
+    # made it); a replay rebuilds ops from JSON, so it encodes the key again.
+    segment = op.key_text if table.plan is not None and op.key_text else key_segment(op.key)
+    return f"{table.entity_set}({segment})"

@@ -57,9 +57,13 @@ def match_text(key: Mapping[str, KeyValue], key_text: str | None = None) -> str:
     is its GUID's text (as `extract_key` gives it). `key_text`, when given, must be the key's
     `key_segment` (as `extract_key` returns it): a key without text parts then is its own
     match text, with no second encoding."""
-    if len(key) == 1 and isinstance(only := next(iter(key.values())), uuid.UUID):
-        return str(only)
-    if key_text is not None and not any(isinstance(v, str) for v in key.values()):
+    if len(key) == 1:
+        only = next(iter(key.values()))
+        if isinstance(only, uuid.UUID):
+            return str(only)
+        if key_text is not None and not isinstance(only, str):
+            return key_text
+    elif key_text is not None and not any(isinstance(v, str) for v in key.values()):
         return key_text
     return key_segment({k: v.casefold() if isinstance(v, str) else v for k, v in key.items()})
 

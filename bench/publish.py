@@ -18,7 +18,8 @@ Peer (`--only peer`): the same upsert of `--peer-rows` records through Microsoft
 (PowerPlatform-Dataverse-Client, one `records.upsert` call per `--peer-batch` records, i.e. one
 UpsertMultiple each) and through the engine (same batch size, one principal), back to back on
 one emulator, in three set-ups: production limits with modelled server time, the limits this
-bench uses without modelled time, and no limits. Prints both ratios and the records each lost.
+bench uses without modelled time, and no limits. Prints both ratios and the records each lost;
+`--peer-repeat N` runs each set-up N times and prints the spread of the ratios.
 """
 
 from __future__ import annotations
@@ -324,9 +325,9 @@ def engine_upsert(emu, n: int, batch: int, limits: ServiceLimits | None) -> dict
     }
 
 
-def peer(n: int, batch: int, setups: list[str]) -> list[dict[str, Any]]:
+def peer(n: int, batch: int, setups: list[str], repeat: int = 1) -> list[dict[str, Any]]:
     results = []
-    for name in setups:
+    for name in [s for s in setups for _ in range(repeat)]:
         config, limits = PEER_SETUPS[name]
         with (
             tempfile.TemporaryDirectory(prefix="c360-bench-peer-") as home,
@@ -354,6 +355,18 @@ def peer(n: int, batch: int, setups: list[str]) -> list[dict[str, Any]]:
             f"{sdk['server_cpu_us_per_record']}",
             flush=True,
         )
+    if repeat > 1:  # the shared machine is noisy: the spread of the ratios says how much
+        for name in setups:
+            ratios = [r["ratio"] for r in results if r["setup"] == name]
+            cpu = [r["engine"]["client_cpu_us_per_record"] for r in results if r["setup"] == name]
+            sdk = [r["sdk"]["client_cpu_us_per_record"] for r in results if r["setup"] == name]
+            print(
+                f"  {name} × {repeat}: engine ÷ SDK {min(ratios):.2f}–{max(ratios):.2f}× "
+                f"(median {sorted(ratios)[len(ratios) // 2]:.2f}); client CPU µs/record engine "
+                f"{min(cpu)}–{max(cpu)}, SDK {min(sdk)}–{max(sdk)}; load average "
+                f"{os.getloadavg()[0]:.0f}",
+                flush=True,
+            )
     return results
 
 
@@ -403,6 +416,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["throughput", "memory", "naive", "peer"], default=None)
     parser.add_argument("--peer-rows", type=int, default=20_000)
     parser.add_argument("--peer-batch", type=int, default=1000)
+    parser.add_argument("--peer-repeat", type=int, default=1, help="runs of each set-up")
     parser.add_argument(
         "--peer-setups",
         default=",".join(PEER_SETUPS),
@@ -469,7 +483,7 @@ def main() -> None:
                 print(f"  naive: {report['naive']}", flush=True)
     if args.only in (None, "peer"):
         setups = [name.strip() for name in args.peer_setups.split(",") if name.strip()]
-        report["peer"] = peer(args.peer_rows, args.peer_batch, setups)
+        report["peer"] = peer(args.peer_rows, args.peer_batch, setups, args.peer_repeat)
     if args.only in (None, "memory"):
         report["memory"] = memory([int(s) for s in args.memory_sizes.split(",")])
     (out / "publish_bench.json").write_text(json.dumps(report, indent=2))

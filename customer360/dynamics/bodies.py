@@ -41,7 +41,8 @@ def bulk_item(table: TableRef, kind: OpKind, op: Operation) -> dict[str, Any]:
         item.update(op.payload)
     else:  # UPSERT: by id (a retried create) or by key
         item["@odata.id"] = upsert_path(table, op)
-        item.update({k: v for k, v in op.payload.items() if k != table.primary_id})
+        item.update(op.payload)
+        item.pop(table.primary_id, None)  # the key addresses the record, not the id
     return item
 
 
@@ -67,4 +68,7 @@ def upsert_path(table: TableRef, op: Operation) -> str:
     by_id = op.upsert_by_id or not op.key or table.primary_id in op.key
     if by_id and op.record_id:
         return record_path(table.entity_set, uuid.UUID(op.record_id))
-    return f"{table.entity_set}({key_segment(op.key)})"
+    # In a publish (a plan) the op's key text is `key_segment(op.key)` already (`extract_key`
+    # made it); a replay rebuilds ops from JSON, so it encodes the key again.
+    segment = op.key_text if table.plan is not None and op.key_text else key_segment(op.key)
+    return f"{table.entity_set}({segment})"

@@ -169,7 +169,8 @@ def _upsert(
     plan: TablePlan, row: PreparedRow, binds: Mapping[str, tuple[LookupPlan, uuid.UUID | None]]
 ) -> Operation:
     payload: dict[str, Any] = dict(row.values)  # key columns travel in the URL, not the body
-    payload.update(_bind_payload(binds))
+    if binds:
+        payload.update(_bind_payload(binds))
     if row.state is not None:
         payload["statecode"], payload["statuscode"] = row.state
     return Operation(

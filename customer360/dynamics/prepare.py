@@ -20,6 +20,7 @@ from customer360.dynamics.values import (
     INVALID_VALUE,
     MISSING_KEY,
     RowProblem,
+    converter,
     to_wire,
 )
 
@@ -50,12 +51,20 @@ def key_value(value: Any, attr: AttributeMetadata) -> KeyValue:
     return wire
 
 
-def match_text(key: Mapping[str, KeyValue]) -> str:
+def match_text(key: Mapping[str, KeyValue], key_text: str | None = None) -> str:
     """The key as Dataverse compares it: alternate keys on text columns ignore letter case
     (`CaseKey` and `casekey` name one record), so text parts are case-folded. A primary id
-    is its GUID's text (as `extract_key` gives it)."""
-    if len(key) == 1 and isinstance(only := next(iter(key.values())), uuid.UUID):
-        return str(only)
+    is its GUID's text (as `extract_key` gives it). `key_text`, when given, must be the key's
+    `key_segment` (as `extract_key` returns it): a key without text parts then is its own
+    match text, with no second encoding."""
+    if len(key) == 1:
+        only = next(iter(key.values()))
+        if isinstance(only, uuid.UUID):
+            return str(only)
+        if key_text is not None and not isinstance(only, str):
+            return key_text
+    elif key_text is not None and not any(isinstance(v, str) for v in key.values()):
+        return key_text
     return key_segment({k: v.casefold() if isinstance(v, str) else v for k, v in key.items()})
 
 
@@ -88,16 +97,27 @@ def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyV
     return key, key_segment(key)
 
 
-def prepare_row(plan: TablePlan, row_number: int, row: Mapping[str, Any]) -> PreparedRow:
-    """Sanitise and check one source row. Raises RowProblem naming the column."""
-    key, key_text = extract_key(plan, row)
+def prepare_row(
+    plan: TablePlan,
+    row_number: int,
+    row: Mapping[str, Any],
+    keyed: tuple[dict[str, KeyValue], str, str] | None = None,
+) -> PreparedRow:
+    """Sanitise and check one source row. Raises RowProblem naming the column.
+
+    `keyed` is (key, key text, match text) when the caller has already extracted the key (stage
+    2 does, to claim it run-wide): the key is then not converted a second time."""
+    if keyed is None:
+        key, key_text = extract_key(plan, row)
+        keyed = key, key_text, match_text(key, key_text)
+    key, key_text, matched = keyed
     prepared = PreparedRow(
-        row_number=row_number, row=dict(row), key=key, key_text=key_text, match_text=match_text(key)
+        row_number=row_number, row=dict(row), key=key, key_text=key_text, match_text=matched
     )
     if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
         prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
     values = prepared.values
-    for column, source, target, ignore_null in _columns(plan):
+    for column, source, target, ignore_null, convert in _columns(plan):
         if source not in row:
             raise RowProblem(INVALID_VALUE, f"source column {source!r} is missing from the row")
         raw = row[source]
@@ -107,9 +127,7 @@ def prepare_row(plan: TablePlan, row_number: int, row: Mapping[str, Any]) -> Pre
                 continue
             prepared.lookups[column.lookup.value_attribute] = (column.lookup, ref)
             continue
-        value = to_wire(
-            raw, column.attr, column.rules, column.spec.coerce, column.spec.option_labels
-        )
+        value = convert(raw)
         if value is None and ignore_null:
             continue
         values[target] = value
@@ -126,13 +144,20 @@ _COLUMN_CACHE: dict[int, tuple[TablePlan, tuple]] = {}
 
 
 def _columns(plan: TablePlan) -> tuple:
-    """(column, source, target, ignore null) per column, worked out once per plan: prepare_row
-    runs for every source row and these never change during a publish."""
+    """(column, source, target, ignore null, converter) per column, worked out once per plan:
+    prepare_row runs for every source row and these never change during a publish."""
     found = _COLUMN_CACHE.get(id(plan))
     if found is not None and found[0] is plan:
         return found[1]
     columns = tuple(
-        (c, c.spec.source, c.target, c.rules.null_policy is NullPolicy.IGNORE) for c in plan.columns
+        (
+            c,
+            c.spec.source,
+            c.target,
+            c.rules.null_policy is NullPolicy.IGNORE,
+            converter(c.attr, c.rules, c.spec.coerce, c.spec.option_labels),
+        )
+        for c in plan.columns
     )
     if len(_COLUMN_CACHE) > 64:  # plans are few per process; never let this grow
         _COLUMN_CACHE.clear()

@@ -74,7 +74,7 @@ class PreProcessor:
     ) -> list[PreparedRow]:
         """Rows with a valid, first-seen key and valid values; the others are reported failed."""
         t0 = time.monotonic()
-        keyed: list[tuple[int, dict[str, Any], KeyForms]] = []
+        keyed: list[tuple[int, dict[str, Any], KeyForms, dict]] = []
         failed: list[FailedRow] = []
         for number, row in zip(numbers, chunk, strict=True):
             try:
@@ -82,17 +82,18 @@ class PreProcessor:
             except RowProblem as problem:
                 failed.append(self.outcomes.row_failure(plan, number, row, problem, None))
                 continue
-            forms = KeyForms(match_text(key), key_text, raw_key_text(plan, row))
-            keyed.append((number, row, forms))
-        claims = self.registry.claim([forms for _, _, forms in keyed])
+            forms = KeyForms(match_text(key, key_text), key_text, raw_key_text(plan, row))
+            keyed.append((number, row, forms, key))
+        claims = self.registry.claim([forms for _, _, forms, _ in keyed])
         kept: list[PreparedRow] = []
-        for (number, row, forms), claim in zip(keyed, claims, strict=True):
+        for (number, row, forms, key), claim in zip(keyed, claims, strict=True):
             if claim is not KeyClaim.NEW:
                 problem = _key_problem(claim, forms.trimmed)
                 failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
                 continue
             try:
-                kept.append(prepare_row(plan, number, row))
+                keys = (key, forms.trimmed, forms.match)
+                kept.append(prepare_row(plan, number, row, keys))
             except RowProblem as problem:
                 failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
         self.outcomes.failed(failed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -161,6 +161,81 @@ def to_wire(
             INVALID_VALUE, f"column {name!r}: {value!r} is not a valid {kind.value} ({exc})"
         ) from None
     raise AssertionError(f"unhandled coercion {kind}")
+
+
+def converter(
+    attr: AttributeMetadata,
+    rules: Rules,
+    coercion: Coercion | None = None,
+    labels: Mapping[str, int] | bool = False,
+) -> Callable[[Any], Any]:
+    """`to_wire` for one column, with the attribute's type, limits and rules worked out once.
+
+    A publish converts every cell, so the checks that depend only on the column are done here,
+    not per value; the returned function handles the common value types inline and hands every
+    other value to `to_wire` itself, so results and errors are exactly `to_wire`'s.
+    """
+
+    def general(value: Any) -> Any:
+        return to_wire(value, attr, rules, coercion, labels)
+
+    if coercion is not None or labels:
+        return general
+    kind = coercion_for(attr)
+    if kind is Coercion.STRING:
+        return _string_converter(attr, rules, general)
+    if kind is Coercion.DATE:
+
+        def date(value: Any) -> Any:
+            if value.__class__ is str:
+                text = value.strip()  # `_date` strips whatever the rules say
+                if text and "T" not in text and " " not in text:
+                    try:
+                        return dt.date.fromisoformat(text).isoformat()
+                    except ValueError:
+                        pass  # to_wire raises the row's error
+            return general(value)
+
+        return date
+    if kind is Coercion.DECIMAL:
+        return _decimal_converter(attr, general)
+    return general
+
+
+def _string_converter(
+    attr: AttributeMetadata, rules: Rules, general: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    limit = attr.max_length if attr.max_length is not None and attr.max_length > 0 else None
+    trim = rules.trim
+
+    def string(value: Any) -> Any:
+        if value.__class__ is str:
+            text = value.strip() if trim else value
+            if text and (limit is None or len(text) <= limit):
+                return text
+        return general(value)
+
+    return string
+
+
+def _decimal_converter(
+    attr: AttributeMetadata, general: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    quantum = None if attr.precision is None else Decimal(1).scaleb(-attr.precision)
+
+    def decimal(value: Any) -> Any:
+        if value.__class__ is float and math.isfinite(value):
+            try:
+                number = Decimal(repr(value))  # what `_decimal`'s str() gives for a float
+                if quantum is not None:
+                    number = number.quantize(quantum, rounding=ROUND_HALF_EVEN)
+            except InvalidOperation:
+                return general(value)  # to_wire names the problem
+            _range(number, attr)
+            return int(number) if number == number.to_integral_value() else float(number)
+        return general(value)
+
+    return decimal
 
 
 def _string(value: Any, attr: AttributeMetadata, rules: Rules) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 from dynamics_fixtures import customer_meta
 
 from customer360.dynamics.spec import Coercion, LengthPolicy, NullPolicy, Rules
-from customer360.dynamics.values import RowProblem, comparable, to_wire
+from customer360.dynamics.values import RowProblem, comparable, converter, to_wire
 
 META = customer_meta()
 A = META.attributes
@@ -110,3 +110,38 @@ def test_comparable_treats_equal_values_as_equal(attr: str, sent, read_back) -> 
 def test_comparable_keeps_real_differences() -> None:
     assert comparable("Ann", A["crc33_firstname"]) != comparable("ann", A["crc33_firstname"])
     assert comparable(12.5, A["crc33_totalspend"]) != comparable(12.51, A["crc33_totalspend"])
+
+
+def _outcome(convert, value):
+    try:
+        return ("ok", convert(value))
+    except RowProblem as problem:
+        return ("problem", problem.code, problem.message)
+
+
+@pytest.mark.parametrize(
+    "attr",
+    [
+        "crc33_firstname",
+        "crc33_cid",
+        "crc33_totalspend",
+        "crc33_churnprobability",
+        "crc33_dateofbirth",
+        "crc33_active",
+        "crc33_gendercode",
+    ],
+)
+@pytest.mark.parametrize("rules", [ERROR, TRUNC, RAW])
+def test_column_converter_is_to_wire(attr: str, rules: Rules) -> None:
+    """The per-column converter a publish uses for every cell gives exactly `to_wire`'s value
+    or error, whatever the value (its fast paths only skip checks that cannot apply)."""
+    values = [
+        "Ann", "  Ann  ", "", "   ", "Bartholomew", "Bartholomew-Smith", "1971-10-01",
+        " 1971-10-01 ", "1990-13-01", "1971-10-01T10:00:00", "19711001", "42", " 42 ", 42, -1,
+        4.5, 0.1234567, 1.5, 1006.555, 2.675, 1e30, float("nan"), float("inf"), True, None,
+        Decimal("3052"), dt.date(1990, 1, 2), "Yes", "2", 2,
+    ]  # fmt: skip
+    convert = converter(A[attr], rules)
+    for value in values:
+        expected = _outcome(lambda v: to_wire(v, A[attr], rules), value)
+        assert _outcome(convert, value) == expected, (attr, value)

@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,8 @@ def link_metadata(path: str | Path, lake_root: str) -> dg.MetadataValue:
     a dead link in the browser)."""
     url = served_url(path, lake_root)
     return dg.MetadataValue.url(url) if url else dg.MetadataValue.path(str(path))
+
+
+def plot_file(markdown: str) -> Path:
+    """The PNG file behind plot metadata made by `image_markdown` (its `file:` line)."""
+    return Path(re.search(r"^file: `(.+)`$", markdown, re.M).group(1))

@@ -13,6 +13,7 @@ from customer360.cli.local_dataverse import connection_env
 from customer360.emulator.testing import run_emulator
 from resources.dynamics import build_dynamics_resource
 from resources.lakehouse import LakehouseResource
+from resources.ui_metadata import plot_file
 from sensors.deferred import deferred_publish_sensor
 
 # The gold profile's columns the publish specs read (one Dataverse record per person here).
@@ -81,7 +82,7 @@ def test_publish_then_nothing_to_send_then_deactivate(world):
     assert meta["published"].value == 300 and meta["failed"].value == 0
     checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
     assert checks == {"reconciliation": True, "no_failed_rows": True, "deferred_backlog_age": True}
-    assert os.path.exists(meta["throughput_plot"].value)
+    assert plot_file(meta["throughput_plot"].value).read_bytes()[:4] == b"\x89PNG"
 
     second = dg.materialize([asset], resources=resources)
     meta2 = second.get_asset_materialization_events()[0].materialization.metadata

@@ -10,7 +10,6 @@ birth are different people and wait in gold/match_candidates.
 """
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -25,6 +24,7 @@ from customer360.definitions import build_definitions
 from customer360.generate import TRUTH_PAIRS_CSV
 from customer360.generate.customers import SAMPLE_DATA
 from customer360.unify import unified_id
+from resources.ui_metadata import plot_file
 from sensors.landing import register_landing_partitions, remember_landing_scan
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
@@ -82,7 +82,7 @@ def test_quality_figures_on_the_seed_data(graph):
         meta["quality_plot"],
         summary.materialized["gold/customer_profile"]["segments_plot"],
     ):
-        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert plot_file(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_profile_is_one_row_per_person_with_measures(graph):

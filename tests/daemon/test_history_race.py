@@ -118,3 +118,16 @@ def test_concurrent_runs_equal_one_sequential_run(raced, spark, tmp_path):
     got = _history(DeltaLake(str(home / "lake"))).drop_columns([MERGED_AT])
     assert got.num_rows == expected.num_rows
     assert sorted_rows(got) == sorted_rows(expected)
+
+
+def test_partitions_merged_out_of_order_equal_in_order(raced, spark, tmp_path):
+    home, keys, _, _ = raced
+    bronze = home / "lake" / "bronze" / CUSTOMER_TABLE
+    histories = []
+    for name, order in (("in_order", keys), ("reversed", keys[::-1])):
+        lake = DeltaLake(str(tmp_path / name))
+        shutil.copytree(bronze, tmp_path / name / "bronze" / CUSTOMER_TABLE)
+        for key in order:  # one merge per partition, as separate runs would do
+            merge_partitions(spark, lake, [key])
+        histories.append(_history(lake).drop_columns([MERGED_AT]))
+    assert sorted_rows(histories[0]) == sorted_rows(histories[1])

@@ -64,7 +64,7 @@ format: $(STAMP)
 
 test: setup chromium lint
 	@mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 	$(BIN)/pytest
 
 bench: setup

@@ -67,7 +67,7 @@ format: $(STAMP)
 
 test: setup chromium lint
 	@mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
 	$(BIN)/pytest
 
 # Only the UI tests: metadata, file server, and the browser test of `customer360 dev` (all

@@ -6,6 +6,10 @@ customers whose history changed since its last build and applies them in one Del
 table. silver/customer_finance is rebuilt only when bronze finance changed. Anything unexpected
 (no recorded state, a table changed elsewhere, most customers changed, `full_refresh` asked)
 takes the full rebuild. See docs/medallion.md "Incremental runs".
+
+Pools (one step at a time per pool with the instance `customer360 dev` writes): the history and
+silver/customer form one chain (`silver_customer`), finance another (`silver_finance`). The
+writes are also safe by themselves (pinned-version commits, customer360/lakehouse/store.py).
 """
 
 import dagster as dg
@@ -25,6 +29,9 @@ from customer360.tables import CUSTOMER_TABLE
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
+#: The writers of silver/customer_history → silver/customer (+ quarantine).
+CUSTOMER_POOL = "silver_customer"
+
 
 @dg.asset(
     key=HISTORY_KEY,
@@ -37,7 +44,7 @@ from resources.spark import SparkResource
     description="SCD type 2 history of customers (valid_from, valid_to, is_current, is_deleted): "
     "every version Synapse Link exported, standardised. Maintained incrementally: each export "
     "partition merges its versions and re-chains only the customers it touches.",
-    pool="delta_silver",
+    pool=CUSTOMER_POOL,
 )
 def customer_history(
     context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
@@ -74,6 +81,7 @@ def customer_history(
         ),
     ],
     group_name="silver",
+    pool=CUSTOMER_POOL,
     check_specs=[
         dg.AssetCheckSpec("customer_schema", asset=CUSTOMER_KEY, blocking=True,
                           description="pandera: keys unique, required columns present, formats"),
@@ -135,6 +143,7 @@ def customer_current(
     kinds={"pyspark", "delta"},
     deps=[dg.AssetKey(["bronze", "customer_finance"]), CUSTOMER_KEY],
     automation_condition=EAGER,
+    pool="silver_finance",
     description="Customer finance, typed, one row per customer and month (latest drop wins; a "
     "file without months counts for the month it was dropped). Rebuilt when bronze finance "
     "changed; otherwise only its checks run again. Optional: before any finance drop it is "

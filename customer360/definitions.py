@@ -3,13 +3,20 @@ active environment (C360_ENV). Nothing else in the project builds a `Definitions
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
-import assets
-import sensors
-from assets.refresh import gate_on_blocking_checks
-from customer360.settings import Environment, get_settings
-from resources import build_resources
+# The graph uses beta/preview parameters on purpose (e.g. `backfill_policy`): documented once
+# here instead of a warning per asset on every load by the UI, the daemon and each run.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+import assets  # noqa: E402  (after the filters: importing them declares the assets)
+import sensors  # noqa: E402
+from assets.refresh import gate_on_blocking_checks  # noqa: E402
+from customer360.settings import Environment, get_settings  # noqa: E402
+from resources import build_resources  # noqa: E402
 
 
 def build_definitions() -> dg.Definitions:

@@ -4,6 +4,7 @@ import dagster as dg
 
 from sensors.churn_alert import churn_alert_job, churn_alert_sensor
 from sensors.deferred import deferred_publish_sensor
+from sensors.kkbox_landing import kkbox_landing_sensor
 from sensors.landing import crm_landing_sensors, dataverse_landing_sensor, finance_landing_sensor
 
 
@@ -12,6 +13,7 @@ def all_sensors() -> list[dg.SensorDefinition]:
         dataverse_landing_sensor,
         finance_landing_sensor,
         *crm_landing_sensors,
+        kkbox_landing_sensor,
         deferred_publish_sensor,
         churn_alert_sensor,
         # Silver, gold and the lake database follow their upstreams (AutomationCondition.eager).

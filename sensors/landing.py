@@ -14,7 +14,13 @@ import pyarrow.compute as pc
 
 from assets.bronze import configured_tables
 from assets.keys import crm_bronze_key
-from assets.partitions import crm_drops, dataverse_exports, finance_drops
+from assets.partitions import (
+    crm_drops,
+    dataverse_exports,
+    finance_drops,
+    register_in_time_order,
+    time_ordered_requests,
+)
 from customer360.synapse_link import SynapseLinkFormatError, list_export_folders, read_entity
 from customer360.unify import CsvSourceMapping, unify_config
 from resources.landing import LandingZoneResource
@@ -100,10 +106,15 @@ def _evaluate(
 ) -> dg.SensorResult | dg.SkipReason:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     changed = {k: v for k, v in sorted(found.items()) if seen.get(k) != v}
-    if not changed:
-        return dg.SkipReason(f"no new or changed {what} ({len(found)} known)")
-    known = set(context.instance.get_dynamic_partitions(partitions_def.name))
+    registered = context.instance.get_dynamic_partitions(partitions_def.name)
+    known = set(registered)
     new = [k for k in changed if k not in known]
+    # Keys listed in time order in the UI, also for lakes registered before (assets/partitions.py).
+    ordering = time_ordered_requests(partitions_def, registered, new)
+    if not changed:
+        if ordering:
+            return dg.SensorResult(dynamic_partitions_requests=ordering)
+        return dg.SkipReason(f"no new or changed {what} ({len(found)} known)")
     requests = [
         dg.RunRequest(
             run_key=f"{partitions_def.name}:{key}:{fingerprint}",
@@ -115,7 +126,7 @@ def _evaluate(
     ]
     return dg.SensorResult(
         run_requests=requests,
-        dynamic_partitions_requests=[partitions_def.build_add_request(new)] if new else [],
+        dynamic_partitions_requests=ordering,
         cursor=json.dumps({**seen, **changed}, sort_keys=True),
     )
 
@@ -197,10 +208,7 @@ def register_landing_partitions(
         (finance_drops, finance_partition_keys(landing)),
         *crm,
     ):
-        known = set(instance.get_dynamic_partitions(partitions_def.name))
-        new = [k for k in sorted(found) if k not in known]
-        if new:
-            instance.add_dynamic_partitions(partitions_def.name, new)
+        register_in_time_order(instance, partitions_def, found)
         key = _cursor_key(partitions_def.name)
         stored = instance.run_storage.get_cursor_values({key}).get(key)
         seen: dict[str, str] = json.loads(stored) if stored else {}

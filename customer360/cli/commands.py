@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from customer360.cli.instance import write_instance_config
 from customer360.settings import get_settings
 
 #: Exit status when another command holds C360_HOME (EX_TEMPFAIL: try again later).
@@ -17,13 +18,11 @@ EXIT_HOME_IN_USE = 75
 
 
 def _dagster_home() -> Path:
-    """DAGSTER_HOME under C360_HOME, with a dagster.yaml (telemetry off: no network here)."""
+    """DAGSTER_HOME under C360_HOME, with a dagster.yaml: telemetry off, run queue and pool
+    limits (customer360/cli/instance.py)."""
     os.environ.setdefault("DAGSTER_HOME", str(get_settings().dagster_home))
     home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+    write_instance_config(home)
     return home
 
 

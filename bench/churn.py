@@ -238,7 +238,7 @@ def main() -> None:
     if args.json:
         with args.json.open("a") as sink:
             for row in rows:
-                sink.write(json.dumps({**row, "seed": args.seed, "members": args.members,
+                sink.write(json.dumps({**row, "seed": args.seed, "world_members": args.members,
                                        "drivers": args.drivers}, default=str) + "\n")  # fmt: skip
     print(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(

@@ -93,3 +93,16 @@ def test_missing_feature_columns_are_named(bundle):
     frame = _frame(10, 6).drop(columns=["city", "bd"])
     with pytest.raises(FeatureMismatchError, match=r"\['city', 'bd'\]"):
         predict_churn(bundle, frame)
+
+
+def test_auto_calibration_picks_by_cross_validated_log_loss_and_rejects_unknown():
+    from customer360.churn.model import CALIBRATIONS, train_churn_model
+
+    frame = _frame(3000, seed=11)
+    bundle = train_churn_model(frame.iloc[:2000], frame.iloc[2000:], importance_repeats=0)
+    assert bundle.metrics["calibration_method"] in {"none", "sigmoid", "isotonic"}
+    assert [g["validation_log_loss"] > 0 for g in bundle.metrics["grid"]] == [True] * 4
+    assert bundle.metrics["feature_importance"] == []  # importance_repeats=0 skips it
+    assert "auto" in CALIBRATIONS
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        train_churn_model(frame.iloc[:2000], frame.iloc[2000:], calibration="platt")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -72,50 +73,28 @@ def carry_forward_ids(
 
     `reserved_ids` (a unified_customer_id column): ids held by clusters outside `clusters` (an
     incremental run re-resolves a subset), never given out again.
+
+    The rule is linking.carry_forward, one definition for both engines: the assignment is
+    global (one previous id may be offered to several clusters), so it runs on the driver over
+    the collected clusters (two string columns and a count per record), like the union-find.
     """
-    members = clusters.select("source", "source_key", "anchor_source", "anchor_key")
-    previous = previous_links.select(
-        "source", "source_key", F.col("unified_customer_id").alias("_prev")
+    from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
+    from customer360.unify import linking
+
+    columns = ("source", "source_key", "anchor_source", "anchor_key", "unified_customer_id",
+               "cluster_size")  # fmt: skip
+    reserved = (
+        spark_to_arrow(reserved_ids.select("unified_customer_id"))
+        if reserved_ids is not None
+        else pa.table({"unified_customer_id": pa.array([], pa.string())})
     )
-    overlap = (
-        members.join(previous, ["source", "source_key"])
-        .groupBy("anchor_source", "anchor_key", "_prev")
-        .agg(F.count("*").alias("_shared"))
+    carried = linking.carry_forward(
+        spark_to_arrow(clusters.select(*columns)),
+        spark_to_arrow(previous_links.select("unified_customer_id", "source", "source_key")),
+        namespace,
+        reserved,
     )
-    by_prev = Window.partitionBy("_prev").orderBy(
-        F.col("_shared").desc(), "anchor_source", "anchor_key"
-    )
-    offered = overlap.withColumn("_n", F.row_number().over(by_prev)).filter("_n = 1")
-    by_cluster = Window.partitionBy("anchor_source", "anchor_key").orderBy(
-        F.col("_shared").desc(), "_prev"
-    )
-    kept = (
-        offered.withColumn("_n", F.row_number().over(by_cluster))
-        .filter("_n = 1")
-        .select("anchor_source", "anchor_key", "_prev")
-    )
-    anchors = clusters.select("anchor_source", "anchor_key", "unified_customer_id").distinct()
-    assigned = anchors.join(kept, ["anchor_source", "anchor_key"], "left")
-    taken = kept.select(F.col("_prev").alias("unified_customer_id"))
-    if reserved_ids is not None:
-        taken = taken.unionByName(reserved_ids.select("unified_customer_id"))
-    taken = taken.distinct().withColumn("_taken", F.lit(True))
-    assigned = assigned.join(taken, "unified_customer_id", "left")
-    second = uuid5_column(
-        F.concat(F.col("anchor_source"), F.lit("/"), F.col("anchor_key"), F.lit("#2")), namespace
-    )
-    new_id = F.when(F.col("_taken"), second).otherwise(F.col("unified_customer_id"))
-    assigned = assigned.select(
-        "anchor_source",
-        "anchor_key",
-        F.coalesce(F.col("_prev"), new_id).alias("_id"),
-        F.when(F.col("_prev").isNotNull(), "carried").otherwise("new").alias("id_origin"),
-    )
-    return (
-        clusters.join(assigned, ["anchor_source", "anchor_key"])
-        .withColumn("unified_customer_id", F.col("_id"))
-        .drop("_id")
-    )
+    return arrow_to_spark(clusters.sparkSession, carried)
 
 
 def id_redirects(previous_links: DataFrame, clusters: DataFrame) -> DataFrame:

@@ -107,8 +107,11 @@ def test_default_configuration_loads():
     config = load_config()
     assert [r.name for r in config.rules] == [
         "email_dob", "phone_name_dob", "name_dob_fuzzy", "email_name_dob_typo",
-        "phone_name_fuzzy",
+        "phone_name_fuzzy", "name_variant_dob", "name_variant_near_dob",
     ]  # fmt: skip
+    variant = config.rules[5].compare[0]
+    assert (variant.field, variant.method, variant.at_least) == ("firstname_key", "name_variant",
+                                                                 0.85)  # fmt: skip
     fuzzy = config.rules[2]
     assert (fuzzy.threshold, fuzzy.review_threshold, fuzzy.max_block_size) == (0.75, 0.6, 500)
     assert fuzzy.blocking[0] == ("dateofbirth", "substr(lastname_key, 1, 2)")

@@ -152,11 +152,13 @@ def test_incremental_resolution_equals_a_full_run(spark):
     # The seed's placeholder phone (2,070 records, one deleted) stays oversized; the trio's
     # block is now within email_dob's limit and dataverse/20's e-mail block is over it.
     phone = {"block": "4|0|+18015550100", "records": 2070}
+    near_phone = {"block": "6|4|+18015550100", "records": 2070}  # name_variant_near_dob's pass
     trio = {"block": "0|0|family@example.com", "records": 3}
     twins = {"block": "0|0|alban.fusha@contoso.com", "records": 3}
-    assert oversized_from_index(index_1, max_block_sizes(config)) == [phone, trio]
+    assert oversized_from_index(index_1, max_block_sizes(config)) == [phone, near_phone, trio]
     assert oversized_from_index(index, max_block_sizes(config)) == [
         {**phone, "records": 2069},
+        {**near_phone, "records": 2069},
         twins,
     ]
     first.unpersist()

@@ -62,7 +62,10 @@ def _mean(*values: float) -> float:
 
 
 def test_each_rule_scores_and_decides(spark):
-    rules = load_config().rules
+    # The five exact-score rules; the two recall rules (nickname table, Jaro-Winkler) are
+    # covered by tests/unify/test_explain.py and test_hard_cases.py (with them, Cathy and
+    # Catherine Miller, same birthday, merge: Cathy is a nickname of Catherine).
+    rules = load_config().rules[:5]
     scored_df = score_pairs(candidate_pairs(records_df(spark, RECORDS), rules), rules).cache()
     scored = scored_df.collect()
     got = {

@@ -57,10 +57,11 @@ def test_seed_profiles_quality_and_truth(seed):
         "cross_source_profiles": 140,
         "merge_rate": 0.065421,
         "profile_sizes": {1: 1860, 2: 140},
-        "pairs_compared": 3123,
+        "pairs_compared": 6020,
         "pairs_compared_per_rule": {
             "email_dob": 154, "phone_name_dob": 257, "name_dob_fuzzy": 143,
-            "email_name_dob_typo": 154, "phone_name_fuzzy": 2415,
+            "email_name_dob_typo": 154, "phone_name_fuzzy": 2415, "name_variant_dob": 327,
+            "name_variant_near_dob": 2570,
         },
         "decisions_per_rule": {
             "email_dob": {"match": 140, "no_match": 14},
@@ -68,6 +69,10 @@ def test_seed_profiles_quality_and_truth(seed):
             "name_dob_fuzzy": {"match": 140, "no_match": 3},
             "email_name_dob_typo": {"match": 140, "review": 14},
             "phone_name_fuzzy": {"no_match": 2415},  # the 0199 block: no one twice
+            # Two planted pairs have a name part missing: at_least rules them out here.
+            "name_variant_dob": {"match": 138, "no_match": 189},
+            # Only pairs whose postcode agrees; its review rows are pairs matched by others.
+            "name_variant_near_dob": {"match": 93, "review": 45, "no_match": 2432},
         },
         "matched_pairs": 140,
         "pairs_per_rule": {"email_dob": 140},
@@ -88,6 +93,10 @@ def test_seed_profiles_quality_and_truth(seed):
                            "recall": 1.0, "f1": 1.0},
         "phone_name_dob": {"pairs": 70, "true_positives": 70, "precision": 1.0, "recall": 0.5,
                            "f1": 0.666667},
+        "name_variant_dob": {"pairs": 138, "true_positives": 138, "precision": 1.0,
+                             "recall": 0.985714, "f1": 0.992806},
+        "name_variant_near_dob": {"pairs": 93, "true_positives": 93, "precision": 1.0,
+                                  "recall": 0.664286, "f1": 0.798283},
     }  # fmt: skip
     profiles = evaluate(cluster_pairs(result.clusters), truth)
     assert (profiles["precision"], profiles["recall"], profiles["pairs"]) == (1.0, 1.0, 140)
@@ -106,8 +115,9 @@ def test_seed_review_queue_is_the_shared_emails(seed):
     )  # fmt: skip
     assert kert.left_unified_customer_id == unified_id("dataverse", "791")
     # The placeholder phone every customer.csv row carries is one block, too big to compare.
-    assert [tuple(r) for r in result.oversized_blocks.collect()] == [
-        ("phone_name_fuzzy", "phone_key", "+18015550100", 2070)
+    assert sorted(tuple(r) for r in result.oversized_blocks.collect()) == [
+        ("name_variant_near_dob", "phone_key", "+18015550100", 2070),
+        ("phone_name_fuzzy", "phone_key", "+18015550100", 2070),
     ]
 
 
@@ -122,7 +132,13 @@ def test_seed_profile_is_explained(seed):
     assert profile.source_records == ["dataverse/0", "residents/2000"]
     pair = result.profile_pairs.filter(F.col("unified_customer_id") == uid).collect()
     assert [(p.left_key, p.right_key, p.rule, p.score, p.matched_rules) for p in pair] == [
-        ("0", "2000", "email_dob", 1.0, ["email_dob", "name_dob_fuzzy", "email_name_dob_typo"])
+        (
+            "0",
+            "2000",
+            "email_dob",
+            1.0,
+            ["email_dob", "name_dob_fuzzy", "email_name_dob_typo", "name_variant_dob"],
+        )
     ]
     links = result.links.filter(F.col("unified_customer_id") == uid).orderBy("source").collect()
     assert [(r.source, r.source_key, r.rule, r.matched_key, r.is_anchor) for r in links] == [

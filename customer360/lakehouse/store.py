@@ -256,60 +256,24 @@ class DeltaLake:
         commit = _commit_properties(app_id, mode, strict=read_version is not None)
 
         if mode is WriteMode.MERGE:
-            if not merge_keys:
-                raise ValueError(f"merge into {uri} needs merge_keys")
-            if existing is None:
-                write_deltalake(
-                    uri,
-                    data,
-                    mode=create_mode,
-                    partition_by=list(partition_by) or None,
-                    storage_options=self.storage_options,
-                    commit_properties=commit,
-                    description=description,
-                )
-            else:
-                _check_unique_keys(uri, data, merge_keys)
-                predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
-                (
-                    existing.merge(
-                        data,
-                        predicate,
-                        source_alias="s",
-                        target_alias="t",
-                        merge_schema=schema_mode == "merge",
-                        commit_properties=commit,
-                    )
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                    .execute()
-                )
+            self._merge_arrow(data, uri, existing, merge_keys, schema_mode, commit,
+                              create_mode, partition_by, description)  # fmt: skip
         elif mode is WriteMode.REPLACE_PARTITIONS:
             if not partition_by:
                 raise ValueError(f"replace_partitions into {uri} needs partition_by")
             present = _distinct_partitions(data, partition_by)
             if not present:
                 if existing is None:  # nothing to replace, but the table should exist
-                    write_deltalake(
-                        uri,
-                        data,
-                        mode="overwrite",
-                        partition_by=list(partition_by),
-                        storage_options=self.storage_options,
-                    )
+                    write_deltalake(uri, data, mode="overwrite", partition_by=list(partition_by),
+                                    storage_options=self.storage_options)  # fmt: skip
                 return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW)
             predicate = None if existing is None else _partition_predicate(present, data.schema)
             write_deltalake(
-                target,
-                data,
-                mode="overwrite" if existing is not None else create_mode,
-                partition_by=list(partition_by),
-                predicate=predicate,
-                schema_mode=schema_mode,
-                storage_options=self.storage_options,
-                commit_properties=commit,
+                target, data, mode="overwrite" if existing is not None else create_mode,
+                partition_by=list(partition_by), predicate=predicate, schema_mode=schema_mode,
+                storage_options=self.storage_options, commit_properties=commit,
                 description=description,
-            )
+            )  # fmt: skip
         else:
             write_deltalake(
                 target,
@@ -326,6 +290,36 @@ class DeltaLake:
         return self._result(
             uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW,
             version=committed,
+        )  # fmt: skip
+
+    def _merge_arrow(
+        self,
+        data: pa.Table,
+        uri: str,
+        existing: DeltaTable | None,
+        merge_keys: Sequence[str] | None,
+        schema_mode: str | None,
+        commit: CommitProperties,
+        create_mode: str,
+        partition_by: tuple[str, ...],
+        description: str | None,
+    ) -> None:
+        """Upsert on `merge_keys` (a new table is created with the rows)."""
+        if not merge_keys:
+            raise ValueError(f"merge into {uri} needs merge_keys")
+        if existing is None:
+            write_deltalake(uri, data, mode=create_mode, partition_by=list(partition_by) or None,
+                            storage_options=self.storage_options, commit_properties=commit,
+                            description=description)  # fmt: skip
+            return
+        _check_unique_keys(uri, data, merge_keys)
+        predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in merge_keys)
+        (
+            existing.merge(data, predicate, source_alias="s", target_alias="t",
+                           merge_schema=schema_mode == "merge", commit_properties=commit)
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
         )  # fmt: skip
 
     def replace_where(
@@ -416,26 +410,7 @@ class DeltaLake:
             log.info("%s: batch %s already committed; nothing written", uri, app_id)
             return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED, True)
 
-        # Executors write into a fresh folder under the table root; only the commit below makes
-        # the files part of the table, so a failed job leaves orphans for vacuum, never bad data.
-        staging = f"spark-{uuid.uuid4().hex}"
-        writer = df.write.mode("errorifexists")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.parquet(files.join(uri, staging))
-        written = files.list_parquet(uri, staging, self.storage_options)
-        now_ms = int(time.time() * 1000)
-        actions = [
-            AddAction(
-                path=f.relative_path,
-                size=f.size,
-                partition_values=f.partition_values,
-                modification_time=now_ms,
-                data_change=True,
-                stats=json.dumps({"numRecords": f.num_rows}),
-            )
-            for f in written
-        ]
+        written, actions = _stage_parquet(df, uri, partition_by, self.storage_options)
         counts: Counter[str] = Counter()
         for f in written:
             if partition_by:
@@ -558,6 +533,31 @@ class DeltaLake:
 
 
 # ---------------------------------------------------------------------- helpers
+def _stage_parquet(df, uri: str, partition_by: tuple[str, ...], storage_options) -> tuple:
+    """Executors write the DataFrame into a fresh folder under the table root; only a commit of
+    the returned add actions makes the files part of the table, so a failed job leaves orphans
+    for vacuum, never bad data. Returns the files written and their add actions."""
+    staging = f"spark-{uuid.uuid4().hex}"
+    writer = df.write.mode("errorifexists")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.parquet(files.join(uri, staging))
+    written = files.list_parquet(uri, staging, storage_options)
+    now_ms = int(time.time() * 1000)
+    actions = [
+        AddAction(
+            path=f.relative_path,
+            size=f.size,
+            partition_values=f.partition_values,
+            modification_time=now_ms,
+            data_change=True,
+            stats=json.dumps({"numRecords": f.num_rows}),
+        )
+        for f in written
+    ]
+    return written, actions
+
+
 def count_rows(dt: DeltaTable) -> int:
     actions = pa.table(dt.get_add_actions(flatten=True))
     if actions.num_rows == 0:

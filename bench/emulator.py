@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 
 def customer(cid: int, run: int) -> dict:

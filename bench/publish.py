@@ -48,7 +48,7 @@ from customer360.dynamics import (
 )
 from customer360.dynamics.odata import record_path
 from customer360.dynamics.transport import TransportOptions
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 SCALE = 15  # 300 s window → 20 s
 BATCH = 100

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from customer360.emulator.testing import EmulatorHandle, run_emulator
+from customer360.emulator.launcher import EmulatorHandle, run_emulator
 from customer360.settings import (
     AUTHORITY_HOST_ENV,
     CA_BUNDLE_ENV,

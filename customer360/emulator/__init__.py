@@ -1,7 +1,7 @@
 """The local Dataverse emulator: Web API, Entra token endpoint, Synapse Link exporter.
 
 Start it with `customer360.emulator.serve.main(argv)` (the `customer360 dataverse serve` CLI) or,
-in tests and benchmarks, with `customer360.emulator.testing.run_emulator`. See docs/emulator.md.
+in tests and benchmarks, with `customer360.emulator.launcher.run_emulator`. See docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from customer360.emulator.testing import EmulatorHandle, run_emulator
+    from customer360.emulator.launcher import EmulatorHandle, run_emulator
 
 __all__ = ["EmulatorHandle", "run_emulator"]
 

@@ -43,7 +43,7 @@ from dynamics_emulator import (
 )
 
 from customer360.dynamics import InMemorySink, publish, replay_deferred
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 ROWS = env_int("C360_CHAOS_ROWS", 4_000)
 HERE = Path(__file__).parent

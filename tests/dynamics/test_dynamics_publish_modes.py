@@ -17,7 +17,7 @@ from dynamics_emulator import (
 )
 
 from customer360.dynamics import InMemorySink, PublishOptions, load_spec, publish
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 SELECT = ["crc33_customerid", *expected_record(customer_row(0))]
 

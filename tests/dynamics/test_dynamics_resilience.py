@@ -23,7 +23,7 @@ from customer360.dynamics import (
     replay_deferred,
 )
 from customer360.dynamics.transport import TransportOptions
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 NO_FAULTS = {"error_rate": 0.0, "drop_rate": 0.0, "slow_rate": 0.0, "schedule": []}
 NO_LIMITS = {"enabled": False, "window_seconds": 300.0, "max_requests": 6000}

@@ -15,7 +15,7 @@ from customer360.dynamics import (
     Principal,
     publish,
 )
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from customer360.emulator.testing import EmulatorHandle, run_emulator
+from customer360.emulator.launcher import EmulatorHandle, run_emulator
 
 NO_LIMITS = {"limits": {"enabled": False}}
 

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from customer360.emulator.testing import EmulatorAdminError, run_emulator
+from customer360.emulator.launcher import EmulatorAdminError, run_emulator
 from customer360.generate.customers import SAMPLE_DATA
 from customer360.generate.seed_table import customer_id_for_cid
 

@@ -7,7 +7,7 @@ import time
 
 import msal
 
-from customer360.emulator.testing import ssl_context
+from customer360.emulator.launcher import ssl_context
 
 
 class HttpxForMsal:

@@ -87,7 +87,7 @@ def test_exports_contain_only_changes_since_the_previous_export(emulator, api):
 def test_export_of_unknown_table_is_a_clear_error(emulator):
     import pytest
 
-    from customer360.emulator.testing import EmulatorAdminError
+    from customer360.emulator.launcher import EmulatorAdminError
 
     with pytest.raises(EmulatorAdminError, match=r"cannot export unknown tables \['nope'\]"):
         emulator.admin("POST", "export", {"tables": ["nope"]})

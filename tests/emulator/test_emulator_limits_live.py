@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 CONFIG = {
     "limits": {

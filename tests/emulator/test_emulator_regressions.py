@@ -9,7 +9,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 ANNOTATIONS = {"Prefer": 'odata.include-annotations="*"'}
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"

@@ -23,7 +23,7 @@ from customer360.cli.diagnose import disk_full_message
 from customer360.dynamics.auth import DataverseConnection, Principal, TokenProvider
 from customer360.dynamics.errors import AuthenticationError, PublishConfigError
 from customer360.emulator.certs import ensure_certificates
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 
 CLI = str(Path(sys.executable).with_name("customer360"))
 

@@ -10,7 +10,7 @@ from dataverse_reader import Reader
 
 from assets.dynamics import DEFERRED_TABLE, FAILED_TABLE, publish_assets
 from customer360.cli.local_dataverse import connection_env
-from customer360.emulator.testing import run_emulator
+from customer360.emulator.launcher import run_emulator
 from resources.dynamics import build_dynamics_resource
 from resources.lakehouse import LakehouseResource
 from resources.ui_metadata import plot_file

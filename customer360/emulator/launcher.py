@@ -1,4 +1,4 @@
-"""Start the emulator for a test or a benchmark and get what a client needs to reach it.
+"""Start the local Dataverse (a subprocess, or a thread) and get what a client needs to reach it.
 
     with run_emulator(tmp_path, config={"limits": {"enabled": False}}) as emu:
         app = msal.ConfidentialClientApplication(emu.principals[0][0], ...)

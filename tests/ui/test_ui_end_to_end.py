@@ -39,6 +39,12 @@ def _shot(page, artifacts, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
 
+def _runs_page(page, ui: str) -> None:
+    """The run list, once it has rendered its rows (the page polls, so never goes idle)."""
+    page.goto(f"{ui}/runs")
+    page.get_by_text(re.compile(r"^(Success|Failure)$")).first.wait_for()
+
+
 def _new_backfill(dev: DevServer, before: set[str], timeout: float = 120) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,7 +76,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     # 1. the daemon's first wave: sensors request bronze runs, automation follows
     took = server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
     print(f"first wave settled after {took:.0f} s ({len(server.runs())} runs)")
-    page.goto(f"{ui}/runs")
+    _runs_page(page, ui)
     _shot(page, artifacts, "01-first-wave-runs")
 
     # 2. "Materialize all" → the launch dialog → one backfill of every asset
@@ -161,7 +167,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     assert runs, f"no run of {sensor} for {dropped.name}"
     if not all(r["status"] == "SUCCESS" for r in runs):
         problems.append(f"the sensor's runs for {dropped.name}: {runs}")
-    page.goto(f"{ui}/runs")
+    _runs_page(page, ui)
     _shot(page, artifacts, "10-runs-after-drop")
 
     # 7. the tables a single sequential run would produce, and the publish counts

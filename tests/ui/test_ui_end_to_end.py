@@ -35,7 +35,10 @@ SETTLE = 1800  # upper bound for one wave on a loaded 2-core machine
 PUBLISH_TARGETS = ("crc33_customer", "crc33_customer_deactivation", "contact")
 
 
-def _shot(page, artifacts, name: str) -> None:
+def _shot(page, artifacts, name: str, focus=None) -> None:
+    """A screenshot; the UI scrolls inside its own panes, so scroll `focus` into view first."""
+    if focus is not None:
+        focus.scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
 
@@ -118,18 +121,26 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
 
     # 4. what the UI shows: plots inline, previews, column descriptions, the served dashboard
     page.goto(f"{ui}/assets/gold/customer_profile")
-    page.get_by_text("segments_plot").first.wait_for()
+    plot = page.get_by_text("segments_plot", exact=True).first
+    plot.wait_for()
     assert page.locator('img[src^="data:image/png;base64,"]').count() >= 1
-    page.get_by_text("preview").first.wait_for()
+    _shot(page, artifacts, "04-gold-profile-plot", page.locator('img[src^="data:image/png"]').first)
     assert page.get_by_text("the person's stable id").count() >= 1  # a column description
-    _shot(page, artifacts, "04-gold-profile-plot-preview-columns")
+    _shot(
+        page, artifacts, "05-gold-profile-columns", page.get_by_text("the person's stable id").first
+    )
+    preview = page.get_by_text("preview", exact=True).first
+    preview.wait_for()
+    _shot(page, artifacts, "06-gold-profile-preview", preview)
     page.goto(f"{ui}/assets/gold/customer_source_link")
-    page.get_by_text("quality_plot").first.wait_for()
-    assert page.locator('img[src^="data:image/png;base64,"]').count() >= 1
-    _shot(page, artifacts, "05-unify-quality-plot")
+    page.get_by_text("quality_plot", exact=True).first.wait_for()
+    image = page.locator('img[src^="data:image/png;base64,"]').first
+    image.wait_for()
+    _shot(page, artifacts, "07-unify-quality-plot", image)
     page.goto(f"{ui}/assets/silver/customer")
-    page.get_by_text("preview").first.wait_for()
-    _shot(page, artifacts, "06-silver-preview")
+    preview = page.get_by_text("preview", exact=True).first
+    preview.wait_for()
+    _shot(page, artifacts, "08-silver-preview", preview)
     dashboard = server.latest_metadata(["churn", "dashboard"])["dashboard_url"]
     assert dashboard.startswith(f"{server.files_url}/files/churn/dashboard/"), dashboard
     page.goto(f"{ui}/assets/churn/dashboard")
@@ -137,7 +148,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     page.wait_for_url(f"{server.files_url}/**")
     page.wait_for_load_state("load")
     assert "churn" in page.content().lower()
-    _shot(page, artifacts, "07-served-dashboard")
+    _shot(page, artifacts, "09-served-dashboard")
     assert httpx.get(f"{server.files_url}/").status_code == 200
 
     # 5. a stand-alone asset check executed on its own from the Checks tab
@@ -148,7 +159,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     server.wait_until_settled(quiet=5, timeout=600)
     check_runs = [r for r in server.runs() if r["runId"] not in runs_before]
     assert check_runs and all(r["status"] == "SUCCESS" for r in check_runs), check_runs
-    _shot(page, artifacts, "08-check-executed")
+    _shot(page, artifacts, "10-check-executed")
 
     # 6. toggle a sensor off and on, drop a new export folder, see the sensor's run
     sensor = "dataverse_landing_sensor"
@@ -159,7 +170,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     _wait_for(lambda: server.sensor_status(sensor) == "STOPPED", "sensor stopped")
     toggle.click(force=True)
     _wait_for(lambda: server.sensor_status(sensor) == "RUNNING", "sensor running again")
-    _shot(page, artifacts, "09-sensor-toggled")
+    _shot(page, artifacts, "11-sensor-toggled")
     dropped = drop_folder(held[0], server.home / "landing")
     _wait_for(lambda: _sensor_runs(server, sensor, dropped.name), "the sensor's run", 600)
     server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
@@ -168,7 +179,7 @@ def test_dev_ui_end_to_end(dev, page, artifacts):
     if not all(r["status"] == "SUCCESS" for r in runs):
         problems.append(f"the sensor's runs for {dropped.name}: {runs}")
     _runs_page(page, ui)
-    _shot(page, artifacts, "10-runs-after-drop")
+    _shot(page, artifacts, "12-runs-after-drop")
 
     # 7. the tables a single sequential run would produce, and the publish counts
     _assert_lake(server, expected_live)

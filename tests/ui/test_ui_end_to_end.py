@@ -186,11 +186,12 @@ def step_4_what_the_ui_shows(walk: Walk) -> None:
     dashboard = server.latest_metadata(["churn", "dashboard"])["dashboard_url"]
     assert dashboard.startswith(f"{server.files_url}/files/churn/dashboard/"), dashboard
     page.goto(f"{ui}/assets/churn/dashboard")
-    link = page.get_by_role("link", name=re.compile(re.escape(server.files_url))).first
-    assert link.get_attribute("href") == dashboard  # a link the UI shows, not a file:// one
+    link = page.locator(f'a[href="{dashboard}"]').first  # an http:// link, not a file:// one
+    link.wait_for()
+    _shot(page, artifacts, "09-dashboard-link", link)
     page.goto(dashboard)  # the UI opens it in a new tab; the same page is simpler to check
     assert "churn" in page.content().lower()
-    _shot(page, artifacts, "09-served-dashboard")
+    _shot(page, artifacts, "10-served-dashboard")
     assert httpx.get(f"{server.files_url}/").status_code == 200
 
 
@@ -204,7 +205,7 @@ def step_5_execute_a_check(walk: Walk) -> None:
     server.wait_until_settled(quiet=5, timeout=600)
     check_runs = [r for r in server.runs() if r["runId"] not in runs_before]
     assert check_runs and all(r["status"] == "SUCCESS" for r in check_runs), check_runs
-    _shot(page, artifacts, "10-check-executed")
+    _shot(page, artifacts, "11-check-executed")
 
 
 def step_6_sensor_toggle_and_drop(walk: Walk) -> None:
@@ -218,7 +219,7 @@ def step_6_sensor_toggle_and_drop(walk: Walk) -> None:
     _wait_for(lambda: server.sensor_status(sensor) == "STOPPED", "sensor stopped")
     toggle.click(force=True)
     _wait_for(lambda: server.sensor_status(sensor) == "RUNNING", "sensor running again")
-    _shot(page, artifacts, "11-sensor-toggled")
+    _shot(page, artifacts, "12-sensor-toggled")
     dropped = drop_folder(walk.held[0], server.home / "landing")
     _wait_for(lambda: _sensor_runs(server, sensor, dropped.name), "the sensor's run", 600)
     server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
@@ -227,7 +228,7 @@ def step_6_sensor_toggle_and_drop(walk: Walk) -> None:
     if not all(r["status"] == "SUCCESS" for r in runs):
         walk.problems.append(f"the sensor's runs for {dropped.name}: {runs}")
     _runs_page(page, ui)
-    _shot(page, artifacts, "12-runs-after-drop")
+    _shot(page, artifacts, "13-runs-after-drop")
 
 
 def step_7_tables_and_publish_counts(walk: Walk) -> None:

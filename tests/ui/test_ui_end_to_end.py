@@ -201,7 +201,8 @@ def step_5_execute_a_check(walk: Walk) -> None:
     page.goto(f"{ui}/assets/silver/customer_history?view=checks")
     page.get_by_text("one_current_row_per_id").first.click()
     runs_before = {r["runId"] for r in server.runs()}
-    page.get_by_role("button", name="Execute", exact=True).click()
+    # the check's own button (its icon spoils an exact role name), not "Execute all"
+    page.locator("button", has_text=re.compile(r"^\s*Execute\s*$")).first.click()
     server.wait_until_settled(quiet=5, timeout=600)
     check_runs = [r for r in server.runs() if r["runId"] not in runs_before]
     assert check_runs and all(r["status"] == "SUCCESS" for r in check_runs), check_runs

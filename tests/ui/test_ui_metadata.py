@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from assets.checks import one_current_row_per_id, one_row_per_id
-from customer360.cli.dashboard_server import serve_lake_files
+from customer360.cli.dashboard_server import URL_ENV, serve_lake_files
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.ui_metadata import PREVIEW_ROWS_ENV, SERVER_ENV
 
@@ -120,6 +120,12 @@ def test_file_server_serves_dashboard_and_plots_only(tmp_path):
             http.get("/files/ops/plots/%2e%2e/%2e%2e/silver/customer/part-0.parquet").status_code
             == 404
         )
+
+
+def test_server_and_links_agree_on_the_variable():
+    """`customer360 dev` sets what the assets read (two modules: resources never import the
+    CLI)."""
+    assert URL_ENV == SERVER_ENV
 
 
 def test_file_server_says_when_there_is_no_dashboard(tmp_path):

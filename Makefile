@@ -73,7 +73,7 @@ test: setup chromium lint
 # Only the UI tests: metadata, file server, and the browser test of `customer360 dev` (all
 # also part of `make test`).
 test-ui: setup chromium
-	$(BIN)/pytest tests/ui
+	$(BIN)/pytest -m ui tests/ui
 
 bench: setup
 	$(PY) bench/lake_io.py

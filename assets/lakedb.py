@@ -13,7 +13,8 @@ from assets.keys import (
     SOURCE_LINK_KEY,
 )
 from assets.refresh import EAGER
-from assets.table_docs import COLUMN_DOCS, TABLE_DESCRIPTIONS
+from assets.table_docs import TABLE_DESCRIPTIONS
+from customer360.column_docs import COLUMN_DOCS
 from customer360.lake_database import TableRegistration, register_tables
 from resources.lakehouse import LakehouseResource
 

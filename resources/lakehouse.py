@@ -15,9 +15,9 @@ import pyarrow as pa
 from dagster_deltalake import AzureConfig, LocalConfig
 from pydantic import Field
 
-from assets.table_docs import COLUMN_DOCS
 from customer360.bronze.ingest import Ingested
 from customer360.bronze.rejected import REJECTED_TABLE
+from customer360.column_docs import COLUMN_DOCS
 from customer360.lakehouse import DeltaLake, WriteMode, WritePath, WriteResult
 from resources.ui_metadata import image_metadata, link_metadata, table_preview
 
@@ -79,7 +79,7 @@ class LakehouseResource(dg.ConfigurableResource):
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    """The table's columns with their type and, where written down in assets/table_docs.py,
+    """The table's columns with their type and, where written down in customer360/column_docs.py,
     what they hold (the UI's Description column)."""
     return dg.TableSchema(
         columns=[

@@ -1,8 +1,8 @@
 """The rules of the house that the layout can show, checked on the source tree:
 - the libraries under customer360/ never import Dagster (only the composition root
   customer360/definitions.py and the command in customer360/cli/ face Dagster);
-- resources/ never load the local Dataverse (customer360.emulator): production code reaches
-  Dataverse only over HTTP; the CLI starts the local one;
+- resources/ never load the local Dataverse (customer360.emulator) nor import assets: production
+  code reaches Dataverse only over HTTP; the CLI starts the local one;
 - asset modules never import each other, except the small shared modules (keys, partitions,
   refresh settings, table docs)."""
 
@@ -48,7 +48,7 @@ def test_resources_never_load_the_emulator():
         str(path.relative_to(ROOT)): sorted(
             m
             for m in imported_modules(path)
-            if m.startswith("customer360.emulator") or m.startswith("customer360.cli")
+            if m.startswith(("customer360.emulator", "customer360.cli", "assets"))
         )
         for path in python_files(ROOT / "resources")
     }

@@ -246,9 +246,7 @@ def _apply_changes(
         if part.num_rows
     ]
     deleted = 0
-    committed = target.version() if strict else None
     if parts:
-        committed = None if committed is None else committed + 1
         source = pa.concat_tables(parts)
         _check_unique_keys(uri, source, keys)
         predicate = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
@@ -264,6 +262,9 @@ def _apply_changes(
             .execute()
         )  # fmt: skip
         deleted = int(metrics.get("num_target_rows_deleted", 0))
+    # The merge updates `target` to the version it committed; a merge that changes nothing
+    # commits nothing (delta-rs), so the version can also stay the one read.
+    committed = target.version() if strict else None
     result = current_result(lake, layer, table, rows_written=upserts.num_rows, version=committed)
     return result, deleted
 

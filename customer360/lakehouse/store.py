@@ -287,6 +287,8 @@ class DeltaLake:
             )
         counts = _arrow_partition_counts(data, partition_by)
         committed = None if read_version is None else read_version + 1
+        if committed is not None and mode is WriteMode.MERGE and existing is not None:
+            committed = existing.version()  # a merge that changes nothing commits nothing
         return self._result(
             uri, data.num_rows, data.schema, partition_by, counts, WritePath.ARROW,
             version=committed,

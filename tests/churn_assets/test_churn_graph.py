@@ -112,7 +112,7 @@ def test_dashboard_file_and_customer_enrichment(churn_graph):
                  "Validation month",
                  "2017-03", "Scoring month", "2017-04"):  # fmt: skip
         assert fact in html
-    assert _meta(result, churn_assets.RISK_KEY)["scoring_period"].value == "2017-04"
+    assert _meta(result, churn_assets.CHURN_RISK_KEY)["scoring_period"].value == "2017-04"
     risk = lakehouse.read_arrow("gold", "customer_churn_risk").to_pylist()
     assert risk and all(r["cid"] in CUSTOMERS for r in risk)
     assert all(r["msno"] == msno_for_customer(r["cid"]) for r in risk)

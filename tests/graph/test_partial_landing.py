@@ -2,7 +2,8 @@
 
 The areas arrive one by one, as they do for a new user: the Synapse Link export alone, then the
 finance files, then the second CRM source, then KKBox files the churn assets cannot use
-(train_v2.csv missing: churn fails for real), then a complete KKBox drop, then the broken drop
+(members_v3.csv missing: churn fails for real — labels can come from the transactions, but
+no drop is usable without its members), then a complete KKBox drop, then the broken drop
 again. After each drop the graph runs as `customer360 run` does (new partitions, then every
 unpartitioned asset in ONE run — what "Materialize all" launches for them) against the real local
 Dataverse (HTTPS, msal). Each stage is one test; they share the stages' results.
@@ -67,12 +68,12 @@ def stages(spark, tmp_path_factory):
             _drop(staged, home, "crm2")
             run("second_source")
             _drop(staged, home, "kkbox")
-            train = home / "landing" / "kkbox" / "train_v2.csv"
-            train.rename(train.with_suffix(".held"))  # a drop the churn assets cannot use
+            members = home / "landing" / "kkbox" / "members_v3.csv"
+            members.rename(members.with_suffix(".held"))  # a drop the churn assets cannot use
             run("kkbox_broken")
-            train.with_suffix(".held").rename(train)
+            members.with_suffix(".held").rename(members)
             run("kkbox")
-            train.rename(train.with_suffix(".held"))
+            members.rename(members.with_suffix(".held"))
             run("kkbox_broken_again")
     yield out, generated
 
@@ -124,7 +125,8 @@ def test_plus_second_crm_source(stages):
 def test_churn_fails_profile_and_publish_still_materialise(stages):
     summary, profile = stages[0]["kkbox_broken"]
     assert not summary.success  # churn really failed …
-    assert "churn__train_labels" in summary.failed_steps
+    assert "churn__members" in summary.failed_steps
+    assert all(step.startswith("churn__") for step in summary.failed_steps)
     assert "gold/customer_churn_risk" not in summary.materialized
     _core_built(summary)  # … and the Customer 360 did not wait for it
     for key in PUBLISH:
@@ -133,7 +135,7 @@ def test_churn_fails_profile_and_publish_still_materialise(stages):
     assert used["churn"].startswith("none")
     assert all(r["churn_probability"] is None for r in profile)
     lines = "\n".join(enrichment_lines(summary))
-    assert "domain churn FAILED in this run (churn__train_labels)" in lines
+    assert "domain churn FAILED in this run (churn__members" in lines
     assert "the profile went on with none" in lines
 
 
@@ -152,7 +154,7 @@ def test_plus_kkbox(stages):
 def test_churn_fails_again_profile_keeps_the_last_good_churn_risk(stages):
     summary, profile = stages[0]["kkbox_broken_again"]
     good_profile = stages[0]["kkbox"][1]
-    assert "churn__train_labels" in summary.failed_steps
+    assert "churn__members" in summary.failed_steps
     _core_built(summary)
     good = stages[0]["kkbox"][0].materialized["gold/customer_churn_risk"]["delta_version"]
     last_good = f"gold/customer_churn_risk version {good} "

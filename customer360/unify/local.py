@@ -8,7 +8,6 @@ minute on two cores (docs/unify.md, "Benchmark").
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -20,6 +19,7 @@ from customer360.unify.config import MatchRule, UnifyConfig, load_config
 from customer360.unify.keys import key_sql
 from customer360.unify.schema import NODE_SEPARATOR, RECORD_COLUMNS
 from customer360.unify.sql_dialects import duckdb_sql
+from customer360.unify.timing import PhaseClock
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def resolve(
     """pipeline.unify on one machine: `records` (schema.RECORD_COLUMNS, all sources) → every
     output table. With `previous_links` ids are carried forward (linking.carry_forward)."""
     config = config or load_config()
-    rules, clock = config.rules, _Clock()
+    rules, clock = config.rules, PhaseClock()
     records = records.select(list(RECORD_COLUMNS))
     keyed = keyed_records(records)
     index = block_index(keyed, rules)
@@ -135,16 +135,3 @@ def resolve(
         oversized_blocks=oversized(sizes, rules),
         seconds=clock.laps,
     )
-
-
-class _Clock:
-    """Seconds per phase (where a run spends its time)."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self._last, 2)
-        self._last = now

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -41,6 +40,7 @@ from customer360.unify.merge import link_table, merge_profiles
 from customer360.unify.review import candidates, pair_table
 from customer360.unify.schema import PAIR_KEYS
 from customer360.unify.sources import validate_records
+from customer360.unify.timing import PhaseClock
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def unify_changes(
     `changed`: changed_records(previous.index, current) when the caller has it already.
     Applied to the previous tables, the changes give the tables a full run with the previous
     links would write (tests/unify/test_unify_incremental.py checks this)."""
-    clock = _Clock()
+    clock = PhaseClock()
     if changed is None:
         changed = changed_records(previous.index, current)
     deleted = changed.filter(changed["deleted"])
@@ -276,19 +276,6 @@ def _review_changes(
     new_candidates = pair_scoring.review_candidates(scored, ends)
     rescored = pa.concat_tables([scope.dirty, deleted.select(scope.dirty.column_names)])
     return _candidate_changes(previous.candidates, rescored, link_upserts, new_candidates)
-
-
-class _Clock:
-    """Seconds per phase, for the run's metadata (where an incremental run spends its time)."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(now - self._last, 2)
-        self._last = now
 
 
 def _reserved_ids(

@@ -122,10 +122,13 @@ def test_chaos_kill_rerun_replay_then_exact(tmp_path) -> None:
         )
         delta.close()
         print(f"chaos {ROWS} rows: killed at {at_kill} written; re-run {metrics.as_dict()}")
-        server = emu.admin("GET", "stats")["totals"]
+        stats = emu.admin("GET", "stats")
+        server = stats["totals"]
         assert server["throttled"]["total"] >= 1, "the run must meet 429 bursts"
         assert {"drop", "503"} <= set(server["faults"]), "the run must meet each fault"
-        assert metrics.auth_refreshes >= 1, "tokens must expire mid-run"
+        # Tokens live one second: the runs (the killed one lasts many seconds) must renew them;
+        # whether the short re-run itself meets an expired token depends on its speed.
+        assert stats["token"]["requests"] > 2 * 2, "tokens must expire and be renewed"
         keys_in = Counter(f"crc33_cid={r['cid']}" for r in source)
         assert Counter(memory.accounted_keys) == keys_in
         assert metrics.done == len(source) == metrics.rows_read

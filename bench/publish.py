@@ -161,15 +161,7 @@ def naive(emu, n: int) -> dict[str, Any]:
     emu.admin("POST", "reset")
     client_id, secret = emu.principals[0]
     http = emu.http_client(timeout=120.0)
-    token = http.post(
-        f"{emu.authority}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "scope": emu.scope,
-        },
-    ).json()["access_token"]
+    token = client_token(emu, http, client_id, secret)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     started = time.monotonic()
     done = throttled = 0
@@ -211,19 +203,18 @@ PEER_SETUPS = {
 }
 
 
+def client_token(emu, http, client_id: str, secret: str) -> str:
+    """A client-credentials token from the local Dataverse's token endpoint."""
+    data = {"grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": secret, "scope": emu.scope}  # fmt: skip
+    return http.post(f"{emu.authority}/oauth2/v2.0/token", data=data).json()["access_token"]
+
+
 def stored(emu) -> int:
     """Records in crc33_customer, counted page by page ($count stops at 5,000)."""
     http = emu.http_client(timeout=120.0)
     client_id, secret = emu.principals[0]
-    token = http.post(
-        f"{emu.authority}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "scope": emu.scope,
-        },
-    ).json()["access_token"]
+    token = client_token(emu, http, client_id, secret)
     headers = {"Authorization": f"Bearer {token}", "Prefer": "odata.maxpagesize=5000"}
     url: str | None = emu.api_url + "crc33_customers?$select=crc33_cid"
     total = 0

@@ -105,6 +105,7 @@ def customer_identity(
         build = refresh_identity(
             lambda: spark.spark_session, lakehouse.lake, unify_cfg, config.full_refresh,
             lakehouse.plot_path(f"unify-{context.run_id}"), context.log.info,
+            engine="local" if spark.is_local else "spark",
         )  # fmt: skip
     except IdentityError as exc:
         raise dg.Failure(str(exc)) from None

@@ -33,15 +33,18 @@ from customer360.lakehouse.incremental import (
     table_versions,
     write_state,
 )
+from customer360.lakehouse.spark_arrow import arrow_to_spark
 from customer360.lakehouse.store import count_rows
-from customer360.unify import UnifyConfig, config_path, evaluate, quality_figures, unify
+from customer360.unify import UnifyConfig, config_path, evaluate, local, quality_figures, unify
 from customer360.unify.incremental import (
     FINGERPRINT_VERSION,
     changed_records,
+    join_fingerprints,
     oversized_from_index,
 )
 from customer360.unify.lake_records import (
     INDEX_TABLE,
+    all_record_rows,
     current_fingerprints,
     file_digest,
     records_of,
@@ -57,6 +60,7 @@ from customer360.unify.pipeline import (
 from customer360.unify.plots import plot_match_quality
 from customer360.unify.quality import decision_figures, table_figures
 from customer360.unify.schema import PAIR_KEYS
+from customer360.unify.sources import validate_record_table
 
 LINKS, PAIRS, CANDIDATES = "customer_source_link", "customer_match_pairs", "match_candidates"
 OUTPUT_NAMES = (LINKS, PAIRS, CANDIDATES)
@@ -89,8 +93,12 @@ def refresh_identity(
     requested: bool,
     plot_path: Path,
     log: Callable[[str], None],
+    engine: str = "local",
 ) -> IdentityBuild:
-    """Bring the identity tables up to date with the silver sources (or report them again)."""
+    """Bring the identity tables up to date with the silver sources (or report them again).
+
+    `engine`: "local" resolves a full run on this machine (unify.local: DuckDB over Arrow, no
+    Spark stage costs), "spark" with Spark (a cluster); both run the same rule definitions."""
     inputs, versions = identity_inputs(lake, config)
     state = read_state(lake, IDENTITY_CONSUMER)
     reason = full_refresh_reason(lake, state, inputs, IDENTITY_TABLES, requested)
@@ -99,7 +107,7 @@ def refresh_identity(
         # identical (it is deterministic), so report it again instead of recomputing it.
         refresh, facts = "unchanged", state.facts
     else:
-        refresh, reason, facts = _recompute(spark(), lake, config, reason, log)
+        refresh, reason, facts = _recompute(spark, lake, config, reason, log, engine)
         facts["versions"] = versions
         # JSON keys (state and metadata): the same shape as a state read back.
         sizes = facts["figures"]["profile_sizes"]
@@ -118,7 +126,7 @@ def refresh_identity(
     return IdentityBuild(refresh, reason, facts, written, repeated, example_merges(lake))
 
 
-def _recompute(session, lake, config, reason, log) -> tuple[str, str | None, dict[str, Any]]:
+def _recompute(spark, lake, config, reason, log, engine) -> tuple[str, str | None, dict[str, Any]]:
     """(refresh, reason, facts) of an incremental or a full resolution."""
     current = current_fingerprints(lake, config)
     changed = None
@@ -130,10 +138,12 @@ def _recompute(session, lake, config, reason, log) -> tuple[str, str | None, dic
     if reason is None and changed.num_rows == 0:  # rewritten, not changed
         return "unchanged", None, dict(read_state(lake, IDENTITY_CONSUMER).facts)
     if reason is None:
-        facts = _resolve_changes(session, lake, config, current, index, changed, log)
+        facts = _resolve_changes(spark(), lake, config, current, index, changed, log)
         return "incremental", None, facts
-    log(f"identity resolution: full ({reason})")
-    return "full", reason, _resolve(session, lake, config, current, log)
+    log(f"identity resolution: full ({reason}) on {engine}")
+    if engine == "local":
+        return "full", reason, _resolve_local(spark, lake, config, current, log)
+    return "full", reason, _resolve(spark(), lake, config, current, log)
 
 
 def identity_inputs(lake: DeltaLake, config: UnifyConfig) -> tuple[dict[str, Any], dict[str, int]]:
@@ -153,13 +163,16 @@ def identity_inputs(lake: DeltaLake, config: UnifyConfig) -> tuple[dict[str, Any
     return inputs, versions
 
 
+PREVIOUS_LINK_COLUMNS = ("unified_customer_id", "source", "source_key")
+
+
 def _previous_links(session: SparkSession, lake: DeltaLake) -> DataFrame | None:
     if not lake.exists("gold", LINKS):
         return None
     version = lake.table("gold", LINKS).version()
     # Pinned to the version read: the overwrite below must not change what this run compares to.
     links = lake.read(session, "gold", LINKS, version=version)
-    return links.select("unified_customer_id", "source", "source_key")
+    return links.select(*PREVIOUS_LINK_COLUMNS)
 
 
 def _truth_pairs(session: SparkSession, records: DataFrame) -> DataFrame | None:
@@ -229,6 +242,58 @@ def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, l
         records.unpersist()
     log(f"resolution written: {', '.join('gold/' + n for n in OUTPUT_NAMES)}")
     return facts
+
+
+def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Table, log):
+    """_resolve on this machine (unify.local.resolve over Arrow): the same tables and figures.
+    Spark starts only to score against a truth file."""
+    records = all_record_rows(lake, config)
+    try:
+        validate_record_table(records)
+    except ValueError as exc:  # ambiguous identity (repeated keys): names sources and keys only
+        raise IdentityError(str(exc)) from None
+    previous = None
+    if lake.exists("gold", LINKS):
+        previous = lake.read_arrow("gold", LINKS, columns=list(PREVIOUS_LINK_COLUMNS))
+    result = local.resolve(records, config, previous)
+    log(f"identity resolution phases (s): {result.seconds}")
+    frames = (result.links, result.profile_pairs, result.match_candidates)
+    rows_written = {
+        name: lake.write_arrow(frame, "gold", name).rows_written
+        for name, frame in zip(OUTPUT_NAMES, frames, strict=True)
+    }
+    index = join_fingerprints(result.index, current)
+    lake.write_arrow(index, *INDEX_TABLE)
+    clusters = result.clusters
+    profiles = table_figures(clusters.select(["unified_customer_id", "source"]),
+                             result.pairs.select(["rule"]))  # fmt: skip
+    facts: dict[str, Any] = {
+        "figures": {
+            **profiles,
+            **decision_figures(result.scored),
+            "review_candidates": result.match_candidates.num_rows,
+        },
+        "oversized": oversized_from_index(index, max_block_sizes(config)),
+        "id_origin": _id_origins(clusters),
+        "rows_written": rows_written,
+    }
+    if os.environ.get(TRUTH_ENV):
+        session = spark()
+        present = arrow_to_spark(session, records.select(["source", "source_key"]))
+        matches = result.scored.filter(pc.equal(result.scored["decision"], "match"))
+        matched = arrow_to_spark(session, matches.select(["rule", *PAIR_KEYS]))
+        facts["accuracy"] = evaluate(matched, _truth_pairs(session, present))
+    log(f"resolution written: {', '.join('gold/' + n for n in OUTPUT_NAMES)}")
+    return facts
+
+
+def _id_origins(clusters: pa.Table) -> dict[str, int]:
+    """Profiles per id origin (carried from the previous run, or new)."""
+    if "id_origin" not in clusters.column_names:
+        return {}
+    counted = clusters.group_by("id_origin").aggregate([("unified_customer_id", "count_distinct")])
+    profiles = counted["unified_customer_id_count_distinct"].to_pylist()
+    return dict(zip(counted["id_origin"].to_pylist(), profiles, strict=True))
 
 
 def _resolve_changes(

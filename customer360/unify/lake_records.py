@@ -82,6 +82,15 @@ def record_rows(lake: DeltaLake, config: UnifyConfig, keys: pa.Table) -> pa.Tabl
     return pa.concat_tables(parts)
 
 
+def all_record_rows(lake: DeltaLake, config: UnifyConfig) -> pa.Table:
+    """Every source's records (schema.RECORD_COLUMNS, Arrow), built on this machine."""
+    parts = []
+    for table in source_tables(config):
+        rows = lake.read_arrow("silver", table.table, columns=table.record_columns(lake))
+        parts.append(records_table(rows, table.source, table.key, table.modified))
+    return pa.concat_tables(parts)
+
+
 def records_of(
     session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
 ) -> DataFrame:

@@ -12,6 +12,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.unify.config import CsvSourceMapping
 from customer360.unify.schema import (
     RECORD_ATTRIBUTES,
@@ -180,18 +181,51 @@ def validate_records(records: DataFrame, sample: int = 5) -> None:
             "bad_names"
         ),
     ).first()
+    _raise_problems(
+        bad_names=stats.bad_names,
+        missing={m.source: m.n for m in stats.missing},
+        repeated=stats.repeated,
+        repeated_sample=[(r.source, r.source_key, r.n) for r in stats.repeated_sample],
+    )
+
+
+def validate_record_table(records: pa.Table, sample: int = 5) -> None:
+    """validate_records on Arrow (DuckDB), with the same checks and message."""
+    per_key = arrow_query(
+        "SELECT source, source_key, count(*) AS n FROM records GROUP BY ALL", records=records
+    )
+    missing = arrow_query(
+        "SELECT source, n FROM per_key WHERE source IS NULL OR source_key IS NULL",
+        per_key=per_key,
+    ).to_pylist()
+    repeated = arrow_query(
+        "SELECT source, source_key, n FROM per_key WHERE source IS NOT NULL "
+        "AND source_key IS NOT NULL AND n > 1 ORDER BY source, source_key, n",
+        per_key=per_key,
+    ).to_pylist()
+    sources = {s for s in per_key["source"].to_pylist() if s is not None}
+    _raise_problems(
+        bad_names=[s for s in sources if not SOURCE_NAME.fullmatch(s)],
+        missing={r["source"]: r["n"] for r in missing},
+        repeated=len(repeated),
+        repeated_sample=[(r["source"], r["source_key"], r["n"]) for r in repeated[:sample]],
+    )
+
+
+def _raise_problems(
+    bad_names: list[str],
+    missing: dict[str | None, int],
+    repeated: int,
+    repeated_sample: list[tuple[str, str, int]],
+) -> None:
     problems = []
-    if stats.bad_names:
+    if bad_names:
+        problems.append(f"invalid source names {sorted(bad_names)} (letters, digits, _ . - only)")
+    if missing:
+        problems.append(f"records without source or source_key (count per source): {missing}")
+    if repeated:
         problems.append(
-            f"invalid source names {sorted(stats.bad_names)} (letters, digits, _ . - only)"
-        )
-    if stats.missing:
-        counts = {m.source: m.n for m in stats.missing}
-        problems.append(f"records without source or source_key (count per source): {counts}")
-    if stats.repeated:
-        keys = [(r.source, r.source_key, r.n) for r in stats.repeated_sample]
-        problems.append(
-            f"{stats.repeated} (source, source_key) repeated, e.g. (source, key, count) {keys}"
+            f"{repeated} (source, source_key) repeated, e.g. (source, key, count) {repeated_sample}"
         )
     if problems:
         raise ValueError("records: " + "; ".join(problems))

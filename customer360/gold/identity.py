@@ -47,7 +47,7 @@ from customer360.unify.lake_records import (
     all_record_rows,
     current_fingerprints,
     file_digest,
-    records_of,
+    record_rows,
     source_records,
     source_tables,
 )
@@ -138,7 +138,7 @@ def _recompute(spark, lake, config, reason, log, engine) -> tuple[str, str | Non
     if reason is None and changed.num_rows == 0:  # rewritten, not changed
         return "unchanged", None, dict(read_state(lake, IDENTITY_CONSUMER).facts)
     if reason is None:
-        facts = _resolve_changes(spark(), lake, config, current, index, changed, log)
+        facts = _resolve_changes(spark, lake, config, current, index, changed, log)
         return "incremental", None, facts
     log(f"identity resolution: full ({reason}) on {engine}")
     if engine == "local":
@@ -297,7 +297,7 @@ def _id_origins(clusters: pa.Table) -> dict[str, int]:
 
 
 def _resolve_changes(
-    session,
+    spark: Callable[[], SparkSession],
     lake: DeltaLake,
     config: UnifyConfig,
     current: pa.Table,
@@ -314,7 +314,7 @@ def _resolve_changes(
         candidates=lake.read_arrow("gold", CANDIDATES),
     )
     changes = unify_changes(
-        lambda keys: records_of(session, lake, config, keys), current, previous, config, changed
+        lambda keys: record_rows(lake, config, keys), current, previous, config, changed
     )
     decisions = decision_figures(changes.scored)
     counts = changes.counts
@@ -350,7 +350,8 @@ def _resolve_changes(
             CANDIDATES: changes.candidate_upserts.num_rows,
         },
     }
-    truth = _truth_pairs(session, lake.read(session, "gold", LINKS))
-    if truth is not None:
+    if os.environ.get(TRUTH_ENV):  # Spark starts only to score against a truth file
+        session = spark()
+        truth = _truth_pairs(session, lake.read(session, "gold", LINKS))
         facts["accuracy"] = evaluate(lake.read(session, "gold", PAIRS), truth)
     return facts

@@ -17,7 +17,6 @@ from pyspark.sql import functions as F
 from customer360.lakehouse import DeltaLake
 from customer360.lakehouse.incremental import read_rows
 from customer360.lakehouse.schema import delta_schema_to_arrow
-from customer360.lakehouse.spark_arrow import arrow_to_spark
 from customer360.unify import RECORD_ATTRIBUTES, UnifyConfig, to_records
 from customer360.unify.incremental import fingerprints
 from customer360.unify.survivorship import records_table
@@ -89,13 +88,6 @@ def all_record_rows(lake: DeltaLake, config: UnifyConfig) -> pa.Table:
         rows = lake.read_arrow("silver", table.table, columns=table.record_columns(lake))
         parts.append(records_table(rows, table.source, table.key, table.modified))
     return pa.concat_tables(parts)
-
-
-def records_of(
-    session: SparkSession, lake: DeltaLake, config: UnifyConfig, keys: pa.Table
-) -> DataFrame:
-    """record_rows as a Spark DataFrame."""
-    return arrow_to_spark(session, record_rows(lake, config, keys))
 
 
 def current_fingerprints(lake: DeltaLake, config: UnifyConfig) -> pa.Table:

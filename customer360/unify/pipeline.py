@@ -12,7 +12,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
-from customer360.unify import linking, pair_scoring
+from customer360.unify import linking, local, pair_scoring
 from customer360.unify.cluster import cluster
 from customer360.unify.config import UnifyConfig, load_config
 from customer360.unify.ids import carry_forward_ids, unified_id
@@ -38,7 +38,7 @@ from customer360.unify.match import (
 )
 from customer360.unify.merge import link_table, merge_profiles
 from customer360.unify.review import candidates, pair_table
-from customer360.unify.schema import PAIR_KEYS
+from customer360.unify.schema import PAIR_KEYS, RECORD_COLUMNS
 from customer360.unify.sources import validate_records
 from customer360.unify.timing import PhaseClock
 
@@ -145,7 +145,7 @@ class ResolutionChanges:
 
 
 def unify_changes(
-    load_records: Callable[[pa.Table], DataFrame],
+    load_records: Callable[[pa.Table], DataFrame | pa.Table],
     current: pa.Table,
     previous: PreviousResolution,
     config: UnifyConfig,
@@ -213,40 +213,41 @@ def unify_changes(
 
 
 def _changed_rows(
-    load_records: Callable[[pa.Table], DataFrame],
+    load_records: Callable[[pa.Table], DataFrame | pa.Table],
     current: pa.Table,
     previous: PreviousResolution,
     changed: pa.Table,
     config: UnifyConfig,
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
     """(index rows of the changed records, their keyed rows, the whole updated index): the
-    changed records' block ids and compared fields in one Spark job without a shuffle."""
+    changed records' match keys and block ids on the driver (unify.local: the same Spark SQL
+    definitions, transpiled for DuckDB) — a change set is small, a Spark job would cost more."""
     live = changed.filter(pc.invert(changed["deleted"]))
-    carried = list(carried_fields(config.rules))
-    rows = spark_to_arrow(
-        block_index(load_records(live.select(["source", "source_key"])), config.rules, carried)
-    )
-    fresh = join_fingerprints(rows.drop_columns(carried), current)
-    return fresh, rows, updated_index(previous.index, changed, fresh)
+    keyed = _keyed(load_records(live.select(["source", "source_key"])), config)
+    fresh = join_fingerprints(local.block_index(keyed, config.rules), current)
+    return fresh, keyed, updated_index(previous.index, changed, fresh)
+
+
+def _keyed(records: DataFrame | pa.Table, config: UnifyConfig) -> pa.Table:
+    """node, source, source_key and the compared fields of `records` (Arrow or Spark rows)."""
+    if not isinstance(records, pa.Table):
+        records = spark_to_arrow(records)
+    fields = ["node", "source", "source_key", *carried_fields(config.rules)]
+    return local.keyed_records(records.select(list(RECORD_COLUMNS))).select(fields)
 
 
 def _rescored(
-    load_records: Callable[[pa.Table], DataFrame],
+    load_records: Callable[[pa.Table], DataFrame | pa.Table],
     keyed_changed: pa.Table,
     index: pa.Table,
     scope: DirtyScope,
     config: UnifyConfig,
 ) -> pa.Table:
-    """The pairs with a dirty end, paired and scored on the driver (pair_scoring); a second
-    Spark job keys the dirty records' block partners."""
-    fields = ["node", "source", "source_key", *carried_fields(config.rules)]
+    """The pairs with a dirty end, keyed, paired and scored on the driver (pair_scoring)."""
     around = pa.concat_tables([scope.dirty, scope.partners])
     others = around.filter(pc.invert(pc.is_in(around["node"], keyed_changed["node"])))
-    keyed_others = match_keys(load_records(others.select(["source", "source_key"])))
-    keyed = pa.concat_tables(
-        [keyed_changed.select(fields), spark_to_arrow(keyed_others.select(*fields))],
-        promote_options="permissive",
-    )
+    keyed_others = _keyed(load_records(others.select(["source", "source_key"])), config)
+    keyed = pa.concat_tables([keyed_changed, keyed_others], promote_options="permissive")
     compared = pair_scoring.focused_candidates(
         index, keyed, scope.block_sizes, scope.dirty.select(["node"]), config.rules
     )

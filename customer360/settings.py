@@ -33,19 +33,20 @@ class Settings:
     @property
     def lake_root(self) -> str:
         """Root URI of the Delta lake: a local folder, or `abfss://` in azure mode."""
-        if self.env is Environment.AZURE:
-            account = _require(AZURE_STORAGE_ACCOUNT)
-            container = os.environ.get(AZURE_LAKE_CONTAINER, "lake")
-            return f"abfss://{container}@{account}.dfs.core.windows.net"
-        return str(self.home / "lake")
+        return self._root(AZURE_LAKE_CONTAINER, "lake")
 
     @property
     def landing_root(self) -> str:
+        return self._root(AZURE_LANDING_CONTAINER, "landing")
+
+    def _root(self, container_env: str, name: str) -> str:
+        """`C360_HOME/<name>`, or in azure mode the container (default `<name>`) of the
+        storage account."""
         if self.env is Environment.AZURE:
             account = _require(AZURE_STORAGE_ACCOUNT)
-            container = os.environ.get(AZURE_LANDING_CONTAINER, "landing")
+            container = os.environ.get(container_env, name)
             return f"abfss://{container}@{account}.dfs.core.windows.net"
-        return str(self.home / "landing")
+        return str(self.home / name)
 
     @property
     def dataverse_dir(self) -> Path:

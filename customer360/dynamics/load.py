@@ -45,7 +45,11 @@ class Loader:
         self, source: SourceRows, spec: PublishSpec
     ) -> AsyncIterator[tuple[range, list[dict[str, Any]]]]:
         """(row numbers, rows) of at most `chunk_rows` rows; reading runs off the event loop."""
-        chunks = iter_chunks(source, self.ctx.options.chunk_rows, spec.source_columns)
+        options = self.ctx.options
+        # small chunks first (one bulk batch, then doubling): stage 3 starts sooner
+        chunks = iter_chunks(
+            source, options.chunk_rows, spec.source_columns, first_rows=options.bulk_batch_size
+        )
         row_number = 0
         while True:
             t0 = time.monotonic()

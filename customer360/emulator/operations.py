@@ -8,6 +8,7 @@ caller's transaction; a DataverseError anywhere rolls the whole transaction back
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from customer360.emulator.values import (
 
 CONCURRENCY_MISMATCH = "0x80060882"
 SERVICE_PREFIX = "/api/data/v9.2/"
+#: `set(name=123)` / `/set(name='text')`: one key part, nothing quoted, escaped or nested
+_SIMPLE_KEY_URL = re.compile(r"/?([A-Za-z_]\w*)\(([A-Za-z_]\w*)=(?:(-?\d{1,18})|'([^'%/(),=]*)')\)")
+_WHOLE_TYPES = frozenset({"Integer", "BigInt", "Picklist", "State", "Status"})
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,11 @@ class DataService:
 
     def locator_from_url(self, url: str, expected: Table | None = None) -> Locator:
         """`/accounts(...)`, `accounts(...)` or an absolute URL → Locator."""
+        simple = _SIMPLE_KEY_URL.fullmatch(url)
+        if simple is not None:
+            found = self._simple_locator(*simple.groups(), expected)
+            if found is not None:
+                return found
         path = url
         marker = path.find(SERVICE_PREFIX)
         if marker >= 0:
@@ -187,6 +196,31 @@ class DataService:
                 errors.INVALID_ARGUMENT,
             )
         return self.locator(table, segments[0].predicate)
+
+    def _simple_locator(
+        self, entity_set: str, name: str, number: str | None, text: str | None, expected
+    ) -> Locator | None:
+        """`set(name=123)` or `set(name='text')` by a one-column alternate key, read without
+        the general parser: what every UpsertMultiple target of a bulk load carries. None when
+        anything is unusual (the general path then decides, with its errors)."""
+        table = self.schema.by_entity_set.get(entity_set)
+        if table is None or (expected is not None and table is not expected):
+            return None
+        column = table.query_names.get(name)
+        if column is None or name == table.primary_id:
+            return None
+        if number is not None:
+            if column.type not in _WHOLE_TYPES:
+                return None
+            value: object = int(number)
+        elif column.type in STRING_TYPES:
+            value = text
+        else:
+            return None
+        for key in table.keys:
+            if key.attributes == (column.name,):
+                return Locator(table, key=key, key_values=(value,))
+        return None
 
     def find(self, locator: Locator) -> str | None:
         table = locator.table

@@ -22,6 +22,7 @@ from customer360.dynamics.values import (
     RowProblem,
     converter,
     to_wire,
+    whole_number,
 )
 
 _KEY_RULES = Rules(trim=True)
@@ -71,7 +72,11 @@ def match_text(key: Mapping[str, KeyValue], key_text: str | None = None) -> str:
 def raw_key_text(plan: TablePlan, row: Mapping[str, Any]) -> str:
     """The key exactly as the source wrote it (blanks kept): tells a true duplicate from two
     keys that differ only in blanks."""
-    return repr(tuple(row.get(source) for source in plan.spec.key.columns.values()))
+    columns = plan.spec.key.columns
+    if len(columns) == 1:
+        (source,) = columns.values()
+        return repr((row.get(source),))
+    return repr(tuple(row.get(source) for source in columns.values()))
 
 
 def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyValue], str]:
@@ -89,8 +94,14 @@ def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyV
                 INVALID_VALUE, f"key column {source!r}: {raw!r} is not a GUID"
             ) from None
         return {attribute: guid}, str(guid)
+    columns = spec.key.columns
+    if len(columns) == 1:  # the usual key, one whole-number column: no general conversion
+        ((attribute, source),) = columns.items()
+        number = whole_number(row.get(source), plan.key_attrs[attribute])
+        if number is not None:
+            return {attribute: number}, f"{attribute}={number}"  # what key_segment gives
     key: dict[str, KeyValue] = {}
-    for attribute, source in spec.key.columns.items():
+    for attribute, source in columns.items():
         if source not in row:
             raise RowProblem(MISSING_KEY, f"key column {source!r} is missing from the source row")
         key[attribute] = key_value(row[source], plan.key_attrs[attribute])

@@ -9,9 +9,8 @@ numpy array (8 bytes per key) rather than a Python set of strings (~100 bytes pe
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -88,10 +87,10 @@ class KeyClaim(StrEnum):
     CASE = "case"  # equal to an earlier key ignoring letter case (one Dataverse record)
 
 
-@dataclass(frozen=True)
-class KeyForms:
+class KeyForms(NamedTuple):
     """One row's key three ways: as Dataverse compares it (case-folded), as sent (trimmed),
-    and as the source wrote it."""
+    and as the source wrote it. (A named tuple: one is made per source row, and a tuple is
+    built in a fraction of a frozen dataclass's time.)"""
 
     match: str
     trimmed: str

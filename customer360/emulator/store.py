@@ -52,9 +52,14 @@ class TableData:
 
     def key_tuple(self, key: Key, values: tuple) -> tuple | None:
         """Index form of key values: None if any part is null; strings compare case-blind."""
+        flags = self.string_key_parts[key.name]
+        if len(values) == 1:  # one-column keys: the common case, no generator per lookup
+            value = values[0]
+            if value is None:
+                return None
+            return (value.casefold(),) if flags[0] else (value,)
         if any(v is None for v in values):
             return None
-        flags = self.string_key_parts[key.name]
         return tuple(v.casefold() if flag else v for v, flag in zip(values, flags, strict=True))
 
     def row_key(self, key: Key, row: dict) -> tuple | None:

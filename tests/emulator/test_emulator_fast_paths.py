@@ -10,6 +10,7 @@ function (`coerce_payload_value`) or through a URL form the shortcut does not ta
 from __future__ import annotations
 
 import math
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from customer360.emulator import errors
-from customer360.emulator.operations import DataService
+from customer360.emulator.operations import DataService, new_guid
 from customer360.emulator.schema import load_schema
 from customer360.emulator.store import Store
 from customer360.emulator.values import coerce_payload_value, column_coercer
@@ -132,3 +133,12 @@ def test_simple_record_url_property(service, number, text):
     ):
         assert _locate(service, url, expected) == _locate(service, ABSOLUTE + url, expected)
         assert _locate(service, url, None) == _locate(service, ABSOLUTE + url, None)
+
+
+def test_new_guid_is_a_random_version_4_guid():
+    made = [new_guid() for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # lower case, 8-4-4-4-12
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)

@@ -216,9 +216,18 @@ class _Run:
 
     async def publish(self, source: SourceRows, spec: PublishSpec) -> None:
         plan, table = await self._plan(spec)
+        size = max(self.ctx.options.bulk_batch_size, 1)
         async for numbers, chunk in self.loader.chunks(source, spec):
-            rows = self.preprocessor.prepare(plan, chunk, numbers)
-            await self._publish_rows(plan, table, rows)
+            keyed = self.preprocessor.claim(plan, chunk, numbers)
+            # A chunk's keys are claimed at once; its rows are then prepared, classified and
+            # queued one batch at a time, handing the event loop to the workers in between,
+            # so requests leave while the rest of the chunk is prepared (otherwise the server
+            # waits for a whole chunk's preparation, and at the end the last chunk's
+            # requests all start after the client has finished).
+            for start in range(0, len(keyed), size):
+                rows = self.preprocessor.prepare_claimed(plan, keyed[start : start + size])
+                await self._publish_rows(plan, table, rows)
+                await asyncio.sleep(0)
 
     async def republish(self, spec: PublishSpec, ops: list[Operation]) -> None:
         """Deferred rows that were never classified: through stages 1-3 again."""

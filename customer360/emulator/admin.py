@@ -109,7 +109,12 @@ class AdminHandlers:
         return JSONResponse(result)
 
     async def stats(self, request: Request) -> JSONResponse:
-        return JSONResponse(self.emulator.stats.as_dict())
+        return JSONResponse(
+            {
+                **self.emulator.stats.as_dict(),
+                "writer_cpu_seconds": self.emulator.store.writer_cpu_seconds,
+            }
+        )
 
     async def limits(self, request: Request) -> JSONResponse:
         params = request.query_params

@@ -58,7 +58,10 @@ class Locator:
     def url_values(self) -> dict[str, object]:
         if self.key is None:
             return {}
-        return dict(zip(self.key.attributes, self.key_values, strict=True))
+        attributes = self.key.attributes
+        if len(attributes) == 1:
+            return {attributes[0]: self.key_values[0]}
+        return dict(zip(attributes, self.key_values, strict=True))
 
     def not_found(self) -> errors.DataverseError:
         if self.key is not None:
@@ -128,11 +131,13 @@ class DataService:
         self.enforce_application_required = enforce_application_required
         self._coercer_cache: dict[tuple[str, bool], dict] = {}
         self._required_cache: dict[tuple[str, bool], list[str]] = {}
+        self._new_row_cache: dict[str, dict[str, object]] = {}
 
     def forget_tables(self) -> None:
         """A table definition changed: drop what was derived from the old one."""
         self._coercer_cache.clear()
         self._required_cache.clear()
+        self._new_row_cache.clear()
 
     # ---- locating records -----------------------------------------------------------------
     def table_for_set(self, entity_set: str) -> Table:
@@ -407,18 +412,15 @@ class DataService:
             raise errors.DataverseError(
                 412, errors.DUPLICATE_RECORD, "Cannot insert duplicate key."
             )
-        self._apply_state(table, 0 if table.has_states else None, changes)
-        row: dict[str, object] = {table.primary_id: record_id}
-        if table.has_states:
-            first = min(table.states)
-            row["statecode"] = first
-            row["statuscode"] = table.states[first].default_status
-        if table.user_owned:
+        if "statecode" in changes or "statuscode" in changes:
+            self._apply_state(table, 0 if table.has_states else None, changes)
+        # the columns every new record starts with (first state, caller as owner), in order
+        row: dict[str, object] = {table.primary_id: record_id, **self._new_row(table)}
+        user_owned = "ownerid" in row
+        if user_owned:
             row["ownerid"] = ctx.caller.systemuserid
-            row["ownerid@type"] = "systemuser"
-            row["owningbusinessunit"] = self.business_unit_id
         row.update(changes)
-        if table.user_owned:
+        if user_owned:
             self._owner_columns(row)
         self._check_required(table, row)
         override = row.get("overriddencreatedon")
@@ -432,6 +434,23 @@ class DataService:
         self.store.put(name, record_id, row)
         ctx.records_written += 1
         return row
+
+    def _new_row(self, table: Table) -> dict[str, object]:
+        """A new record's starting columns after its id (worked out once per table): the
+        first state with its default status, and ownership (the owner is the caller)."""
+        found = self._new_row_cache.get(table.logical_name)
+        if found is None:
+            found = {}
+            if table.has_states:
+                first = min(table.states)
+                found["statecode"] = first
+                found["statuscode"] = table.states[first].default_status
+            if table.user_owned:
+                found["ownerid"] = None
+                found["ownerid@type"] = "systemuser"
+                found["owningbusinessunit"] = self.business_unit_id
+            self._new_row_cache[table.logical_name] = found
+        return found
 
     def _check_required(self, table: Table, row: dict) -> None:
         for name in self._required_columns(table):

@@ -72,3 +72,17 @@ def test_a_new_file_has_the_rowid_layout_and_replaces_records_in_place(tmp_path)
     assert "WITHOUT ROWID" not in _rows_sql(path).upper()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT id, version FROM rows").fetchall() == [("a", 2)]
+
+
+def test_the_writer_thread_reports_its_cpu_time(tmp_path):
+    store = Store(tmp_path / "dataverse.db", SCHEMA)
+    try:
+        before = store.writer_cpu_seconds
+        with store.transaction():
+            for i in range(3000):
+                row = {"crc33_customerid": f"id{i}", "crc33_cid": i, "versionnumber": i + 1}
+                store.put("crc33_customer", f"id{i}", row)
+        store.flush()
+        assert store.writer_cpu_seconds > before
+    finally:
+        store.close()

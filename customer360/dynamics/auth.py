@@ -173,18 +173,6 @@ class TokenProvider:
                 return self._token
             return self._acquire()
 
-    def cached(self) -> str | None:
-        """The current token when it needs no refresh, without waiting: None when it does, or
-        while another thread is fetching one (then call `token()`, off the event loop)."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            if self._token and self._clock() < self._refresh_at:
-                return self._token
-            return None
-        finally:
-            self._lock.release()
-
     def invalidate(self, token: str) -> None:
         """Forget `token` (after a 401) so the next `token()` fetches a new one."""
         with self._lock:

@@ -151,9 +151,7 @@ class PrincipalClient:
             await asyncio.sleep(min(pause, 0.5))
 
     async def token(self) -> str:
-        # A fresh cached token is handed out at once; fetching one (HTTP) goes to a thread,
-        # so the event loop never waits for the token endpoint.
-        return self._tokens.cached() or await asyncio.to_thread(self._tokens.token)
+        return await asyncio.to_thread(self._tokens.token)
 
     def _observe_hint(self, response: httpx.Response) -> None:
         hint = response.headers.get("x-ms-dop-hint")

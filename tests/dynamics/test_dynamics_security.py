@@ -15,7 +15,6 @@ from customer360.dynamics import (
     Principal,
     publish,
 )
-from customer360.dynamics.auth import TokenProvider
 from customer360.emulator.launcher import run_emulator
 
 
@@ -62,27 +61,3 @@ def test_logs_metrics_and_outcomes_hold_no_secret_or_token(emu, caplog) -> None:
         assert secret not in text
     assert "Bearer " not in text
     assert "eyJ" not in text  # no JWT (header.payload.signature) anywhere
-
-
-def test_a_fresh_token_is_handed_out_without_a_fetch_and_a_stale_one_is_not(emu) -> None:
-    """`cached()` (the event loop's shortcut) never fetches and never returns a token due for
-    refresh; `token()` fetches one when needed (the real token endpoint, real msal)."""
-    now = [1_000.0]
-    provider = TokenProvider(
-        Principal(*emu.principals[0]),
-        connection(emu, 1),
-        refresh_margin_seconds=60.0,
-        clock=lambda: now[0],
-    )
-    try:
-        assert provider.cached() is None  # nothing fetched yet
-        token = provider.token()
-        assert provider.acquisitions == 1
-        assert provider.cached() == token and provider.acquisitions == 1
-        now[0] += 10_000.0  # past the refresh time
-        assert provider.cached() is None
-        with provider._lock:  # another thread is fetching: no waiting, no token
-            now[0] = 1_000.0
-            assert provider.cached() is None
-    finally:
-        provider.close()

@@ -216,14 +216,24 @@ class _Run:
 
     async def publish(self, source: SourceRows, spec: PublishSpec) -> None:
         plan, table = await self._plan(spec)
+        if plan.reads_per_chunk:  # each chunk's rows are read against Dataverse together
+            async for numbers, chunk in self.loader.chunks(source, spec):
+                rows = self.preprocessor.prepare(plan, chunk, numbers)
+                await self._publish_rows(plan, table, rows)
+            return
+        await self._stream(source, spec, plan, table)
+
+    async def _stream(
+        self, source: SourceRows, spec: PublishSpec, plan: TablePlan, table: TableRef
+    ) -> None:
+        """Rows that need no reads (append, blind upsert, no lookups) go to stage 3 a batch at
+        a time: the first chunk is one batch (then they double), a chunk's keys are claimed at
+        once, and its rows are prepared and queued slice by slice, the event loop going to the
+        workers in between. Requests leave while the rest is prepared, instead of the server
+        waiting for whole chunks (and, at the end, for the last chunk's preparation)."""
         size = max(self.ctx.options.bulk_batch_size, 1)
-        async for numbers, chunk in self.loader.chunks(source, spec):
+        async for numbers, chunk in self.loader.chunks(source, spec, first_rows=size):
             keyed = self.preprocessor.claim(plan, chunk, numbers)
-            # A chunk's keys are claimed at once; its rows are then prepared, classified and
-            # queued one batch at a time, handing the event loop to the workers in between,
-            # so requests leave while the rest of the chunk is prepared (otherwise the server
-            # waits for a whole chunk's preparation, and at the end the last chunk's
-            # requests all start after the client has finished).
             for start in range(0, len(keyed), size):
                 rows = self.preprocessor.prepare_claimed(plan, keyed[start : start + size])
                 await self._publish_rows(plan, table, rows)

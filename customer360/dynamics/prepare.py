@@ -26,6 +26,7 @@ from customer360.dynamics.values import (
 )
 
 _KEY_RULES = Rules(trim=True)
+_MISSING = object()  # a source column absent from the row (None is a value: null)
 
 
 @dataclass
@@ -128,15 +129,15 @@ def prepare_row(
     if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
         prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
     values = prepared.values
-    for column, source, target, ignore_null, convert in _columns(plan):
-        if source not in row:
+    for source, target, ignore_null, convert, lookup, rules in _columns(plan):
+        raw = row.get(source, _MISSING)
+        if raw is _MISSING:
             raise RowProblem(INVALID_VALUE, f"source column {source!r} is missing from the row")
-        raw = row[source]
-        if column.lookup:
-            ref = _reference(raw, column.lookup, column.rules)
+        if lookup is not None:
+            ref = _reference(raw, lookup, rules)
             if ref is None and ignore_null:
                 continue
-            prepared.lookups[column.lookup.value_attribute] = (column.lookup, ref)
+            prepared.lookups[lookup.value_attribute] = (lookup, ref)
             continue
         value = convert(raw)
         if value is None and ignore_null:
@@ -155,18 +156,20 @@ _COLUMN_CACHE: dict[int, tuple[TablePlan, tuple]] = {}
 
 
 def _columns(plan: TablePlan) -> tuple:
-    """(column, source, target, ignore null, converter) per column, worked out once per plan:
-    prepare_row runs for every source row and these never change during a publish."""
+    """(source, target, ignore null, converter, lookup or None, rules) per column, worked out
+    once per plan: prepare_row runs for every source row and these never change during a
+    publish."""
     found = _COLUMN_CACHE.get(id(plan))
     if found is not None and found[0] is plan:
         return found[1]
     columns = tuple(
         (
-            c,
             c.spec.source,
             c.target,
             c.rules.null_policy is NullPolicy.IGNORE,
             converter(c.attr, c.rules, c.spec.coerce, c.spec.option_labels),
+            c.lookup or None,
+            c.rules,
         )
         for c in plan.columns
     )

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from customer360.dynamics.operations import Operation, OpKind
 from customer360.dynamics.plan import SYSTEM_COLUMNS, LookupPlan, TablePlan
@@ -39,8 +38,9 @@ class Verdict(StrEnum):
     INVALID = "invalid"
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(NamedTuple):
+    """What to do with one row (a named tuple: one is made per source row)."""
+
     verdict: Verdict
     op: Operation | None = None
     problem: RowProblem | None = None

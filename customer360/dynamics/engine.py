@@ -216,9 +216,28 @@ class _Run:
 
     async def publish(self, source: SourceRows, spec: PublishSpec) -> None:
         plan, table = await self._plan(spec)
-        async for numbers, chunk in self.loader.chunks(source, spec):
-            rows = self.preprocessor.prepare(plan, chunk, numbers)
-            await self._publish_rows(plan, table, rows)
+        if plan.reads_per_chunk:  # each chunk's rows are read against Dataverse together
+            async for numbers, chunk in self.loader.chunks(source, spec):
+                rows = self.preprocessor.prepare(plan, chunk, numbers)
+                await self._publish_rows(plan, table, rows)
+            return
+        await self._stream(source, spec, plan, table)
+
+    async def _stream(
+        self, source: SourceRows, spec: PublishSpec, plan: TablePlan, table: TableRef
+    ) -> None:
+        """Rows that need no reads (append, blind upsert, no lookups) go to stage 3 a batch at
+        a time: the first chunk is one batch (then they double), a chunk's keys are claimed at
+        once, and its rows are prepared and queued slice by slice, the event loop going to the
+        workers in between. Requests leave while the rest is prepared, instead of the server
+        waiting for whole chunks (and, at the end, for the last chunk's preparation)."""
+        size = max(self.ctx.options.bulk_batch_size, 1)
+        async for numbers, chunk in self.loader.chunks(source, spec, first_rows=size):
+            keyed = self.preprocessor.claim(plan, chunk, numbers)
+            for start in range(0, len(keyed), size):
+                rows = self.preprocessor.prepare_claimed(plan, keyed[start : start + size])
+                await self._publish_rows(plan, table, rows)
+                await asyncio.sleep(0)
 
     async def republish(self, spec: PublishSpec, ops: list[Operation]) -> None:
         """Deferred rows that were never classified: through stages 1-3 again."""

@@ -42,10 +42,13 @@ class Loader:
         return compile_plan(spec, meta, related)
 
     async def chunks(
-        self, source: SourceRows, spec: PublishSpec
+        self, source: SourceRows, spec: PublishSpec, first_rows: int | None = None
     ) -> AsyncIterator[tuple[range, list[dict[str, Any]]]]:
-        """(row numbers, rows) of at most `chunk_rows` rows; reading runs off the event loop."""
-        chunks = iter_chunks(source, self.ctx.options.chunk_rows, spec.source_columns)
+        """(row numbers, rows) of at most `chunk_rows` rows; reading runs off the event loop.
+        With `first_rows` the first chunk has that many rows and the next ones double."""
+        chunks = iter_chunks(
+            source, self.ctx.options.chunk_rows, spec.source_columns, first_rows=first_rows
+        )
         row_number = 0
         while True:
             t0 = time.monotonic()

@@ -96,6 +96,13 @@ class TablePlan:
             return self.spec.change_detection
         return True
 
+    @property
+    def reads_per_chunk(self) -> bool:
+        """Whether a chunk's rows need reads before they can be classified (existing records,
+        lookup or owner references): the chunk is then the unit of stages 1-2; otherwise rows
+        stream to stage 3 a batch at a time."""
+        return self.reads_target or self.owner is not None or any(c.lookup for c in self.columns)
+
     def select(self) -> list[str]:
         """Target columns to read back: the id, the key and only what the spec maps."""
         names = [self.primary_id, *self.key_attrs]

@@ -22,9 +22,11 @@ from customer360.dynamics.values import (
     RowProblem,
     converter,
     to_wire,
+    whole_number,
 )
 
 _KEY_RULES = Rules(trim=True)
+_MISSING = object()  # a source column absent from the row (None is a value: null)
 
 
 @dataclass
@@ -71,7 +73,11 @@ def match_text(key: Mapping[str, KeyValue], key_text: str | None = None) -> str:
 def raw_key_text(plan: TablePlan, row: Mapping[str, Any]) -> str:
     """The key exactly as the source wrote it (blanks kept): tells a true duplicate from two
     keys that differ only in blanks."""
-    return repr(tuple(row.get(source) for source in plan.spec.key.columns.values()))
+    columns = plan.spec.key.columns
+    if len(columns) == 1:
+        (source,) = columns.values()
+        return repr((row.get(source),))
+    return repr(tuple(row.get(source) for source in columns.values()))
 
 
 def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyValue], str]:
@@ -89,8 +95,14 @@ def extract_key(plan: TablePlan, row: Mapping[str, Any]) -> tuple[dict[str, KeyV
                 INVALID_VALUE, f"key column {source!r}: {raw!r} is not a GUID"
             ) from None
         return {attribute: guid}, str(guid)
+    columns = spec.key.columns
+    if len(columns) == 1:  # the usual key, one whole-number column: no general conversion
+        ((attribute, source),) = columns.items()
+        number = whole_number(row.get(source), plan.key_attrs[attribute])
+        if number is not None:
+            return {attribute: number}, f"{attribute}={number}"  # what key_segment gives
     key: dict[str, KeyValue] = {}
-    for attribute, source in spec.key.columns.items():
+    for attribute, source in columns.items():
         if source not in row:
             raise RowProblem(MISSING_KEY, f"key column {source!r} is missing from the source row")
         key[attribute] = key_value(row[source], plan.key_attrs[attribute])
@@ -117,15 +129,15 @@ def prepare_row(
     if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
         prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
     values = prepared.values
-    for column, source, target, ignore_null, convert in _columns(plan):
-        if source not in row:
+    for source, target, ignore_null, convert, lookup, rules in _columns(plan):
+        raw = row.get(source, _MISSING)
+        if raw is _MISSING:
             raise RowProblem(INVALID_VALUE, f"source column {source!r} is missing from the row")
-        raw = row[source]
-        if column.lookup:
-            ref = _reference(raw, column.lookup, column.rules)
+        if lookup is not None:
+            ref = _reference(raw, lookup, rules)
             if ref is None and ignore_null:
                 continue
-            prepared.lookups[column.lookup.value_attribute] = (column.lookup, ref)
+            prepared.lookups[lookup.value_attribute] = (lookup, ref)
             continue
         value = convert(raw)
         if value is None and ignore_null:
@@ -144,18 +156,20 @@ _COLUMN_CACHE: dict[int, tuple[TablePlan, tuple]] = {}
 
 
 def _columns(plan: TablePlan) -> tuple:
-    """(column, source, target, ignore null, converter) per column, worked out once per plan:
-    prepare_row runs for every source row and these never change during a publish."""
+    """(source, target, ignore null, converter, lookup or None, rules) per column, worked out
+    once per plan: prepare_row runs for every source row and these never change during a
+    publish."""
     found = _COLUMN_CACHE.get(id(plan))
     if found is not None and found[0] is plan:
         return found[1]
     columns = tuple(
         (
-            c,
             c.spec.source,
             c.target,
             c.rules.null_policy is NullPolicy.IGNORE,
             converter(c.attr, c.rules, c.spec.coerce, c.spec.option_labels),
+            c.lookup or None,
+            c.rules,
         )
         for c in plan.columns
     )

@@ -36,6 +36,8 @@ from customer360.dynamics.values import (
 )
 
 LOOKUP_CACHE_SIZE = 200_000  # lookups of a huge table: keep the cache bounded
+#: (row number, source row, its key forms, its key) of a row whose key was claimed
+Keyed = tuple[int, dict[str, Any], KeyForms, dict]
 
 
 def _key_problem(claim: KeyClaim, key_text: str) -> RowProblem:
@@ -73,8 +75,14 @@ class PreProcessor:
         self, plan: TablePlan, chunk: list[dict[str, Any]], numbers: range
     ) -> list[PreparedRow]:
         """Rows with a valid, first-seen key and valid values; the others are reported failed."""
+        return self.prepare_claimed(plan, self.claim(plan, chunk, numbers))
+
+    def claim(self, plan: TablePlan, chunk: list[dict[str, Any]], numbers: range) -> list[Keyed]:
+        """Extract and claim the keys of a chunk's rows, run-wide and all at once (one
+        registry update per chunk); rows whose key is missing, bad or already taken are
+        reported failed here."""
         t0 = time.monotonic()
-        keyed: list[tuple[int, dict[str, Any], KeyForms, dict]] = []
+        keyed: list[Keyed] = []
         failed: list[FailedRow] = []
         for number, row in zip(numbers, chunk, strict=True):
             try:
@@ -85,12 +93,24 @@ class PreProcessor:
             forms = KeyForms(match_text(key, key_text), key_text, raw_key_text(plan, row))
             keyed.append((number, row, forms, key))
         claims = self.registry.claim([forms for _, _, forms, _ in keyed])
-        kept: list[PreparedRow] = []
-        for (number, row, forms, key), claim in zip(keyed, claims, strict=True):
-            if claim is not KeyClaim.NEW:
-                problem = _key_problem(claim, forms.trimmed)
-                failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
+        kept: list[Keyed] = []
+        for entry, claim in zip(keyed, claims, strict=True):
+            if claim is KeyClaim.NEW:
+                kept.append(entry)
                 continue
+            number, row, forms, _ = entry
+            problem = _key_problem(claim, forms.trimmed)
+            failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
+        self.outcomes.failed(failed)
+        self.ctx.stage("pre_process", t0)
+        return kept
+
+    def prepare_claimed(self, plan: TablePlan, keyed: list[Keyed]) -> list[PreparedRow]:
+        """Sanitise and check the values of rows whose keys `claim` accepted."""
+        t0 = time.monotonic()
+        kept: list[PreparedRow] = []
+        failed: list[FailedRow] = []
+        for number, row, forms, key in keyed:
             try:
                 keys = (key, forms.trimmed, forms.match)
                 kept.append(prepare_row(plan, number, row, keys))

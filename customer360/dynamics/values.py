@@ -199,7 +199,30 @@ def converter(
         return date
     if kind is Coercion.DECIMAL:
         return _decimal_converter(attr, general)
+    if kind is Coercion.FLOAT:
+        return _float_converter(attr, general)
     return general
+
+
+def _float_converter(
+    attr: AttributeMetadata, general: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    precision = attr.precision
+
+    def double(value: Any) -> Any:
+        if value.__class__ is float and math.isfinite(value):
+            return _range(value if precision is None else round(value, precision), attr)
+        return general(value)
+
+    return double
+
+
+def whole_number(value: Any, attr: AttributeMetadata) -> int | None:
+    """`value` as `to_wire` gives it when it is a plain int for a whole-number column (range
+    checked, RowProblem when outside); None for anything else (use `to_wire`)."""
+    if value.__class__ is int and _KIND_BY_TYPE.get(attr.attribute_type) is INTEGER:
+        return _range(value, attr)
+    return None
 
 
 def _string_converter(

@@ -5,6 +5,7 @@ health, reset, load (CSV), stats, limits (+ theoretical ceiling), config (GET/PA
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,9 @@ class AdminHandlers:
             self.emulator.stats = Stats()
             self.emulator.protection.buckets.clear()
             self.emulator.faults.configure(self.emulator.config["faults"])
+        # Answer once the rows are gone from SQLite too: the writer thread's delete then does
+        # not overlap (and is not counted in) whatever the caller measures next.
+        await asyncio.to_thread(self.emulator.store.flush)
         return JSONResponse({"reset": tables})
 
     async def load(self, request: Request) -> JSONResponse:
@@ -109,7 +113,12 @@ class AdminHandlers:
         return JSONResponse(result)
 
     async def stats(self, request: Request) -> JSONResponse:
-        return JSONResponse(self.emulator.stats.as_dict())
+        return JSONResponse(
+            {
+                **self.emulator.stats.as_dict(),
+                "writer_cpu_seconds": self.emulator.store.writer_cpu_seconds,
+            }
+        )
 
     async def limits(self, request: Request) -> JSONResponse:
         params = request.query_params

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from customer360.emulator import errors
@@ -66,83 +67,115 @@ def coerce_payload_value(table: Table, column: Column, value: object) -> object:
     """Validate one JSON value for a column and return the stored form (raises DataverseError)."""
     if value is None:
         return None
-    col_type = column.type
-    if col_type == "File":
-        raise errors.bad_request(
-            f"The file column '{column.name}' is set with PATCH <set>(<id>)/{column.name} and a "
-            "binary body, not in the record's JSON.",
-            errors.INVALID_ARGUMENT,
+    coerce = _COERCE_BY_TYPE.get(column.type)
+    if coerce is None:
+        raise errors.invalid_property(column.name, table.logical_name)
+    return coerce(table, column, value)
+
+
+def _coerce_file(table: Table, column: Column, value: object) -> object:
+    raise errors.bad_request(
+        f"The file column '{column.name}' is set with PATCH <set>(<id>)/{column.name} and a "
+        "binary body, not in the record's JSON.",
+        errors.INVALID_ARGUMENT,
+    )
+
+
+def _coerce_string(table: Table, column: Column, value: object) -> object:
+    if not isinstance(value, str):
+        raise _convert_error(table, value, column)
+    if column.max_length is not None and len(value) > column.max_length:
+        raise errors.DataverseError(
+            400,
+            errors.VALIDATION_ERROR,
+            f"A validation error occurred.  The length of the '{column.name}' attribute of "
+            f"the '{table.logical_name}' entity exceeded the maximum allowed length of "
+            f"'{column.max_length}'.",
         )
-    if col_type in STRING_TYPES:
-        if not isinstance(value, str):
-            raise _convert_error(table, value, column)
-        if column.max_length is not None and len(value) > column.max_length:
+    return value
+
+
+def _coerce_whole(table: Table, column: Column, value: object) -> object:
+    """Integer, BigInt, Picklist, State and Status: a JSON integer (never a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _convert_error(table, value, column)
+    if column.type == "Picklist":
+        assert column.options is not None
+        if value not in column.options:
+            accepted = ",".join(str(k) for k in column.options)
             raise errors.DataverseError(
                 400,
                 errors.VALIDATION_ERROR,
-                f"A validation error occurred.  The length of the '{column.name}' attribute of "
-                f"the '{table.logical_name}' entity exceeded the maximum allowed length of "
-                f"'{column.max_length}'.",
+                f"A validation error occurred.  The value {value} of '{column.name}' on "
+                f"record of type '{table.logical_name}' is outside the valid range. "
+                f"Accepted Values: {accepted}",
             )
-        return value
-    if col_type in INTEGER_TYPES or col_type in ("Picklist", "State", "Status"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _convert_error(table, value, column)
-        if col_type == "Picklist":
-            assert column.options is not None
-            if value not in column.options:
-                accepted = ",".join(str(k) for k in column.options)
-                raise errors.DataverseError(
-                    400,
-                    errors.VALIDATION_ERROR,
-                    f"A validation error occurred.  The value {value} of '{column.name}' on "
-                    f"record of type '{table.logical_name}' is outside the valid range. "
-                    f"Accepted Values: {accepted}",
-                )
-        elif col_type == "Integer" and not INT32_MIN <= value <= INT32_MAX:
-            raise _convert_error(table, value, column)
-        _check_range(table, column, value)
-        return value
-    if col_type in DECIMAL_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _convert_error(table, value, column)
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise _convert_error(table, value, column) from None
-        if column.precision is not None:
-            number = number.quantize(Decimal(1).scaleb(-column.precision))
-        _check_range(table, column, number)
-        return number
-    if col_type == "Double":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _convert_error(table, value, column)
-        number = float(value)
-        if column.precision is not None:
-            number = round(number, column.precision)
-        _check_range(table, column, number)
-        return number
-    if col_type == "Boolean":
-        if not isinstance(value, bool):
-            raise _convert_error(table, value, column)
-        return value
-    if col_type == "Uniqueidentifier":
-        if not isinstance(value, str) or not GUID_RE.fullmatch(value):
-            raise _convert_error(table, value, column)
-        return value.lower()
-    if col_type == "DateTime":
-        if not isinstance(value, str):
-            raise _convert_error(table, value, column)
-        if column.date_format == "DateOnly":
-            # Dataverse accepts a date-time for a date-only column and keeps the date part.
-            text = value[:10] if DATETIME_RE.fullmatch(value) else value
-            normalized = normalize_date(text)
-        else:
-            normalized = normalize_datetime(value)
-        if normalized is None:
-            raise _convert_error(table, value, column)
-        return normalized
-    raise errors.invalid_property(column.name, table.logical_name)
+    elif column.type == "Integer" and not INT32_MIN <= value <= INT32_MAX:
+        raise _convert_error(table, value, column)
+    _check_range(table, column, value)
+    return value
+
+
+def _coerce_decimal(table: Table, column: Column, value: object) -> object:
+    """Decimal and Money: stored as `Decimal`, rounded to the column's precision."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _convert_error(table, value, column)
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise _convert_error(table, value, column) from None
+    if column.precision is not None:
+        number = number.quantize(Decimal(1).scaleb(-column.precision))
+    _check_range(table, column, number)
+    return number
+
+
+def _coerce_double(table: Table, column: Column, value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _convert_error(table, value, column)
+    number = float(value)
+    if column.precision is not None:
+        number = round(number, column.precision)
+    _check_range(table, column, number)
+    return number
+
+
+def _coerce_boolean(table: Table, column: Column, value: object) -> object:
+    if not isinstance(value, bool):
+        raise _convert_error(table, value, column)
+    return value
+
+
+def _coerce_guid(table: Table, column: Column, value: object) -> object:
+    if not isinstance(value, str) or not GUID_RE.fullmatch(value):
+        raise _convert_error(table, value, column)
+    return value.lower()
+
+
+def _coerce_datetime(table: Table, column: Column, value: object) -> object:
+    if not isinstance(value, str):
+        raise _convert_error(table, value, column)
+    if column.date_format == "DateOnly":
+        # Dataverse accepts a date-time for a date-only column and keeps the date part.
+        text = value[:10] if DATETIME_RE.fullmatch(value) else value
+        normalized = normalize_date(text)
+    else:
+        normalized = normalize_datetime(value)
+    if normalized is None:
+        raise _convert_error(table, value, column)
+    return normalized
+
+
+_COERCE_BY_TYPE = {
+    "File": _coerce_file,
+    **dict.fromkeys(STRING_TYPES, _coerce_string),
+    **dict.fromkeys((*INTEGER_TYPES, "Picklist", "State", "Status"), _coerce_whole),
+    **dict.fromkeys(DECIMAL_TYPES, _coerce_decimal),
+    "Double": _coerce_double,
+    "Boolean": _coerce_boolean,
+    "Uniqueidentifier": _coerce_guid,
+    "DateTime": _coerce_datetime,
+}
 
 
 def _check_range(table: Table, column: Column, value: object) -> None:
@@ -207,53 +240,90 @@ def to_json_value(column: Column, value: object) -> object:
     return value
 
 
-def column_coercer(table: Table, column: Column):
-    """A fast validator for one column (same results as coerce_payload_value)."""
+def column_coercer(table: Table, column: Column) -> Callable[[object], object]:
+    """A fast validator for one column (same results and errors as coerce_payload_value): the
+    common, valid value is checked inline; anything else takes the general path."""
     if column.type in STRING_TYPES and column.max_length is not None:
-        limit = column.max_length
+        return _string_coercer(table, column, column.max_length)
+    if column.type in INTEGER_TYPES:
+        return _integer_coercer(table, column)
+    if column.type in DECIMAL_TYPES and column.precision is not None:
+        return _decimal_coercer(table, column, column.precision)
+    if column.type == "Double":
+        return _double_coercer(table, column)
+    if column.type == "DateTime" and column.date_format == "DateOnly":
+        return _date_only_coercer(table, column)
+    return lambda value: coerce_payload_value(table, column, value)
 
-        def string(value: object) -> object:
-            if value.__class__ is str and len(value) <= limit:  # type: ignore[arg-type]
-                return value
-            return coerce_payload_value(table, column, value)
 
-        return string
-    if column.type in ("Integer", "BigInt"):
+def _string_coercer(table: Table, column: Column, limit: int) -> Callable[[object], object]:
+    def string(value: object) -> object:
+        if value.__class__ is str and len(value) <= limit:  # type: ignore[arg-type]
+            return value
+        return coerce_payload_value(table, column, value)
+
+    return string
+
+
+def _integer_coercer(table: Table, column: Column) -> Callable[[object], object]:
+    if column.type == "BigInt":
+        low = column.min_value if column.min_value is not None else -(2**63)
+        high = column.max_value if column.max_value is not None else 2**63 - 1
+    else:
         low = max(INT32_MIN, column.min_value) if column.min_value is not None else INT32_MIN
         high = min(INT32_MAX, column.max_value) if column.max_value is not None else INT32_MAX
-        if column.type == "BigInt":
-            low = column.min_value if column.min_value is not None else -(2**63)
-            high = column.max_value if column.max_value is not None else 2**63 - 1
 
-        def integer(value: object) -> object:
-            if value.__class__ is int and low <= value <= high:  # type: ignore[operator]
+    def integer(value: object) -> object:
+        if value.__class__ is int and low <= value <= high:  # type: ignore[operator]
+            return value
+        return coerce_payload_value(table, column, value)
+
+    return integer
+
+
+def _decimal_coercer(table: Table, column: Column, precision: int) -> Callable[[object], object]:
+    quantum = Decimal(1).scaleb(-precision)
+    low, high = column.min_value, column.max_value
+
+    def decimal(value: object) -> object:
+        kind = value.__class__
+        if kind is float or kind is int:
+            try:  # as the general path: the JSON number's text, rounded to the precision
+                number = Decimal(repr(value) if kind is float else value).quantize(quantum)  # type: ignore[arg-type]
+            except (InvalidOperation, ValueError):
+                number = None  # NaN, infinity or too many digits: the general path says so
+            if (
+                number is not None
+                and (low is None or number >= low)
+                and (high is None or number <= high)
+            ):
+                return number
+        return coerce_payload_value(table, column, value)
+
+    return decimal
+
+
+def _double_coercer(table: Table, column: Column) -> Callable[[object], object]:
+    precision, low, high = column.precision, column.min_value, column.max_value
+
+    def double(value: object) -> object:
+        if value.__class__ is float:
+            number = value if precision is None else round(value, precision)  # type: ignore[call-overload]
+            if (low is None or number >= low) and (high is None or number <= high):
+                return number
+        return coerce_payload_value(table, column, value)
+
+    return double
+
+
+def _date_only_coercer(table: Table, column: Column) -> Callable[[object], object]:
+    def date_only(value: object) -> object:
+        if value.__class__ is str and len(value) == 10 and DATE_RE.fullmatch(value):  # type: ignore[arg-type]
+            try:
+                dt.date.fromisoformat(value)  # type: ignore[arg-type]
                 return value
-            return coerce_payload_value(table, column, value)
+            except ValueError:
+                pass
+        return coerce_payload_value(table, column, value)
 
-        return integer
-    if column.type in DECIMAL_TYPES and column.precision is not None:
-        quantum = Decimal(1).scaleb(-column.precision)
-        low_d = Decimal(str(column.min_value)) if column.min_value is not None else None
-        high_d = Decimal(str(column.max_value)) if column.max_value is not None else None
-
-        def decimal(value: object) -> object:
-            if value.__class__ is int:
-                number = Decimal(value).quantize(quantum)  # type: ignore[arg-type]
-                if (low_d is None or number >= low_d) and (high_d is None or number <= high_d):
-                    return number
-            return coerce_payload_value(table, column, value)
-
-        return decimal
-    if column.type == "DateTime" and column.date_format == "DateOnly":
-
-        def date_only(value: object) -> object:
-            if value.__class__ is str and len(value) == 10 and DATE_RE.fullmatch(value):  # type: ignore[arg-type]
-                try:
-                    dt.date.fromisoformat(value)  # type: ignore[arg-type]
-                    return value
-                except ValueError:
-                    pass
-            return coerce_payload_value(table, column, value)
-
-        return date_only
-    return lambda value: coerce_payload_value(table, column, value)
+    return date_only

@@ -84,6 +84,19 @@ def test_chunks_from_record_batches_and_dicts() -> None:
         list(iter_chunks([1], 5, None))
 
 
+def test_chunks_start_small_and_double_up_to_the_chunk_size() -> None:
+    """The first chunk is one bulk batch, so stage 3 starts before a whole chunk is ready."""
+    rows = ({"cid": i} for i in range(40))
+    chunks = list(iter_chunks(rows, 10, ["cid"], first_rows=2))
+    assert [len(c) for c in chunks] == [2, 4, 8, 10, 10, 6]
+    assert [r["cid"] for c in chunks for r in c] == list(range(40))
+    batch = pa.record_batch({"cid": list(range(25))})
+    chunks = list(iter_chunks([batch, batch], 16, None, first_rows=3))
+    assert [len(c) for c in chunks] == [3, 6, 12, 16, 13]
+    assert [r["cid"] for c in chunks for r in c] == list(range(25)) * 2
+    assert [len(c) for c in iter_chunks([batch], 10, None, first_rows=50)] == [10, 10, 5]
+
+
 def _forms(text: str, raw: str | None = None) -> KeyForms:
     return KeyForms(match=text.casefold(), trimmed=text, raw=raw if raw is not None else text)
 

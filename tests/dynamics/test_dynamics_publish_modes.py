@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
@@ -462,3 +463,33 @@ def test_keys_compare_as_dataverse_compares_them(fresh) -> None:
     settled = publish([{"number": "y", "name": "lower"}], spec, connection(emu), options=options())
     assert (settled.unchanged, settled.requests) == (1, 0)
     assert accounts() == {"CaseKey": "first", "Padded": "trimmed", "Y": "lower"}
+
+
+@pytest.mark.parametrize("change_detection", [False, True], ids=["blind", "reads-target"])
+def test_rows_that_need_no_reads_stream_to_stage_3(fresh, change_detection) -> None:
+    """A blind upsert sends its first request long before the source is read to the end (a
+    chunk goes out a batch at a time); with change detection a chunk is read against the
+    target first, so with one chunk for the whole source nothing is sent before its end."""
+    emu, reader = fresh
+    read_at: list[dt.datetime] = []
+
+    def source():
+        for row in customer_rows(6000):
+            if row["cid"] == 5999:
+                read_at.append(dt.datetime.now(dt.UTC))  # the last row is read now
+            yield row
+
+    sink = InMemorySink()
+    spec = customer_spec(change_detection=change_detection)
+    metrics = publish(
+        source(),
+        spec,
+        connection(emu),
+        sink=sink,
+        options=options(chunk_rows=6000, bulk_batch_size=500),
+    )
+    assert metrics.published == 6000 and metrics.failed == 0
+    first_sent = min(b.started_at for b in sink.batches)
+    assert (first_sent < read_at[0]) is (not change_detection)
+    assert sorted(b.rows for b in sink.batches) == [500] * 12
+    assert_target_matches(reader, list(customer_rows(6000)))

@@ -106,6 +106,7 @@ def test_config_changes_and_stats_and_reset(emulator, api):
     stats = emulator.admin("GET", "stats")["users"]["c360-publisher-1"]
     assert stats["records_written"] >= 1
     assert stats["statuses"]["204"] >= 1
+    assert emulator.admin("GET", "stats")["writer_cpu_seconds"] >= 0.0  # the SQLite writer's
     emulator.admin("POST", "reset", {})
     assert api.get("crc33_customers(crc33_cid=7001)").status_code == 404
     # Seeded principals are back after a reset, and the stats start again.

@@ -11,12 +11,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.partitions import dataverse_exports, finance_drops
-from customer360.bronze.ingest import (
-    Ingested,
-    MissingPartition,
-    ingest_dataverse,
-    ingest_drop_days,
-)
+from customer360.bronze.ingest import MissingPartition, ingest_dataverse, ingest_drop_days
 from customer360.transforms.finance import BRONZE_SCHEMA, parse_finance_csv
 from resources.lakehouse import LakehouseResource, bronze_result
 from resources.landing import LandingZoneResource
@@ -69,7 +64,7 @@ def build_dataverse_bronze_asset(table: DataverseTable) -> dg.AssetsDefinition:
             )
         if done.result is None:
             raise dg.Failure(f"nothing to ingest for {table.name} in {context.partition_keys}")
-        return reported(bronze_result(lakehouse, done), done)
+        return bronze_result(lakehouse, done)
 
     return _bronze
 
@@ -98,14 +93,4 @@ def customer_finance_bronze(
         context.partition_keys, context.log.info,
         once_per_content=True,
     )  # fmt: skip
-    return reported(bronze_result(lakehouse, done), done)
-
-
-def reported(result: dg.MaterializeResult, done: Ingested) -> dg.MaterializeResult:
-    """The bronze result plus what was set aside besides rejected rows."""
-    extra = {
-        "lines_held_back": done.held_back,  # last lines of files still being written
-        "repeated_versions_dropped": done.duplicates,
-        "set_aside": dg.MetadataValue.md("\n".join(f"- {n}" for n in done.notes) or "nothing"),
-    }
-    return result._replace(metadata={**(result.metadata or {}), **extra})
+    return bronze_result(lakehouse, done)

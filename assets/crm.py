@@ -7,6 +7,7 @@ the rows that fail validation in `silver/crm_<source>_quarantine`. gold/customer
 matches them with the Dataverse customers.
 """
 
+import csv
 import hashlib
 from functools import partial
 
@@ -67,10 +68,12 @@ def build_crm_bronze(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
 
 
 def _parse(data: bytes, path: str, mapping: CsvSourceMapping):
+    """One file of the drop. A file-level problem (header, encoding, not CSV) sets that file
+    aside whole with its reason (ingest_drop_days); the day's other files are ingested."""
     try:
         return read_crm_csv(data, path, mapping)
-    except ValueError as exc:  # a file-level problem (header, encoding): name the source too
-        raise dg.Failure(f"source {mapping.source!r}: {exc}") from None
+    except (ValueError, csv.Error) as exc:
+        raise ValueError(f"source {mapping.source!r}: {exc}") from None
 
 
 def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:

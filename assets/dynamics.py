@@ -3,194 +3,62 @@
 Every source row ends in exactly one state: published, unchanged, failed (row kept in
 ops/publish_failed_rows with the error) or deferred (kept in ops/publish_deferred; the
 `deferred_publish_sensor` re-materialises the asset in replay mode when they are due).
+A target whose source table was never written (e.g. no Synapse Link export yet) is skipped with
+the reason, not failed. The ops tables and their sink are in customer360/dynamics/ops_tables.py.
 """
 
 import datetime as dt
-import threading
 import uuid
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 
 from customer360.dynamics import (
-    BatchLogEntry,
     DeferredOp,
-    FailedRow,
     Progress,
     PublishMetrics,
+    ops_tables,
     plot_throughput,
     publish,
     replay_deferred,
+)
+from customer360.dynamics.ops_tables import (
+    BATCH_LOG_TABLE,
+    DEFERRED_TABLE,
+    FAILED_TABLE,
+    OpsTablesSink,
 )
 from customer360.publish_targets import PublishTarget, load_targets, stream_source
 from resources.dynamics import DynamicsResource
 from resources.lakehouse import LakehouseResource
 
-FAILED_TABLE = "publish_failed_rows"
-DEFERRED_TABLE = "publish_deferred"
-BATCH_LOG_TABLE = "publish_batch_log"
 BACKLOG_WARN_HOURS = 24
-
-FAILED_SCHEMA = pa.schema(
-    [
-        ("publish_target", pa.string()),
-        ("run_id", pa.string()),
-        ("batch_id", pa.string()),
-        ("mode", pa.string()),
-        ("target", pa.string()),
-        ("key", pa.string()),
-        ("row_number", pa.int64()),
-        ("record_json", pa.string()),
-        ("payload_json", pa.string()),
-        ("error_code", pa.string()),
-        ("message", pa.string()),
-        ("http_status", pa.int64()),
-        ("attempts", pa.int64()),
-        ("failed_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-DEFERRED_SCHEMA = pa.schema(
-    [
-        ("publish_target", pa.string()),
-        ("run_id", pa.string()),
-        ("target", pa.string()),
-        ("mode", pa.string()),
-        ("key", pa.string()),
-        ("entity_set", pa.string()),
-        ("operation_json", pa.string()),
-        ("attempts", pa.int64()),
-        ("next_attempt_at", pa.timestamp("us", tz="UTC")),
-        ("deadline", pa.timestamp("us", tz="UTC")),
-        ("last_error", pa.string()),
-        ("deferred_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-BATCH_LOG_SCHEMA = pa.schema(
-    [
-        ("publish_target", pa.string()),
-        ("run_id", pa.string()),
-        ("batch_id", pa.string()),
-        ("target", pa.string()),
-        ("mode", pa.string()),
-        ("operation", pa.string()),
-        ("primitive", pa.string()),
-        ("principal", pa.string()),
-        ("rows", pa.int64()),
-        ("published", pa.int64()),
-        ("failed", pa.int64()),
-        ("deferred", pa.int64()),
-        ("duration_seconds", pa.float64()),
-        ("requests", pa.int64()),
-        ("retries", pa.int64()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("throttled_json", pa.string()),
-    ]
-)
+# Re-exported: the deferred sensor and the tests name the ops tables from here.
+__all__ = [
+    "BATCH_LOG_TABLE",
+    "DEFERRED_TABLE",
+    "FAILED_TABLE",
+    "PUBLISH_TARGETS",
+    "DeltaOutcomeSink",
+    "pending_deferred",
+    "publish_assets",
+]
 
 
 class PublishRunConfig(dg.Config):
     replay_deferred_only: bool = False  # set by the deferred sensor: resend only due deferrals
 
 
-class DeltaOutcomeSink:
-    """Writes the engine's failed rows and batch-log rows to the ops tables as they come.
-
-    A writer thread commits whatever has accumulated as soon as the previous commit is done,
-    so each batch's audit rows are in Delta within about one commit (tens of ms) of the batch
-    ending — a SIGKILLed run keeps its audit trail (issue 14) — while a fast run still groups
-    many batches per commit. The deferred set is replaced once, at `close()`: a killed run's
-    re-run publishes every row again anyway.
-    """
+class DeltaOutcomeSink(OpsTablesSink):
+    """The ops-tables sink (customer360/dynamics/ops_tables.py) on the lakehouse resource's lake."""
 
     def __init__(self, lakehouse: LakehouseResource, publish_target: str) -> None:
-        # Several targets may write one Dataverse table: ops rows are keyed by the target name.
-        self.lakehouse, self.publish_target = lakehouse, publish_target
-        self._failed: list[dict] = []
-        self._log: list[dict] = []
-        self.deferred_ops: list[DeferredOp] = []  # the target's complete pending set (small)
-        self.failed_total = 0
-        self.commits = 0
-        self._wake = threading.Condition()
-        self._closing = False
-        self._error: BaseException | None = None
-        self._writer = threading.Thread(
-            target=self._write_loop, name=f"ops-writer-{publish_target}", daemon=True
-        )
-        self._writer.start()
-
-    def published(self, keys) -> None:  # counts come from the metrics
-        pass
-
-    def unchanged(self, keys) -> None:
-        pass
-
-    def failed(self, rows: list[FailedRow]) -> None:
-        records = [{**r.to_record(), "publish_target": self.publish_target} for r in rows]
-        with self._wake:
-            self._failed += records
-            self.failed_total += len(rows)
-            self._wake.notify()
-
-    def deferred(self, ops: list[DeferredOp]) -> None:
-        self.deferred_ops += ops
-
-    def batch_logged(self, entry: BatchLogEntry) -> None:
-        record = {**entry.to_record(), "publish_target": self.publish_target}
-        with self._wake:
-            self._log.append(record)
-            self._wake.notify()
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._wake:
-                while not (self._failed or self._log or self._closing):
-                    self._wake.wait()
-                failed, self._failed = self._failed, []
-                log, self._log = self._log, []
-                if not (failed or log) and self._closing:
-                    return
-            try:
-                # failed rows first: they are what an operator must never miss
-                self._append(failed, FAILED_SCHEMA, FAILED_TABLE)
-                self._append(log, BATCH_LOG_SCHEMA, BATCH_LOG_TABLE)
-            except BaseException as exc:  # reported by close(); keep nothing half-done hidden
-                self._error = exc
-                return
-
-    def _append(self, rows: list[dict], schema: pa.Schema, table: str) -> None:
-        if rows:
-            data = pa.Table.from_pylist(rows, schema=schema)
-            self.lakehouse.write_arrow(data, "ops", table, mode="append")
-            self.commits += 1
-
-    def close(self, *, replace_deferred: bool = True) -> None:
-        """Write what is left; then (unless the run failed) replace the target's deferred set."""
-        with self._wake:
-            self._closing = True
-            self._wake.notify()
-        self._writer.join()
-        if self._error is not None:
-            raise RuntimeError(
-                f"writing the publish ops tables for {self.publish_target} failed: {self._error}"
-            ) from self._error
-        if not replace_deferred:
-            return
-        # The new pending set of this target replaces the old one atomically.
-        pending = pa.Table.from_pylist(
-            [{**op.to_record(), "publish_target": self.publish_target} for op in self.deferred_ops],
-            schema=DEFERRED_SCHEMA,
-        )
-        where = {"publish_target": self.publish_target}
-        self.lakehouse.lake.replace_where(pending, "ops", DEFERRED_TABLE, where)
+        super().__init__(lakehouse.lake, publish_target)
 
 
 def pending_deferred(lakehouse: LakehouseResource, publish_target: str) -> list[DeferredOp]:
-    """The operations of one publish target waiting for a retry."""
-    if not lakehouse.exists("ops", DEFERRED_TABLE):
-        return []
-    rows = lakehouse.read_arrow("ops", DEFERRED_TABLE).to_pylist()
-    return [DeferredOp.from_record(r) for r in rows if r["publish_target"] == publish_target]
+    """The operations of one publish target waiting for a retry (the deferred sensor asks)."""
+    return ops_tables.pending_deferred(lakehouse.lake, publish_target)
 
 
 def _metadata(metrics: PublishMetrics, plot: Path | None) -> dict:
@@ -255,7 +123,7 @@ def _run_publish(
     replay_only: bool,
     dynamics: DynamicsResource,
     lakehouse: LakehouseResource,
-    sink: "DeltaOutcomeSink",
+    sink: DeltaOutcomeSink,
     progress,
     run_id: str,
 ) -> tuple[PublishMetrics, int]:
@@ -287,12 +155,9 @@ def _run_publish(
 
 
 def _check_results(
-    metrics: PublishMetrics, expected: int, sink: "DeltaOutcomeSink", lakehouse: LakehouseResource
+    metrics: PublishMetrics, expected: int, sink: DeltaOutcomeSink, lakehouse: LakehouseResource
 ) -> list[dg.AssetCheckResult]:
-    oldest = min((op.deferred_at for op in sink.deferred_ops), default=None)
-    age_hours = (
-        (dt.datetime.now(dt.UTC) - oldest).total_seconds() / 3600 if oldest is not None else 0.0
-    )
+    age_hours = sink.oldest_deferred_age_hours(dt.datetime.now(dt.UTC))
     return [
         dg.AssetCheckResult(
             check_name="reconciliation",
@@ -321,6 +186,26 @@ def _check_results(
     ]
 
 
+def source_not_landed(target: PublishTarget, lakehouse: LakehouseResource) -> str | None:
+    """Why there is nothing to publish yet (the source table was never written), or None.
+
+    E.g. no Synapse Link export has landed, so silver/customer_history does not exist: the
+    deactivation target has no deleted customers to look at, which is not a failure."""
+    if lakehouse.exists(target.source_layer, target.source_table):
+        return None
+    return (
+        f"source table {target.source_layer}/{target.source_table} does not exist yet (its "
+        "landing data has not arrived): nothing to publish"
+    )
+
+
+def _skipped(context: dg.AssetExecutionContext, name: str, reason: str):
+    """Dagster's own skip (no materialisation), with the reason in the log and on every check."""
+    context.log.info(f"dynamics/{name} skipped: {reason}")
+    for check in ("reconciliation", "no_failed_rows", "deferred_backlog_age"):
+        yield dg.AssetCheckResult(check_name=check, passed=True, metadata={"skipped": reason})
+
+
 def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
     """The asset `dynamics/<target name>` that publishes one publish target."""
     key = dg.AssetKey(["dynamics", target.name])
@@ -335,13 +220,18 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
         pool="dynamics_api",
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"spec_mode": target.spec.mode.value, "entity_set": target.spec.entity_set},
+        output_required=False,  # skipped while its source table was never written
     )
     def _publish(
         context: dg.AssetExecutionContext,
         config: PublishRunConfig,
         dynamics: DynamicsResource,
         lakehouse: LakehouseResource,
-    ) -> dg.MaterializeResult:
+    ):
+        not_landed = None if config.replay_deferred_only else source_not_landed(target, lakehouse)
+        if not_landed is not None:
+            yield from _skipped(context, target.name, not_landed)
+            return
         run_id = context.run_id or str(uuid.uuid4())
         sink = DeltaOutcomeSink(lakehouse, target.name)
         progress = _progress_logger(context, target.name)
@@ -361,7 +251,7 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             f"{metrics.failed} failed, {metrics.deferred} deferred in "
             f"{metrics.duration_seconds:.1f} s ({metrics.records_per_second:,.0f} rows/s)"
         )
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata=_metadata(metrics, plot)
             | {
                 "replay": config.replay_deferred_only,

@@ -118,13 +118,17 @@ def write_metadata(result: WriteResult, **extra: Any) -> dict[str, Any]:
 
 
 def bronze_result(lakehouse: LakehouseResource, done: Ingested) -> dg.MaterializeResult:
-    """What every bronze asset reports: the write, its rejected rows and the WARN check."""
+    """What every bronze asset reports: the write, its rejected rows, what else it set aside
+    (files rejected whole, lines held back, repeated versions, re-sent files) and the WARN check."""
     return dg.MaterializeResult(
         metadata=write_metadata(
             done.result,
             rows_written=done.rows,
             rejected_rows=done.rejected,
             rejected_table=dg.MetadataValue.path(lakehouse.uri("bronze", REJECTED_TABLE)),
+            lines_held_back=done.held_back,  # last lines of files still being written
+            repeated_versions_dropped=done.duplicates,
+            set_aside=dg.MetadataValue.md("\n".join(f"- {n}" for n in done.notes) or "nothing"),
         ),
         check_results=[
             dg.AssetCheckResult(

@@ -1,9 +1,11 @@
-"""One drop day's files: each parsed on its own (a bad file is rejected whole, the others go on),
+"""One drop day's files: each read and parsed on its own (a file that cannot be read or parsed is
+rejected whole, with its reason, and named in the notes; the others go on),
 and, for areas where a re-sent file must count once, skipped when its bytes were ingested before.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -68,7 +70,12 @@ def day_files(
     rejected: list[RejectedRow] = []
     notes: list[str] = []
     for f in sorted((f for f in files if f.drop_day == day), key=lambda f: f.path):
-        data = landing.read_bytes(area, f.path)
+        try:
+            data = landing.read_bytes(area, f.path)
+        except OSError as exc:  # listed, then gone or unreadable: it alone is set aside
+            rejected.append(RejectedRow(f.path, 0, "", f"file rejected: cannot be read: {exc}"))
+            notes.append(f"{f.path}: set aside, cannot be read: {exc}")
+            continue
         digest = None
         if seen is not None:
             digest = content_hash(data)
@@ -79,9 +86,10 @@ def day_files(
             seen[digest] = f"{day} ({f.path})"
         try:
             table, bad = parse(data, f.path)
-        except ValueError as exc:  # the file as a whole cannot be read: it alone is set aside
+        except (ValueError, csv.Error) as exc:  # the file as a whole cannot be read: it alone
             where = (getattr(exc, "line", 0), getattr(exc, "raw", ""))  # FileRejected says
             table, bad = None, [RejectedRow(f.path, *where, f"file rejected: {exc}")]
+            notes.append(f"{f.path}: set aside whole (see bronze/_rejected): {exc}")
         rejected += bad
         if table is None:
             continue

@@ -1,8 +1,8 @@
 """Ingest landing partitions into bronze: Synapse Link export folders and CSV drop days.
 
 Isolation: one bad export folder (an invalid model.json) fails its own partition, the others are
-written; one bad file of a drop day is rejected whole (with its reason), the day's other files
-are written.
+written; one file of a folder or drop day that cannot be read (or, for a drop day, parsed) is set
+aside whole (a reject at line 0 with its reason, and a note), the other files are written.
 """
 
 from collections.abc import Callable, Sequence
@@ -130,13 +130,16 @@ def ingest_dataverse(
             {PARTITION_COLUMN: partition},
             partition_by=[PARTITION_COLUMN],
         )
-        done.rejected += write_rejected(lake, table, partition, read.rejected, ingested_at)
+        rejected = [*read.files_set_aside, *read.rejected]
+        done.rejected += write_rejected(lake, table, partition, rejected, ingested_at)
         done.rows += data.num_rows
         done.duplicates += duplicates
         done.held_back += len(read.held_back)
+        done.notes += [f"{r.file}: {r.reason}" for r in read.files_set_aside]
         done.notes += [f"{r.file} line {r.line}: {r.reason}" for r in read.held_back]
         log(
             f"{table} {partition}: {data.num_rows} rows, {len(read.rejected)} rejected, "
+            f"{len(read.files_set_aside)} files set aside, "
             f"{duplicates} repeated versions dropped, {len(read.held_back)} lines held back"
         )
     return done

@@ -69,7 +69,7 @@ def _exclusive_home(wait: bool = False):
 
 
 def _print_summary(summary) -> None:
-    from customer360.cli.runner import enrichment_lines
+    from customer360.cli.runner import enrichment_lines, set_aside_lines
 
     click.echo(
         f"\n{len(summary.materialized)} assets materialised in {summary.runs} run(s), "
@@ -112,7 +112,7 @@ def _print_summary(summary) -> None:
         click.echo(f"  {key:<40} {rows_text}  {where}")
     for check in summary.failed_checks:
         click.echo(f"  check failed: {check}")
-    for line in enrichment_lines(summary):
+    for line in set_aside_lines(summary) + enrichment_lines(summary):
         click.echo(line)
     for failure in summary.failed:
         click.echo(f"  FAILED: {_explained(failure) or failure}", err=True)

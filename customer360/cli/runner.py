@@ -24,6 +24,8 @@ class GraphRun:
     failed_checks: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)  # step keys, for the domain summary
     not_materialized: list[str] = field(default_factory=list)  # selected, neither built nor failed
+    # asset key → what its runs set aside (bronze `set_aside` notes), over every partition run
+    set_aside: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -53,6 +55,11 @@ def _record(result: dg.ExecuteInProcessResult, summary: GraphRun, label: str) ->
         mat = event.event_specific_data.materialization
         meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
         summary.materialized[mat.asset_key.to_user_string()] = meta
+        notes = str(meta.get("set_aside") or "nothing")
+        if notes != "nothing":  # partitions run one by one: keep every partition's notes
+            summary.set_aside.setdefault(mat.asset_key.to_user_string(), []).extend(
+                line.removeprefix("- ") for line in notes.splitlines()
+            )
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed:
             summary.failed_checks.append(
@@ -155,4 +162,15 @@ def enrichment_lines(summary: GraphRun) -> list[str]:
         lines.append(
             "  skipped (their source has not landed): " + ", ".join(summary.not_materialized)
         )
+    return lines
+
+
+def set_aside_lines(summary: GraphRun, limit: int = 10) -> list[str]:
+    """What the run's bronze assets set aside (files rejected whole, lines held back, re-sent
+    files skipped), per asset: at most `limit` lines each, the rest in the asset's metadata."""
+    lines = []
+    for key, notes in sorted(summary.set_aside.items()):
+        lines += [f"  {key} set aside: {note}" for note in notes[:limit]]
+        if len(notes) > limit:
+            lines.append(f"  {key}: {len(notes) - limit} more (metadata `set_aside`)")
     return lines

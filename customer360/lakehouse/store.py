@@ -397,17 +397,16 @@ class DeltaLake:
         app_id: str | None,
         read_version: int | None,
     ) -> WriteResult:
+        """Stage the DataFrame's Parquet files from the executors, then commit them on the
+        table (created, or its schema evolved, first) in one transaction."""
+        if mode is WriteMode.MERGE:
+            raise ValueError("merge runs on the arrow path")
+        if mode is WriteMode.REPLACE_PARTITIONS and not partition_by:
+            raise ValueError(f"replace_partitions into {uri} needs partition_by")
         schema = spark_schema_to_arrow(df.schema)
         existing = self._pinned(uri, read_version)
         strict = read_version is not None
-        if existing is not None:
-            _check_partitioning(uri, existing, partition_by)
-            table_schema = delta_schema_to_arrow(existing.schema())
-            new_columns = check_compatible(uri, table_schema, schema)
-            # The commit declares the evolved schema: old columns first, new ones appended.
-            commit_schema = pa.schema(list(table_schema) + [schema.field(c) for c in new_columns])
-        else:
-            commit_schema, new_columns = schema, []
+        commit_schema, new_columns = _commit_schema(uri, existing, schema, partition_by)
         if app_id and existing is not None and existing.transaction_version(app_id) is not None:
             log.info("%s: batch %s already committed; nothing written", uri, app_id)
             return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED, True)
@@ -419,6 +418,31 @@ class DeltaLake:
                 counts[partition_key(f.partition_values, partition_by)] += f.num_rows
         rows = sum(f.num_rows for f in written)
 
+        target = self._table_for_commit(uri, existing, commit_schema, partition_by, new_columns,
+                                        schema, mode, strict)  # fmt: skip
+        committed = target.version() + 1 if strict else None
+        commit = _commit_properties(app_id, mode, strict)
+        if not _commit_files(target, actions, written, mode, commit_schema, partition_by, commit):
+            return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED)
+        return self._result(
+            uri, rows, schema, partition_by, dict(counts), WritePath.DISTRIBUTED,
+            version=committed,
+        )  # fmt: skip
+
+    def _table_for_commit(
+        self,
+        uri: str,
+        existing: DeltaTable | None,
+        commit_schema: pa.Schema,
+        partition_by: tuple[str, ...],
+        new_columns: list[str],
+        schema: pa.Schema,
+        mode: WriteMode,
+        strict: bool,
+    ) -> DeltaTable:
+        """The table the staged files are committed on: created when there is none; with the
+        new columns added when the data brings some (`create_write_transaction` does not evolve
+        the schema itself)."""
         if existing is None:
             DeltaTable.create(
                 uri,
@@ -426,51 +450,19 @@ class DeltaLake:
                 partition_by=list(partition_by) or None,
                 storage_options=self.storage_options,
             )
-            existing = DeltaTable(uri, version=0 if strict else None,
-                                  storage_options=self.storage_options)  # fmt: skip
-        elif new_columns:
-            # create_write_transaction does not evolve the schema itself; add the new nullable
-            # columns first (harmless if the data commit below then fails: they read as null).
-            fields = DeltaSchema.from_arrow(pa.schema([schema.field(c) for c in new_columns]))
-            base = existing.version()
-            existing.alter.add_columns(
-                fields.fields, commit_properties=_commit_properties(None, mode, strict)
-            )
-            # A pinned write goes on from exactly its own schema commit.
-            next_version = base + 1 if strict else None
-            existing = DeltaTable(uri, version=next_version, storage_options=self.storage_options)
-        commit = _commit_properties(app_id, mode, strict)
-        committed = existing.version() + 1 if strict else None
-        if mode is WriteMode.MERGE:
-            raise ValueError("merge runs on the arrow path")
-        if mode is WriteMode.REPLACE_PARTITIONS:
-            if not partition_by:
-                raise ValueError(f"replace_partitions into {uri} needs partition_by")
-            present = [dict(f.partition_values) for f in written]
-            unique = [dict(t) for t in {tuple(sorted(p.items())) for p in present}]
-            if not unique:
-                return self._result(uri, 0, schema, partition_by, {}, WritePath.DISTRIBUTED)
-            filters = [[(c, "=", p[c]) for c in partition_by] for p in unique]
-            existing.create_write_transaction(
-                actions,
-                mode="overwrite",
-                schema=commit_schema,
-                partition_by=list(partition_by),
-                partition_filters=filters if len(filters) > 1 else filters[0],
-                commit_properties=commit,
-            )
-        else:
-            existing.create_write_transaction(
-                actions,
-                mode=mode.value,
-                schema=commit_schema,
-                partition_by=list(partition_by) or None,
-                commit_properties=commit,
-            )
-        return self._result(
-            uri, rows, schema, partition_by, dict(counts), WritePath.DISTRIBUTED,
-            version=committed,
-        )  # fmt: skip
+            return DeltaTable(uri, version=0 if strict else None,
+                              storage_options=self.storage_options)  # fmt: skip
+        if not new_columns:
+            return existing
+        # Harmless if the data commit then fails: the new nullable columns read as null.
+        fields = DeltaSchema.from_arrow(pa.schema([schema.field(c) for c in new_columns]))
+        base = existing.version()
+        existing.alter.add_columns(
+            fields.fields, commit_properties=_commit_properties(None, mode, strict)
+        )
+        # A pinned write goes on from exactly its own schema commit.
+        next_version = base + 1 if strict else None
+        return DeltaTable(uri, version=next_version, storage_options=self.storage_options)
 
     def _result(
         self, uri, rows, schema, partition_by, counts, path, skipped=False, version=None
@@ -535,6 +527,55 @@ class DeltaLake:
 
 
 # ---------------------------------------------------------------------- helpers
+def _commit_schema(
+    uri: str, existing: DeltaTable | None, schema: pa.Schema, partition_by: Sequence[str]
+) -> tuple[pa.Schema, list[str]]:
+    """The schema a commit of `schema`'s data declares, and the columns it adds: the table's
+    columns first, new ones appended (the data must be compatible with the table)."""
+    if existing is None:
+        return schema, []
+    _check_partitioning(uri, existing, partition_by)
+    table_schema = delta_schema_to_arrow(existing.schema())
+    new_columns = check_compatible(uri, table_schema, schema)
+    return pa.schema(list(table_schema) + [schema.field(c) for c in new_columns]), new_columns
+
+
+def _commit_files(
+    table: DeltaTable,
+    actions: list,
+    written: list,
+    mode: WriteMode,
+    commit_schema: pa.Schema,
+    partition_by: tuple[str, ...],
+    commit: CommitProperties,
+) -> bool:
+    """Commit the staged files: a partition replace overwrites exactly the partitions the files
+    are in (False, nothing committed, when there are none); other modes append or overwrite."""
+    if mode is WriteMode.REPLACE_PARTITIONS:
+        present = [dict(f.partition_values) for f in written]
+        unique = [dict(t) for t in {tuple(sorted(p.items())) for p in present}]
+        if not unique:
+            return False
+        filters = [[(c, "=", p[c]) for c in partition_by] for p in unique]
+        table.create_write_transaction(
+            actions,
+            mode="overwrite",
+            schema=commit_schema,
+            partition_by=list(partition_by),
+            partition_filters=filters if len(filters) > 1 else filters[0],
+            commit_properties=commit,
+        )
+        return True
+    table.create_write_transaction(
+        actions,
+        mode=mode.value,
+        schema=commit_schema,
+        partition_by=list(partition_by) or None,
+        commit_properties=commit,
+    )
+    return True
+
+
 def _stage_parquet(df, uri: str, partition_by: tuple[str, ...], storage_options) -> tuple:
     """Executors write the DataFrame into a fresh folder under the table root; only a commit of
     the returned add actions makes the files part of the table, so a failed job leaves orphans

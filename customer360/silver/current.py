@@ -45,6 +45,17 @@ from customer360.transforms.dataverse import (
 CONSUMER = "silver/customer"  # its row in ops/medallion_state
 HISTORY = ("silver", "customer_history")
 OUTPUTS = [("silver", "customer"), ("silver", "customer_quarantine")]
+#: Why silver/customer is skipped before the first Synapse Link export (metadata `skipped`).
+NOT_LANDED = (
+    "no Synapse Link export landed in landing/dataverse/ yet (silver/customer_history was never "
+    "written): nothing to build"
+)
+
+
+def customers_not_landed(lake: DeltaLake) -> str | None:
+    """Why there are no current customers to derive yet, or None once the history exists."""
+    return None if lake.exists(*HISTORY) else NOT_LANDED
+
 
 CUSTOMER_SCHEMA = pa_schema.DataFrameSchema(
     {

@@ -55,6 +55,9 @@ class ReadResult:
     # Files whose last line has no line break yet (still being written): that line is not read
     # now; it is read once the file is complete (its size, hence its fingerprint, changes).
     held_back: list[RejectedRow] = field(default_factory=list)
+    # Files listed but not readable (gone since the listing, unreadable): each is set aside
+    # whole with the reason (line 0); the folder's other files are read.
+    files_set_aside: list[RejectedRow] = field(default_factory=list)
 
     def rejected_table(self) -> pa.Table:
         """The rejected rows as an Arrow table (file, line, raw, reason)."""
@@ -102,17 +105,22 @@ def read_entity(
     # Synapse Link writes every attribute of a folder's model in that folder's files; only the
     # root layout, appended in place for years, holds rows written before columns were added.
     min_fields = len(folder_model.attributes) if folder.name else 1
-    results = [
-        parse_entity_csv(
-            fs.read_bytes(path),
-            effective,
-            source_file=path,
-            export_folder=folder.name,
-            min_fields=min_fields,
+    results: list[ReadResult] = []
+    set_aside: list[RejectedRow] = []
+    for path in entity_files(fs, folder, entity):
+        try:
+            data = fs.read_bytes(path)
+        except OSError as exc:
+            set_aside.append(RejectedRow(path, 0, "", f"file set aside: cannot be read: {exc}"))
+            continue
+        results.append(
+            parse_entity_csv(
+                data, effective, source_file=path, export_folder=folder.name, min_fields=min_fields
+            )
         )
-        for path in entity_files(fs, folder, entity)
-    ]
-    return _concat(results, effective)
+    read = _concat(results, effective)
+    read.files_set_aside = set_aside
+    return read
 
 
 def read_entity_folders(
@@ -261,4 +269,5 @@ def _concat(results: list[ReadResult], entity: EntityModel) -> ReadResult:
         pa.concat_tables([result.table for result in results]),
         [row for result in results for row in result.rejected],
         [row for result in results for row in result.held_back],
+        [row for result in results for row in result.files_set_aside],
     )

@@ -112,6 +112,29 @@ def test_invalid_model_json_fails_its_folder_only(tmp_path, zone):
         assert len(scan.fingerprints["finance_drop"]) == 1
 
 
+def test_a_file_that_cannot_be_read_is_set_aside_and_its_folders_other_files_ingested(
+    tmp_path, zone
+):
+    """A partition file listed but not readable when read (removed since the listing): before,
+    the error stopped every partition of the run; now that file alone is set aside."""
+    landing, lake, log = tmp_path / "landing", DeltaLake(str(tmp_path / "lake")), []
+    folder = export(landing, T0, ["Ann", "Bob"])
+    gone = csv_of(landing, folder).with_name("2099.csv")
+    gone.symlink_to(tmp_path / "removed-since-listing.csv")  # listed, nothing there to read
+
+    done = ingest_dataverse(lake, zone, TABLE, [folder], log.append)
+
+    assert done.failed == {} and done.rows == 2
+    assert bronze_ids(lake) == ids(2)
+    (reject,) = lake.read_arrow("bronze", "_rejected").to_pylist()
+    assert (reject["partition"], reject["file"], reject["line"]) == (
+        folder, f"{folder}/{TABLE}/2099.csv", 0,
+    )  # fmt: skip
+    assert reject["reason"].startswith("file set aside: cannot be read: [Errno 2]")
+    assert done.notes == [f"{folder}/{TABLE}/2099.csv: {reject['reason']}"]
+    assert "1 files set aside" in log[-1]
+
+
 def test_the_bronze_asset_fails_a_broken_folder_with_its_reason_and_runs_the_others(tmp_path, zone):
     from assets.bronze import dataverse_bronze_assets
     from resources.lakehouse import LakehouseResource

@@ -1,0 +1,110 @@
+"""Drops without a Synapse Link export, through the real `customer360 run` command (issue 14 §1).
+
+On a fresh C360_HOME the areas arrive as they may for a new user whose Dataverse export is not
+set up yet: finance files alone, then a second CRM source (one of its files broken), then the
+export. Until the export lands, everything that needs the Dataverse customers (silver/customer
+and all that follows, and every Dynamics publish, including the deactivation target whose source
+silver/customer_history was never written) is skipped with its reason — not failed — while the
+areas that did land are ingested and the run exits 0. Once the export lands, the whole graph
+builds. The command runs in-process (click's runner) with the real local Dataverse it starts
+(HTTPS, msal), real Spark and real delta-rs tables (tests/graph/test_partial_landing.py covers
+the subsets that include the export)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner, Result
+
+from customer360.cli.commands import main
+from customer360.generate import generate_customer_landing, write_second_source
+from customer360.settings import URL_ENV
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+
+NEEDS_CUSTOMERS = ["silver/customer", "silver/customer_quarantine", "gold/customer_source_link",
+                   "gold/customer_profile", "lakedb/gold", "dynamics/crc33_customer",
+                   "dynamics/contact", "dynamics/crc33_customer_deactivation"]  # fmt: skip
+WATCHED = [*NEEDS_CUSTOMERS, "bronze/customer_finance", "bronze/crm_residents",
+           "silver/crm_residents"]  # fmt: skip
+BROKEN = "residents_broken.csv"
+
+
+def _drop(staged: Path, home: Path, area: str) -> None:
+    shutil.copytree(staged / area, home / "landing" / area, dirs_exist_ok=True)
+
+
+def _skipped(output: str) -> set[str]:
+    match = re.search(r"skipped \(their source has not landed\): (.*)", output)
+    return set(match.group(1).split(", ")) if match else set()
+
+
+@pytest.fixture(scope="module")
+def stages(spark, tmp_path_factory):
+    """{stage: (click result, {asset key: materialised?})} for the three drops, in order."""
+    home = tmp_path_factory.mktemp("c360")
+    staged = tmp_path_factory.mktemp("staged")
+    generate_customer_landing(staged)
+    write_second_source(staged)
+    (staged / "crm2" / BROKEN).write_bytes("cid,FirstName\n1,Jos\xe9\n".encode("latin-1"))
+    out: dict[str, tuple[Result, dict[str, bool]]] = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("C360_HOME", str(home))
+        mp.setenv("C360_ENV", "local")
+        mp.setenv("DAGSTER_HOME", str(home / "dagster"))
+        mp.delenv(URL_ENV, raising=False)  # `run` starts the local Dataverse itself
+
+        def run(name: str) -> None:
+            result = CliRunner().invoke(main, ["run"])
+            with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+                built = {
+                    key: instance.get_latest_materialization_event(
+                        dg.AssetKey.from_user_string(key)
+                    )
+                    is not None
+                    for key in WATCHED
+                }
+            out[name] = (result, built)
+
+        _drop(staged, home, "finance")
+        run("finance_only")
+        _drop(staged, home, "crm2")
+        run("second_source_too")
+        _drop(staged, home, "dataverse")
+        run("export_arrives")
+    return out
+
+
+def test_finance_alone_is_ingested_and_the_rest_skipped_with_the_reason(stages):
+    result, built = stages["finance_only"]
+    assert result.exit_code == 0, result.output  # before: deactivation and silver/customer failed
+    assert "FAILED" not in result.output
+    assert built["bronze/customer_finance"]
+    assert not any(built[key] for key in NEEDS_CUSTOMERS)
+    assert set(NEEDS_CUSTOMERS) <= _skipped(result.output)
+    assert "silver/customer_finance" in _skipped(result.output)  # joins the customers
+
+
+def test_a_second_source_without_the_export_is_ingested_and_its_bad_file_set_aside(stages):
+    result, built = stages["second_source_too"]
+    assert result.exit_code == 0, result.output
+    assert built["bronze/crm_residents"] and built["silver/crm_residents"]
+    assert not any(built[key] for key in NEEDS_CUSTOMERS)
+    assert {"dynamics/crc33_customer_deactivation", "gold/customer_profile"} <= _skipped(
+        result.output
+    )
+    # The run's summary names the file it set aside and why.
+    assert f"bronze/crm_residents set aside: {BROKEN}: set aside whole" in result.output
+    assert "not UTF-8 (byte 19)" in result.output
+
+
+def test_once_the_export_lands_everything_builds(stages):
+    result, built = stages["export_arrives"]
+    assert result.exit_code == 0, result.output
+    assert all(built[key] for key in NEEDS_CUSTOMERS), built
+    assert _skipped(result.output) & set(NEEDS_CUSTOMERS) == set()
+    assert re.search(r"dynamics/crc33_customer_deactivation\s+published \d+", result.output)

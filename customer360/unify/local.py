@@ -55,7 +55,8 @@ def block_index(keyed: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...])
 
 
 def block_sizes(index: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...]) -> pa.Table:
-    """_block, _size (records sharing it), rule_rank and block column of every block."""
+    """_block, _size (records sharing it), rule_rank and block column of every block two or
+    more records share (a block of one record pairs nobody and is never oversized)."""
     parts = " UNION ALL ".join(
         f"SELECT {sql_name(name)} AS _block, {rank} AS rule_rank, {sql_text(name)} AS _column "
         f"FROM idx WHERE {sql_name(name)} IS NOT NULL"
@@ -63,7 +64,7 @@ def block_sizes(index: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...])
     )
     return arrow_query(
         f"SELECT _block, any_value(rule_rank) AS rule_rank, any_value(_column) AS _column, "
-        f"count(*) AS _size FROM ({parts}) GROUP BY _block",
+        f"count(*) AS _size FROM ({parts}) GROUP BY _block HAVING count(*) > 1",
         idx=index,
     )
 

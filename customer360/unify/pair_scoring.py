@@ -64,26 +64,74 @@ def focused_candidates(
             "rule": [rule.name for rule in rules],
         }
     )
-    return arrow_query(
+    pairs = arrow_query(
         f"""WITH blocked AS (
                 SELECT u.node, u.rule_rank, u._block FROM ({passes}) u
                 JOIN sizes s ON u._block = s._block
-                WHERE s._size BETWEEN 2 AND u._max),
-            pairs AS (
-                SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
-                FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
-                WHERE {focused})
-            SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
+                WHERE s._size BETWEEN 2 AND u._max)
+            SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
+            FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
+            WHERE {focused}""",
+        idx=index,
+        sizes=block_sizes.select(["_block", "_size"]),
+        keyed=keyed.select(["node"]),
+        **tables,
+    )
+    pairs = _without_guarded_out(pairs, keyed, rules)
+    return arrow_query(
+        f"""SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
                    a.source AS left_source, a.source_key AS left_key,
                    b.source AS right_source, b.source_key AS right_key, {attributes}
             FROM pairs p JOIN names n ON n.rule_rank = p.rule_rank
             JOIN keyed a ON a.node = p.left_node JOIN keyed b ON b.node = p.right_node""",
-        idx=index,
+        pairs=pairs,
         keyed=keyed,
-        sizes=block_sizes.select(["_block", "_size"]),
         names=names,
-        **tables,
     )
+
+
+def guard_fields(rules: Sequence[MatchRule]) -> tuple[str, ...]:
+    """Fields of the cheap `at_least` guards (guarded_out): read before the other attributes."""
+    return tuple(dict.fromkeys(c.field for rule in rules for c in _cheap_guards(rule)))
+
+
+def _cheap_guards(rule: MatchRule) -> list:
+    return [c for c in rule.compare if c.at_least is not None and c.method in _CHEAP_METHODS]
+
+
+def guarded_out(rows: pa.Table, rules: Sequence[MatchRule]) -> np.ndarray:
+    """Rows (rule_rank, l_/r_ guard_fields) that a cheap `at_least` guard of their rule rules
+    out (a date of birth far off for a `date_near ≥ x` rule): such a pair scores null whatever
+    else it has, so it is dropped before its attributes are joined on and is not counted as
+    compared. Both engines drop the same rows (match.candidate_pairs runs this too)."""
+    out = np.zeros(rows.num_rows, dtype=bool)
+    ranks = rows["rule_rank"].to_numpy()
+    for rank, rule in enumerate(rules):
+        chosen = np.flatnonzero(ranks == rank)
+        if not len(chosen) or not _cheap_guards(rule):
+            continue
+        part = rows.take(chosen)
+        for c in _cheap_guards(rule):
+            value = similarity_values(c.method, part[f"l_{c.field}"], part[f"r_{c.field}"])
+            present = ~np.isnan(value)
+            out[chosen] |= ~(present & (value >= np.where(present, c.at_least, 0)))
+    return out
+
+
+def _without_guarded_out(pairs: pa.Table, keyed: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+    fields = guard_fields(rules)
+    if not fields or not pairs.num_rows:
+        return pairs
+    sides = ", ".join(f"{s}.{sql_name(f)} AS {sql_name(p + f)}" for f in fields
+                      for s, p in (("a", "l_"), ("b", "r_")))  # fmt: skip
+    guarded = arrow_query(
+        f"""SELECT p.*, {sides} FROM pairs p
+            JOIN keyed a ON a.node = p.left_node JOIN keyed b ON b.node = p.right_node""",
+        pairs=pairs,
+        keyed=keyed.select(["node", *fields]),
+    )
+    keep = ~guarded_out(guarded, rules)
+    return guarded.select(pairs.column_names).filter(pa.array(keep))
 
 
 # Methods costing a few NumPy operations: a rule evaluates them first, so their `at_least`

@@ -45,6 +45,9 @@ class MatchRule:
     review_threshold: float | None = None
     description: str = ""
     max_block_size: int = 500
+    # `max_value_count` in the YAML: max_block_size is a value's frequency limit (name-frequency
+    # weighting), so a block over it holds a common value, not an oversized block to report.
+    counts_values: bool = False
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -136,7 +139,8 @@ def _rule(raw: dict[str, Any], max_block_size: int) -> MatchRule:
             float(raw["review_threshold"]) if raw.get("review_threshold") is not None else None
         ),
         description=str(raw.get("description", "")),
-        max_block_size=int(raw.get("max_block_size", max_block_size)),
+        max_block_size=int(raw.get("max_value_count", raw.get("max_block_size", max_block_size))),
+        counts_values=raw.get("max_value_count") is not None,
     )
     problems = []
     if not rule.blocking or any(not keys for keys in rule.blocking):

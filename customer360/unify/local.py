@@ -55,28 +55,30 @@ def block_index(keyed: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...])
 
 
 def block_sizes(index: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...]) -> pa.Table:
-    """_block, _size (records sharing it), rule_rank and block column of every block."""
+    """_block, _size (records sharing it), rule_rank and block column of every block two or
+    more records share (a block of one record pairs nobody and is never oversized)."""
+    # One aggregation per block column (a block id belongs to one pass): no unpivot of the
+    # records into tens of millions of (record, block) rows.
     parts = " UNION ALL ".join(
-        f"SELECT {sql_name(name)} AS _block, {rank} AS rule_rank, {sql_text(name)} AS _column "
-        f"FROM idx WHERE {sql_name(name)} IS NOT NULL"
+        f"SELECT {sql_name(name)} AS _block, {rank} AS rule_rank, {sql_text(name)} AS _column, "
+        f"count(*) AS _size FROM idx WHERE {sql_name(name)} IS NOT NULL GROUP BY 1 "
+        f"HAVING count(*) > 1"
         for name, rank, _, _ in block_passes(rules)
     )
-    return arrow_query(
-        f"SELECT _block, any_value(rule_rank) AS rule_rank, any_value(_column) AS _column, "
-        f"count(*) AS _size FROM ({parts}) GROUP BY _block",
-        idx=index,
-    )
+    return arrow_query(parts, idx=index)
 
 
 def oversized(sizes: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...]) -> pa.Table:
-    """match.oversized_blocks: rule, blocking, block_key, records of every skipped block."""
+    """match.oversized_blocks: rule, blocking, block_key, records of every skipped block (not
+    the common values a `max_value_count` rule leaves out on purpose)."""
+    passes = [p for p in block_passes(rules) if not rules[p[1]].counts_values]
     described = pa.table(
         {
-            "rule_rank": [rank for _, rank, _, _ in block_passes(rules)],
-            "_column": [name for name, _, _, _ in block_passes(rules)],
-            "rule": [rules[rank].name for _, rank, _, _ in block_passes(rules)],
-            "blocking": [", ".join(keys) for _, _, _, keys in block_passes(rules)],
-            "_max": [rules[rank].max_block_size for _, rank, _, _ in block_passes(rules)],
+            "rule_rank": pa.array([rank for _, rank, _, _ in passes], pa.int64()),
+            "_column": pa.array([name for name, _, _, _ in passes], pa.string()),
+            "rule": pa.array([rules[rank].name for _, rank, _, _ in passes], pa.string()),
+            "blocking": pa.array([", ".join(keys) for _, _, _, keys in passes], pa.string()),
+            "_max": pa.array([rules[rank].max_block_size for _, rank, _, _ in passes], pa.int64()),
         }
     )
     sep = sql_text(NODE_SEPARATOR)

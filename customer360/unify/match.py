@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -163,7 +164,7 @@ def candidate_pairs(
             *[F.col(f).alias(prefix + f) for f in fields],
         )
         pairs = pairs.join(attributes, f"{side}_node")
-    return pairs.select(
+    pairs = pairs.select(
         _rule_name(rules).alias("rule"),
         "rule_rank",
         "left_node",
@@ -175,6 +176,12 @@ def candidate_pairs(
         *[f"l_{f}" for f in fields],
         *[f"r_{f}" for f in fields],
     )
+    if not pair_scoring.guard_fields(rules):
+        return pairs
+    # Pairs a cheap at_least guard rules out are not candidates (pair_scoring.guarded_out).
+    return map_rows(
+        pairs, lambda rows: rows.filter(pa.array(~pair_scoring.guarded_out(rows, rules)))
+    )
 
 
 def oversized_blocks(records: DataFrame, rules: Sequence[MatchRule]) -> DataFrame:
@@ -183,6 +190,9 @@ def oversized_blocks(records: DataFrame, rules: Sequence[MatchRule]) -> DataFram
     rules or alone."""
     keyed = _keyed(records)
     blocked = _blocked(keyed, rules, describe=True)
+    counted = [rank for rank, rule in enumerate(rules) if rule.counts_values]
+    if counted:  # a max_value_count rule's common values are left out on purpose
+        blocked = blocked.filter(~F.col("rule_rank").isin(counted))
     return (
         blocked.filter(F.col("_size") > _max_block_size(rules))
         .groupBy("rule_rank", "blocking", "block_key")

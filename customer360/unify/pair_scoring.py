@@ -64,25 +64,80 @@ def focused_candidates(
             "rule": [rule.name for rule in rules],
         }
     )
-    return arrow_query(
+    pairs = arrow_query(
         f"""WITH blocked AS (
                 SELECT u.node, u.rule_rank, u._block FROM ({passes}) u
-                JOIN sizes s ON u._block = s._block WHERE s._size <= u._max),
-            pairs AS (
-                SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
-                FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
-                WHERE {focused})
-            SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
+                JOIN sizes s ON u._block = s._block
+                WHERE s._size BETWEEN 2 AND u._max)
+            SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
+            FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
+            WHERE {focused}""",
+        idx=index,
+        sizes=block_sizes.select(["_block", "_size"]),
+        keyed=keyed.select(["node"]),
+        **tables,
+    )
+    pairs = _without_guarded_out(pairs, keyed, rules)
+    return arrow_query(
+        f"""SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
                    a.source AS left_source, a.source_key AS left_key,
                    b.source AS right_source, b.source_key AS right_key, {attributes}
             FROM pairs p JOIN names n ON n.rule_rank = p.rule_rank
             JOIN keyed a ON a.node = p.left_node JOIN keyed b ON b.node = p.right_node""",
-        idx=index,
+        pairs=pairs,
         keyed=keyed,
-        sizes=block_sizes.select(["_block", "_size"]),
         names=names,
-        **tables,
     )
+
+
+def guard_fields(rules: Sequence[MatchRule]) -> tuple[str, ...]:
+    """Fields of the cheap `at_least` guards (guarded_out): read before the other attributes."""
+    return tuple(dict.fromkeys(c.field for rule in rules for c in _cheap_guards(rule)))
+
+
+def _cheap_guards(rule: MatchRule) -> list:
+    return [c for c in rule.compare if c.at_least is not None and c.method in _CHEAP_METHODS]
+
+
+def guarded_out(rows: pa.Table, rules: Sequence[MatchRule]) -> np.ndarray:
+    """Rows (rule_rank, l_/r_ guard_fields) that a cheap `at_least` guard of their rule rules
+    out (a date of birth far off for a `date_near ≥ x` rule): such a pair scores null whatever
+    else it has, so it is dropped before its attributes are joined on and is not counted as
+    compared. Both engines drop the same rows (match.candidate_pairs runs this too)."""
+    out = np.zeros(rows.num_rows, dtype=bool)
+    ranks = rows["rule_rank"].to_numpy()
+    for rank, rule in enumerate(rules):
+        chosen = np.flatnonzero(ranks == rank)
+        if not len(chosen) or not _cheap_guards(rule):
+            continue
+        part = rows.take(chosen)
+        for c in _cheap_guards(rule):
+            value = similarity_values(c.method, part[f"l_{c.field}"], part[f"r_{c.field}"])
+            present = ~np.isnan(value)
+            out[chosen] |= ~(present & (value >= np.where(present, c.at_least, 0)))
+    return out
+
+
+def _without_guarded_out(pairs: pa.Table, keyed: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+    fields = guard_fields(rules)
+    if not fields or not pairs.num_rows:
+        return pairs
+    sides = ", ".join(f"{s}.{sql_name(f)} AS {sql_name(p + f)}" for f in fields
+                      for s, p in (("a", "l_"), ("b", "r_")))  # fmt: skip
+    guarded = arrow_query(
+        f"""SELECT p.*, {sides} FROM pairs p
+            JOIN keyed a ON a.node = p.left_node JOIN keyed b ON b.node = p.right_node""",
+        pairs=pairs,
+        keyed=keyed.select(["node", *fields]),
+    )
+    keep = ~guarded_out(guarded, rules)
+    return guarded.select(pairs.column_names).filter(pa.array(keep))
+
+
+# Methods costing a few NumPy operations: a rule evaluates them first, so their `at_least`
+# guards rule pairs out before the string distances run (the values of the pairs left are the
+# same either way: every method is computed pair by pair).
+_CHEAP_METHODS = ("exact", "date", "date_near")
 
 
 def _rule_scores(rows: pa.Table, rule: MatchRule) -> np.ndarray:
@@ -93,20 +148,37 @@ def _rule_scores(rows: pa.Table, rule: MatchRule) -> np.ndarray:
         required &= equal.to_numpy(zero_copy_only=False)
     if not rule.compare:
         return np.where(required, 1.0, np.nan)
-    weighted = total = None
-    for comparison in rule.compare:  # summed in rule order, as Spark adds the columns
-        value = similarity_values(comparison.method, rows[f"l_{comparison.field}"],
-                                  rows[f"r_{comparison.field}"])  # fmt: skip
-        present = ~np.isnan(value)
+    order = sorted(range(len(rule.compare)),
+                   key=lambda i: rule.compare[i].method not in _CHEAP_METHODS)  # fmt: skip
+    values: dict[int, np.ndarray] = {}
+    for i in order:
+        comparison = rule.compare[i]
+        values[i] = _values_where(rows, comparison.method, comparison.field, required)
         if comparison.at_least is not None:  # present and at least
-            required &= present & (value >= np.where(present, comparison.at_least, 0))
-        part = np.where(present, value * comparison.weight, 0.0)
+            present = ~np.isnan(values[i])
+            required &= present & (values[i] >= np.where(present, comparison.at_least, 0))
+    weighted = total = None
+    for i, comparison in enumerate(rule.compare):  # summed in rule order, as Spark adds them
+        present = ~np.isnan(values[i])
+        part = np.where(present, values[i] * comparison.weight, 0.0)
         weight = np.where(present, float(comparison.weight), 0.0)
         weighted = part if weighted is None else weighted + part
         total = weight if total is None else total + weight
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(total > 0, round_half_up(weighted / total), np.nan)
     return np.where(required, score, np.nan)
+
+
+def _values_where(rows: pa.Table, method: str, field: str, live: np.ndarray) -> np.ndarray:
+    """similarity_values of `field` on the rows still `live` (NaN elsewhere)."""
+    left, right = rows[f"l_{field}"], rows[f"r_{field}"]
+    if live.all():
+        return similarity_values(method, left, right)
+    out = np.full(rows.num_rows, np.nan)
+    chosen = np.flatnonzero(live)
+    if len(chosen):
+        out[chosen] = similarity_values(method, left.take(chosen), right.take(chosen))
+    return out
 
 
 def score(candidates: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
@@ -119,14 +191,16 @@ def score(candidates: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
         rows = np.flatnonzero(ranks == rank)
         if len(rows) == 0:
             continue
-        scores[rows] = _rule_scores(candidates.take(rows), rule)
+        used = [f"{side}{f}" for f in rule.fields for side in ("l_", "r_")]
+        scores[rows] = _rule_scores(candidates.select(list(dict.fromkeys(used))).take(rows), rule)
         thresholds[rows] = rule.threshold
         if rule.review_threshold is not None:
             reviews[rows] = rule.review_threshold
     with np.errstate(invalid="ignore"):
-        decision = np.where(
-            scores >= thresholds, "match", np.where(scores >= reviews, "review", "no_match")
-        )
+        codes = np.where(scores >= thresholds, 0, np.where(scores >= reviews, 1, 2))
+    decision = pa.DictionaryArray.from_arrays(
+        pa.array(codes.astype(np.int8)), pa.array(["match", "review", "no_match"])
+    ).cast(pa.string())
 
     def doubles(values: np.ndarray) -> pa.Array:
         return pa.array(values, pa.float64(), mask=np.isnan(values))
@@ -135,7 +209,7 @@ def score(candidates: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
         candidates.append_column("score", doubles(scores))
         .append_column("threshold", doubles(thresholds))
         .append_column("review_threshold", doubles(reviews))
-        .append_column("decision", pa.array(decision.astype(object), pa.string()))
+        .append_column("decision", decision)
     )
 
 
@@ -155,6 +229,9 @@ def best(scored: pa.Table) -> pa.Table:
 def review_candidates(scored: pa.Table, ends: pa.Table) -> pa.Table:
     """review.candidates on Arrow: `ends` (source, source_key, unified_customer_id) gives each
     end's profile; pairs within one profile are dropped."""
+    # Only matched and reviewed rows decide a review candidate: the many no_match rows (most
+    # compared pairs) need not go through the joins.
+    scored = scored.filter(pc.not_equal(scored["decision"], "no_match"))
     with_ids = arrow_query(
         """SELECT s.*, l.unified_customer_id AS left_unified_customer_id,
                   r.unified_customer_id AS right_unified_customer_id

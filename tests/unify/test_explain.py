@@ -31,10 +31,13 @@ def _rule(explained: dict, name: str) -> dict:
 def test_nickname_and_typo_pair_is_explained_as_a_match():
     explained = explain_pair(BEN, BEN2)
     assert explained["decision"] == "match"
-    assert explained["deciding_rule"] == "name_variant_dob"
+    # Both name rules match; the near-date rule (postcode agreeing too) scores higher.
+    assert explained["deciding_rule"] == "name_variant_near_dob"
     shared = {(b["rule"], b["blocking"]) for b in explained["shared_blocks"]}
     assert ("name_variant_dob", "dateofbirth, postcode_key") in shared
     rule = _rule(explained, "name_variant_dob")
+    assert rule["decision"] == "match"
+    assert _rule(explained, "name_variant_near_dob")["score"] > rule["score"]
     first = next(c for c in rule["comparisons"] if c["field"] == "firstname_key")
     assert first["level"] == "nickname or full form (name table)"
     assert first["similarity"] == 0.95 and first["weight"] == 1.0
@@ -68,7 +71,7 @@ def test_references_are_looked_up_and_missing_ones_named():
         return table
 
     text = explain_references("dataverse/1", "residents/2", load)
-    assert text.splitlines()[0] == "decision: match (rule name_variant_dob)"
+    assert text.splitlines()[0] == "decision: match (rule name_variant_near_dob)"
     assert "firstname_key: 'benjamin' vs 'ben' → nickname or full form" in text
     with pytest.raises(ValueError, match="residents/9"):
         explain_references("dataverse/1", "residents/9", load)

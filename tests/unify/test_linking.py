@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 from arrow_rows import sorted_rows
 
+from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.lakehouse.spark_arrow import spark_to_arrow
 from customer360.unify import linking
 from customer360.unify.cluster import cluster
@@ -84,3 +85,14 @@ def test_driver_clustering_equals_spark(spark):
         spark_to_arrow(pair_table(edges_df, clusters_df))
     )
     clusters_df.unpersist()
+
+
+def test_vectorised_uuid5_equals_pythons():
+    names = ["dataverse/0", "crm/c00000001", "résidents/ключ-1", "web/a b#2", "x/" + "9" * 200]
+    names += [f"crm/{random.Random(i).randrange(10**12)}" for i in range(500)]
+    got = arrow_query(
+        f"SELECT {linking.uuid5_sql('d')} AS id FROM "
+        f"(SELECT {linking.uuid5_digest_sql('name', NAMESPACE)} AS d FROM n)",
+        n=pa.table({"name": names}),
+    )["id"].to_pylist()
+    assert got == [str(uuid.uuid5(NAMESPACE, name)) for name in names]

@@ -107,7 +107,8 @@ def test_default_configuration_loads():
     config = load_config()
     assert [r.name for r in config.rules] == [
         "email_dob", "phone_name_dob", "name_dob_fuzzy", "email_name_dob_typo",
-        "phone_name_fuzzy", "name_variant_dob", "name_variant_near_dob",
+        "phone_name_fuzzy", "name_variant_dob", "name_variant_near_dob", "rare_name_near_dob",
+        "name_postcode_dob",
     ]  # fmt: skip
     variant = config.rules[5].compare[0]
     assert (variant.field, variant.method, variant.at_least) == ("firstname_key", "name_variant",

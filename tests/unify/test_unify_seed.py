@@ -57,11 +57,13 @@ def test_seed_profiles_quality_and_truth(seed):
         "cross_source_profiles": 140,
         "merge_rate": 0.065421,
         "profile_sizes": {1: 1860, 2: 140},
-        "pairs_compared": 6020,
+        # Pairs a cheap guard rules out (a date of birth far off for name_variant_near_dob and
+        # rare_name_near_dob) are not candidates: pair_scoring.guarded_out.
+        "pairs_compared": 3830,
         "pairs_compared_per_rule": {
             "email_dob": 154, "phone_name_dob": 257, "name_dob_fuzzy": 143,
             "email_name_dob_typo": 154, "phone_name_fuzzy": 2415, "name_variant_dob": 327,
-            "name_variant_near_dob": 2570,
+            "name_variant_near_dob": 147, "rare_name_near_dob": 138, "name_postcode_dob": 95,
         },
         "decisions_per_rule": {
             "email_dob": {"match": 140, "no_match": 14},
@@ -72,7 +74,9 @@ def test_seed_profiles_quality_and_truth(seed):
             # Two planted pairs have a name part missing: at_least rules them out here.
             "name_variant_dob": {"match": 138, "no_match": 189},
             # Only pairs whose postcode agrees; its review rows are pairs matched by others.
-            "name_variant_near_dob": {"match": 93, "review": 45, "no_match": 2432},
+            "name_variant_near_dob": {"match": 93, "review": 45, "no_match": 9},
+            "rare_name_near_dob": {"match": 138},  # two planted pairs lack a name part
+            "name_postcode_dob": {"match": 93, "no_match": 2},
         },
         "matched_pairs": 140,
         "pairs_per_rule": {"email_dob": 140},
@@ -97,6 +101,10 @@ def test_seed_profiles_quality_and_truth(seed):
                              "recall": 0.985714, "f1": 0.992806},
         "name_variant_near_dob": {"pairs": 93, "true_positives": 93, "precision": 1.0,
                                   "recall": 0.664286, "f1": 0.798283},
+        "rare_name_near_dob": {"pairs": 138, "true_positives": 138, "precision": 1.0,
+                               "recall": 0.985714, "f1": 0.992806},
+        "name_postcode_dob": {"pairs": 93, "true_positives": 93, "precision": 1.0,
+                              "recall": 0.664286, "f1": 0.798283},
     }  # fmt: skip
     profiles = evaluate(cluster_pairs(result.clusters), truth)
     assert (profiles["precision"], profiles["recall"], profiles["pairs"]) == (1.0, 1.0, 140)
@@ -137,7 +145,13 @@ def test_seed_profile_is_explained(seed):
             "2000",
             "email_dob",
             1.0,
-            ["email_dob", "name_dob_fuzzy", "email_name_dob_typo", "name_variant_dob"],
+            [
+                "email_dob",
+                "name_dob_fuzzy",
+                "email_name_dob_typo",
+                "name_variant_dob",
+                "rare_name_near_dob",
+            ],
         )
     ]
     links = result.links.filter(F.col("unified_customer_id") == uid).orderBy("source").collect()

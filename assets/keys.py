@@ -16,7 +16,16 @@ PROFILE_KEY = dg.AssetKey(["gold", "customer_profile"])
 SEGMENTS_KEY = dg.AssetKey(["gold", "customer_segments"])
 LAKEDB_KEY = dg.AssetKey(["lakedb", "gold"])
 
+
 # churn
+def churn_key(name: str) -> dg.AssetKey:
+    """churn/<name>: the KKBox retention tables (assets/churn.py, assets/churn_model.py)."""
+    return dg.AssetKey(["churn", name])
+
+
+PERIODS_KEY = churn_key("periods")
+LABELS_KEY = churn_key("labels")
+FEATURES_KEY = churn_key("features")
 MODEL_KEY = dg.AssetKey(["churn", "model"])
 PREDICTIONS_KEY = dg.AssetKey(["churn", "predictions"])
 DASHBOARD_KEY = dg.AssetKey(["churn", "dashboard"])

@@ -25,19 +25,15 @@ from sklearn.metrics import average_precision_score, log_loss
 from customer360.churn import (
     features_for_periods,
     generate_kkbox,
-    label_periods,
     predict_churn,
-    read_members,
-    read_train,
-    read_transactions,
-    read_user_logs,
-    scoring_candidates,
     train_churn_model,
     transactions_clean,
 )
+from customer360.churn.drop import read_drop_table
 from customer360.churn.generator import DRIVER_MIXES
-from customer360.churn.layout import LABEL_FILES, data_facts, layout_of_directory
+from customer360.churn.layout import data_facts, layout_of_directory
 from customer360.churn.periods import ChurnPeriods, detect_periods
+from customer360.churn.training import assemble_labels, labelled_rows, scope_for_periods
 from customer360.sparkconf import build_local_session
 
 
@@ -87,45 +83,33 @@ class Timer:
 
 
 def read_drop(spark, landing: Path):
-    """The drop's files by layout: transactions (with source_file), logs, members, labels."""
-    layout = layout_of_directory(landing)
-
-    def union(reader, names, tagged=False):
-        frames = []
-        for name in names:
-            good, _bad = reader(spark, landing / name)
-            frames.append(good.withColumn("source_file", F.lit(name)) if tagged else good)
-        result = frames[0]
-        for frame in frames[1:]:
-            result = result.unionByName(frame)
-        return result
-
-    transactions = union(read_transactions, layout.transactions, tagged=True).cache()
-    user_logs = union(read_user_logs, layout.user_logs).cache()
-    members = read_members(spark, landing / layout.members)[0].cache()
-    labels = union(read_train, layout.label_files, tagged=True) if layout.label_files else None
-    return layout, transactions, user_logs, members, labels
+    """The drop's tables as the bronze assets read them (transactions and labels keep
+    `source_file`); transactions, logs and members cached (each is used several times)."""
+    transactions = read_drop_table(spark, landing, "transactions")[0].cache()
+    user_logs = read_drop_table(spark, landing, "user_logs")[0].cache()
+    members = read_drop_table(spark, landing, "members")[0].cache()
+    labels = read_drop_table(spark, landing, "train_labels")[0]
+    return transactions, user_logs, members, labels
 
 
 def labelled_frame(transactions, clean, user_logs, members, files, periods: ChurnPeriods):
-    """Features ⋈ labels of the training and validation months (pandas), plus the scoring
-    month's features, in one feature job."""
-    by_file = {month: name for name, month in periods.file_only.items()}
-    derived_months = [p for p in periods.labelled if p not in by_file]
-    labels = label_periods(transactions, derived_months).select("msno", "period_start", "is_churn")
-    for month, name in by_file.items():
-        labels = labels.unionByName(
-            files.where(F.col("source_file") == name)
-            .select("msno", "is_churn")
-            .withColumn("period_start", F.lit(month))
-        )
+    """The labelled rows of the training and validation months (pandas; `in_scope` marks the
+    rows in the month's scoring scope, the ones the graph's model learns from) and the scoring
+    month's rows, from one feature job."""
+    labels = assemble_labels(transactions, files, periods).labels
     features = features_for_periods(clean, user_logs, members, periods.all).cache()
-    frame = features.join(labels, ["msno", "period_start"], "inner").toPandas()
-    candidates = scoring_candidates(transactions, periods.scoring).select("msno").distinct()
-    scoring = features.where(F.col("period_start") == F.lit(periods.scoring)).join(
-        candidates, "msno", "inner"
+    scope = scope_for_periods(transactions, periods.all).select(
+        "msno", "period_start", F.lit(True).alias("in_scope")
     )
-    return frame, scoring.toPandas(), candidates.count()
+    frame = (
+        labelled_rows(labels, features)
+        .join(scope, ["msno", "period_start"], "left")
+        .fillna(False, subset=["in_scope"])
+        .toPandas()
+    )
+    scoring_scope = scope.where(F.col("period_start") == F.lit(periods.scoring)).drop("in_scope")
+    scoring = features.join(scoring_scope, ["msno", "period_start"], "inner")
+    return frame, scoring.toPandas(), scoring_scope.count()
 
 
 def oracle_scores(predictions: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
@@ -142,13 +126,18 @@ def oracle_scores(predictions: pd.DataFrame, truth: pd.DataFrame) -> dict[str, f
         "logloss_model": log_loss(y, model_p, labels=[0, 1]),
         "logloss_true": log_loss(y, true_p, labels=[0, 1]),
     }
+    if "drawn_probability" in both:  # the draw's own probability (knows later cancels)
+        drawn_p = both["drawn_probability"].clip(1e-6, 1 - 1e-6)
+        scores["ap_drawn"] = average_precision_score(y, drawn_p)
+        scores["logloss_drawn"] = log_loss(y, drawn_p, labels=[0, 1])
     scores["ap_ratio"] = scores["ap_model"] / scores["ap_true"]
     scores["logloss_ratio"] = scores["logloss_model"] / scores["logloss_true"]
     return scores
 
 
-def run_layout(spark, work: Path, layout: str, args, timer: Timer) -> dict[str, Any]:
-    """Generate one world in `layout`, run the pipeline on it, compare with the truth."""
+def build_frames(spark, work: Path, layout: str, args, timer: Timer) -> None:
+    """Generate one world in `layout` and run the pipeline up to the feature frames, kept in
+    `work/<layout>/` (frame.parquet, scoring.parquet, periods.json, bench.json, truth/)."""
     landing, truth_dir = work / layout / "landing" / "kkbox", work / layout / "truth"
     timer(
         f"[{layout}] generate",
@@ -162,9 +151,8 @@ def run_layout(spark, work: Path, layout: str, args, timer: Timer) -> dict[str, 
         ),
         lambda paths: f"{len(paths)} files",
     )
-    _, transactions, user_logs, members, files = read_drop(spark, landing)
-    label_names = [] if files is None else list(LABEL_FILES)
-    facts = data_facts(transactions, user_logs, [n for n in label_names if (landing / n).exists()])
+    transactions, user_logs, members, files = read_drop(spark, landing)
+    facts = data_facts(transactions, user_logs, layout_of_directory(landing).label_files)
     periods = detect_periods(facts)
     print(f"[{layout}] periods: {periods.summary()}", flush=True)
     clean = transactions_clean(transactions).cache()
@@ -173,31 +161,46 @@ def run_layout(spark, work: Path, layout: str, args, timer: Timer) -> dict[str, 
         lambda: labelled_frame(transactions, clean, user_logs, members, files, periods),
         lambda r: f"{len(r[0]):,} labelled rows, {len(r[1]):,} to score of {r[2]:,}",
     )
-    # Kept for offline model work: the labelled and scoring feature frames of this world.
     frame.to_parquet(work / layout / "frame.parquet")
     scoring.to_parquet(work / layout / "scoring.parquet")
-    (work / layout / "periods.json").write_text(json.dumps(periods.as_dict(), indent=2))
-    months = pd.to_datetime(frame["period_start"]).dt.date
+    periods.save(work / layout / "periods.json")
+    world = {"seed": args.seed, "world_members": args.members, "drivers": args.drivers}
+    (work / layout / "bench.json").write_text(json.dumps({**world, "candidates": candidates}))
+    for cached in (transactions, user_logs, members, clean):
+        cached.unpersist()
+
+
+def model_scores(work: Path, layout: str, timer: Timer) -> dict[str, Any]:
+    """Train on the saved frames of `work/<layout>/` as the graph does, score the scoring
+    month and compare with the truth (also what `--rescore` runs, without Spark)."""
+    frame = pd.read_parquet(work / layout / "frame.parquet")
+    scoring = pd.read_parquet(work / layout / "scoring.parquet")
+    periods = ChurnPeriods.load(work / layout / "periods.json")
+    world = json.loads((work / layout / "bench.json").read_text())
+    # The graph's model learns from the rows in each month's scoring scope (training.py).
+    rows = frame[frame["in_scope"]]
+    months = pd.to_datetime(rows["period_start"]).dt.date
     bundle = timer(
         f"[{layout}] model",
         lambda: train_churn_model(
-            frame[months.isin(periods.train)],
-            frame[months == periods.validation],
+            rows[months.isin(periods.train)],
+            rows[months == periods.validation],
             importance_repeats=0,
         ),
-        lambda b: json.dumps(b.params.get("chosen", b.params), default=str)[:120],
+        lambda b: json.dumps(
+            {"params": b.params, "calibration": b.metrics["calibration_method"]}, default=str
+        )[:160],
     )
     predictions = predict_churn(bundle, scoring)
-    truth = pd.read_csv(truth_dir / "truth.csv")
-    scores = oracle_scores(predictions, truth)
-    scores.update(layout=layout, periods=periods.summary(), candidates=candidates)
+    scores = oracle_scores(predictions, pd.read_csv(work / layout / "truth" / "truth.csv"))
+    scores.update(layout=layout, periods=periods.summary(), **world)
+    candidates = world["candidates"]
     scores["coverage"] = len(predictions) / candidates if candidates else float("nan")
-    for frame_ in (transactions, user_logs, members, clean):
-        frame_.unpersist()
     return scores
 
 
 def print_scores(rows: list[dict[str, Any]]) -> None:
+    """The goal table (ratios to the fair truth), then the ratios to the drawn probabilities."""
     print(
         f"\n{'layout':<11} {'members':>8} {'churners':>8} {'coverage':>8} {'AP':>7} {'AP true':>7}"
         f" {'ratio':>6} {'logloss':>8} {'ll true':>8} {'ratio':>6}"
@@ -208,6 +211,14 @@ def print_scores(rows: list[dict[str, Any]]) -> None:
             f"{r['ap_model']:>7.4f} {r['ap_true']:>7.4f} {r['ap_ratio']:>6.3f} "
             f"{r['logloss_model']:>8.4f} {r['logloss_true']:>8.4f} {r['logloss_ratio']:>6.3f}"
         )
+    print("\nagainst drawn_probability (the draw's own: it knows cancels made inside the month):")
+    for r in rows:
+        if "ap_drawn" in r:
+            print(
+                f"{r['layout']:<11} AP drawn {r['ap_drawn']:.4f} ratio "
+                f"{r['ap_model'] / r['ap_drawn']:.3f}   log loss drawn {r['logloss_drawn']:.4f} "
+                f"ratio {r['logloss_model'] / r['logloss_drawn']:.3f}"
+            )
 
 
 def parse_args() -> argparse.Namespace:
@@ -220,33 +231,44 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cores", default="2")
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--json", type=Path, default=None, help="append the scores as JSON lines")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="no Spark: retrain and score on the frames already in --out (model work)",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="churn-bench-"))
+    layouts = args.layouts.split(",")
+    if args.rescore and not args.out:
+        raise SystemExit("--rescore needs --out DIR holding a previous run's frames")
     timer = Timer()
     print(f"load average at the start: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    spark = timer(
-        "spark session",
-        lambda: build_local_session("churn-bench", args.cores, args.driver_memory),
-        lambda s: s.sparkContext.master,
-    )
-    rows = [run_layout(spark, work, layout, args, timer) for layout in args.layouts.split(",")]
+    if not args.rescore:
+        spark = timer(
+            "spark session",
+            lambda: build_local_session("churn-bench", args.cores, args.driver_memory),
+            lambda s: s.sparkContext.master,
+        )
+        for layout in layouts:
+            build_frames(spark, work, layout, args, timer)
+        spark.stop()
+    rows = [model_scores(work, layout, timer) for layout in layouts]
     print_scores(rows)
     if args.json:
         with args.json.open("a") as sink:
             for row in rows:
-                sink.write(json.dumps({**row, "seed": args.seed, "world_members": args.members,
-                                       "drivers": args.drivers}, default=str) + "\n")  # fmt: skip
+                sink.write(json.dumps(row, default=str) + "\n")
     print(f"\nload average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    world = ", ".join(f"{r['layout']}: seed {r['seed']}, {r['world_members']:,} members, drivers "
+                      f"{r['drivers']}" for r in rows)  # fmt: skip
     print(
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Spark local[{args.cores}], driver {args.driver_memory}; seed {args.seed}, "
-        f"{args.members:,} members, drivers {args.drivers}"
+        f"Spark local[{args.cores}], driver {args.driver_memory}; {world}"
     )
-    spark.stop()
 
 
 if __name__ == "__main__":

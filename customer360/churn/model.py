@@ -59,6 +59,9 @@ DEFAULT_GRID: tuple[dict[str, Any], ...] = tuple(
     {"learning_rate": lr, "max_leaf_nodes": leaves}
     for lr, leaves in itertools.product((0.05, 0.1), (7, 15))
 )
+#: A calibration must cut the validation month's cross-validated log loss by more than this
+#: share to be used; otherwise the trees are refitted uncalibrated on training + validation.
+CALIBRATION_MARGIN = 0.01
 #: No class weights: re-weighting distorts the probabilities that calibration must then undo
 #: from one month of data (measured: worse log loss and AP against the true probabilities).
 BASE_PARAMS: dict[str, Any] = {
@@ -102,6 +105,7 @@ def train_churn_model(
     version: str | None = None,
     importance_repeats: int = 3,
     threads: int | None = 1,
+    refit: bool = True,
 ) -> ModelBundle:
     """Tune on `validation` (a later period than `train`), calibrate on it, evaluate.
 
@@ -112,12 +116,17 @@ def train_churn_model(
     loss. `calibration`: "isotonic", "sigmoid", "none", or "auto" (default: whichever of the
     three has the lowest log loss in 2-fold cross-validation on the validation month).
     `threads` caps the trees' OpenMP threads (1 by default: on a small shared machine OpenMP
-    spin-waiting costs far more than it gains; None = all cores).
+    spin-waiting costs far more than it gains; None = all cores). With `refit` (default), when
+    the validation month shows the trees need no calibration, the final model is the chosen
+    parameters refitted on training + validation rows (the newest month is the closest to the
+    one scored; measured on three generated worlds: +0.01–0.02 × AP and −0.01 × log loss
+    against the true probabilities); its validation metrics are then in-sample.
     """
     with _thread_limit(threads):
         return _train(
-            train, validation, test, grid, calibration, random_state, version, importance_repeats
-        )
+            train, validation, test, grid, calibration, random_state, version, importance_repeats,
+            refit,
+        )  # fmt: skip
 
 
 def _train(
@@ -129,6 +138,7 @@ def _train(
     random_state: int,
     version: str | None,
     importance_repeats: int,
+    refit: bool = True,
 ) -> ModelBundle:
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
@@ -156,14 +166,26 @@ def _train(
     assert best is not None
     _, fitted, params = best
 
+    calibration_losses: dict[str, float] = {}
     if calibration == "auto":
-        calibration = _best_calibration(fitted, x_valid, y_valid, random_state)
+        calibration_losses = _calibration_losses(fitted, x_valid, y_valid, random_state)
+        calibration = min(calibration_losses, key=calibration_losses.get)
+        # A calibration that gains less than CALIBRATION_MARGIN is noise: refit uncalibrated.
+        if refit and calibration_losses["none"] <= calibration_losses[calibration] * (
+            1 + CALIBRATION_MARGIN
+        ):
+            calibration = "none"
     calibrated = _calibrate(fitted, calibration, x_valid, y_valid)
+    refitted = refit and calibration == "none"
+    if refitted:
+        calibrated = _refit(params, fitted, (x_train, x_valid), (y_train, y_valid))
 
     metrics: dict[str, Any] = {
         "grid": tried,
         "chosen_params": {k: v for k, v in params.items() if k != "random_state"},
         "calibration_method": calibration,
+        "calibration_cv_log_loss": calibration_losses,
+        "refit_on_validation": refitted,
         "train": {"rows": len(y_train), "positives": int(y_train.sum())},
         "validation": evaluate(calibrated, validation),
     }
@@ -191,15 +213,32 @@ def _train(
     )
 
 
+def _refit(
+    params: Mapping[str, Any],
+    fitted: Pipeline,
+    xs: tuple[pd.DataFrame, pd.DataFrame],
+    ys: tuple[np.ndarray, np.ndarray],
+) -> Pipeline:
+    """The chosen parameters fitted on training + validation rows.
+
+    Early stopping is not repeated (its hold-out would be a random slice of both months): the
+    fit runs the iterations it chose on the training rows, grown by 10% for the extra rows."""
+    iterations = max(1, int(fitted.named_steps["trees"].n_iter_ * 1.1))
+    final = {**params, "early_stopping": False, "max_iter": iterations}
+    return _pipeline(final).fit(pd.concat(xs), np.concatenate(ys))
+
+
 def _calibrate(fitted: Pipeline, method: str, x: pd.DataFrame, y: np.ndarray) -> Any:
     if method == "none":
         return fitted
     return CalibratedClassifierCV(FrozenEstimator(fitted), method=method).fit(x, y)
 
 
-def _best_calibration(fitted: Pipeline, x: pd.DataFrame, y: np.ndarray, seed: int) -> str:
-    """The calibration with the lowest log loss in 2-fold cross-validation on `x`, `y`:
-    isotonic needs more data than sigmoid, and a well-fitted model may need neither."""
+def _calibration_losses(
+    fitted: Pipeline, x: pd.DataFrame, y: np.ndarray, seed: int
+) -> dict[str, float]:
+    """Log loss of none / sigmoid / isotonic in 2-fold cross-validation on `x`, `y`: isotonic
+    needs more data than sigmoid, and a well-fitted model may need neither."""
     folds = np.random.default_rng(seed).permutation(len(y)) % 2
     losses = {}
     for method in ("none", "sigmoid", "isotonic"):
@@ -207,12 +246,12 @@ def _best_calibration(fitted: Pipeline, x: pd.DataFrame, y: np.ndarray, seed: in
         for fold in (0, 1):
             fit, held = folds != fold, folds == fold
             if len(np.unique(y[fit])) < 2:
-                return "none"
+                return {"none": 0.0}
             model = _calibrate(fitted, method, x[fit], y[fit])
             p = np.clip(model.predict_proba(x[held])[:, 1], 1e-6, 1 - 1e-6)
             total += log_loss(y[held], p, labels=[0, 1]) * held.sum()
         losses[method] = total / len(y)
-    return min(losses, key=losses.get)
+    return losses
 
 
 def evaluate(model: Any, frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -54,6 +56,13 @@ def periods_frame(spark: SparkSession, periods: Sequence[dt.date]) -> DataFrame:
 ENGAGEMENT_LOOKBACK_DAYS = 90
 #: Default number of training months (the newest labelled ones before the validation month).
 DEFAULT_TRAIN_MONTHS = 6
+#: Where the chosen periods are kept, relative to the lake root.
+PERIODS_FILE = ("churn", "periods.json")
+
+
+def periods_path(lake_root: str | Path) -> Path:
+    """The periods file of a lake (`<lake>/churn/periods.json`)."""
+    return Path(lake_root).joinpath(*PERIODS_FILE)
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,39 @@ class ChurnPeriods:
             coverage=data.get("coverage", {}),
             reasons=tuple(data.get("reasons", [])),
         )
+
+    def short_coverage(self) -> dict[str, dict[str, float]]:
+        """Months whose look-back the logs or transactions do not fully cover, with shares."""
+        return {m: dict(v) for m, v in self.coverage.items() if min(v.values()) < 1.0}
+
+    def coverage_note(self) -> str:
+        """One sentence for the coverage check: which months lack engagement, or none."""
+        short = self.short_coverage()
+        if not short:
+            return "logs and transactions cover every month's look-back"
+        described = "; ".join(
+            f"{m}: logs {s['logs']:.0%}, transactions {s['transactions']:.0%}"
+            for m, s in short.items()
+        )
+        return (
+            f"the data does not cover the engagement look-back of {described}: their activity "
+            "features are missing (not zero)"
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write `as_dict()` as JSON (what `load` reads back)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.as_dict(), indent=2))
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> ChurnPeriods:
+        """The periods saved at `path`; FileNotFoundError naming it when there are none."""
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: no churn periods saved yet")
+        return cls.from_dict(json.loads(source.read_text()))
 
     def summary(self) -> str:
         """One line for logs and the run summary."""

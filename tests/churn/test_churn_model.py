@@ -106,3 +106,21 @@ def test_auto_calibration_picks_by_cross_validated_log_loss_and_rejects_unknown(
     assert "auto" in CALIBRATIONS
     with pytest.raises(ValueError, match="calibration must be one of"):
         train_churn_model(frame.iloc[:2000], frame.iloc[2000:], calibration="platt")
+
+
+def test_refit_on_training_and_validation_only_when_no_calibration_is_needed():
+    """With calibration "none" the final model is refitted on both months (its predictions
+    differ from the training-only fit); a calibrated model keeps its held-out calibration."""
+    train, validation, later = _frame(1500, 21), _frame(800, 22), _frame(300, 23)
+    grid = [{"learning_rate": 0.1, "max_leaf_nodes": 7}]
+    kwargs = {"grid": grid, "importance_repeats": 0}
+    refitted = train_churn_model(train, validation, calibration="none", **kwargs)
+    plain = train_churn_model(train, validation, calibration="none", refit=False, **kwargs)
+    assert refitted.metrics["refit_on_validation"] is True
+    assert plain.metrics["refit_on_validation"] is False
+    a = predict_churn(refitted, later)["churn_probability"]
+    b = predict_churn(plain, later)["churn_probability"]
+    assert not np.allclose(a, b)
+    assert a.between(0, 1).all() and a.nunique() > 10
+    sigmoid = train_churn_model(train, validation, calibration="sigmoid", **kwargs)
+    assert sigmoid.metrics["refit_on_validation"] is False

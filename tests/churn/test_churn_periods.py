@@ -13,6 +13,7 @@ from customer360.churn.periods import (
     derivable_months,
     detect_periods,
     parse_month,
+    periods_path,
 )
 
 d = dt.date
@@ -94,13 +95,29 @@ def test_no_labelled_month_is_a_clear_error():
         detect_periods(DataFacts(d(2017, 2, 1), d(2017, 3, 31)))
 
 
-def test_periods_round_trip_through_json():
+def test_periods_round_trip_through_json(tmp_path):
     facts = DataFacts(d(2015, 1, 1), d(2017, 3, 31), d(2016, 1, 1), d(2017, 3, 31))
     periods = detect_periods(facts)
     again = ChurnPeriods.from_dict(periods.as_dict())
     assert (again.train, again.validation, again.scoring) == (
         periods.train, periods.validation, periods.scoring
     )  # fmt: skip
+    path = periods_path(tmp_path / "lake")
+    with pytest.raises(FileNotFoundError, match=r"periods\.json"):
+        ChurnPeriods.load(path)
+    periods.save(path)
+    assert path == tmp_path / "lake" / "churn" / "periods.json"
+    assert ChurnPeriods.load(path) == periods
+
+
+def test_the_coverage_note_names_the_short_months_or_says_all_covered():
+    short = detect_periods(DataFacts(d(2016, 1, 1), d(2016, 9, 30), d(2016, 6, 1), d(2016, 9, 30)))
+    assert set(short.short_coverage()) == {"2016-07", "2016-08"}
+    assert "2016-07: logs 33%, transactions 100%" in short.coverage_note()
+    assert "missing (not zero)" in short.coverage_note()
+    full = detect_periods(DataFacts(d(2015, 1, 1), d(2017, 3, 31), d(2015, 1, 1), d(2017, 3, 31)))
+    assert full.short_coverage() == {}
+    assert full.coverage_note() == "logs and transactions cover every month's look-back"
 
 
 def test_derivable_months_need_the_following_month_and_a_history_month():

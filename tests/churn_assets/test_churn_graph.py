@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from assets import churn as churn_assets
+from assets import churn_model, keys
 from customer360.churn import generate_kkbox, msno_for_customer
 from resources.churn import ChurnSettingsResource, NotifierResource
 from resources.lakehouse import LakehouseResource
@@ -48,7 +49,7 @@ def churn_graph(spark, tmp_path_factory):
         "churn": ChurnSettingsResource(alert_min_members=10),
         "notifier": NotifierResource(channel="file", queue_dir=str(home / "alerts")),
     }
-    defs_assets = dg.load_assets_from_modules([churn_assets])
+    defs_assets = dg.load_assets_from_modules([churn_assets, churn_model])
     with dg.instance_for_test() as instance:
         result = dg.materialize(defs_assets, resources=resources, instance=instance)
         yield home, lakehouse, resources, instance, result
@@ -62,7 +63,7 @@ def _meta(result, key):
 def test_every_churn_asset_materialises_with_model_scores(churn_graph):
     _, _, _, _, result = churn_graph
     assert result.success
-    model = _meta(result, churn_assets.MODEL_KEY)
+    model = _meta(result, keys.MODEL_KEY)
     # Generated churn is driven by the features; a model without signal sits at AUC 0.5 and
     # AP ≈ base rate (±0.02 at ~800 test members), so these bounds cannot pass by chance.
     assert model["roc_auc"].value >= 0.7
@@ -72,13 +73,13 @@ def test_every_churn_asset_materialises_with_model_scores(churn_graph):
 
 def test_v2_periods_labels_and_the_label_file_cross_check(churn_graph):
     _, _, _, _, result = churn_graph
-    periods = _meta(result, churn_assets.PERIODS_KEY)
+    periods = _meta(result, keys.PERIODS_KEY)
     assert periods["train_months"].value == [
         "2016-09", "2016-10", "2016-11", "2016-12", "2017-01", "2017-02"
     ]  # fmt: skip
     assert periods["validation_month"].value == "2017-03"  # train_v2.csv
     assert periods["scoring_month"].value == "2017-04"
-    labels = _meta(result, churn_assets._key("labels"))
+    labels = _meta(result, keys.churn_key("labels"))
     assert labels["label_sources"].value["2017-03"] == "train_v2.csv"
     assert labels["label_sources"].value["2017-02"] == "derived from transactions"
     check = labels["label_file_cross_check"].value["train.csv"]
@@ -94,7 +95,7 @@ def test_predictions_are_probabilities_with_a_profit_threshold(churn_graph):
     assert len(predictions) > 100
     p = predictions["churn_probability"]
     assert p.between(0, 1).all() and p.nunique() > 20  # probabilities, not 0/1 labels
-    meta = _meta(result, churn_assets.PREDICTIONS_KEY)
+    meta = _meta(result, keys.PREDICTIONS_KEY)
     assert meta["scoring_period"].value == "2017-04"
     assert meta["coverage"].value >= 0.95
     assert meta["unscored"].value == meta["candidates"].value - len(predictions)
@@ -104,7 +105,7 @@ def test_predictions_are_probabilities_with_a_profit_threshold(churn_graph):
 
 def test_dashboard_file_and_customer_enrichment(churn_graph):
     _, lakehouse, _, _, result = churn_graph
-    path = _meta(result, churn_assets.DASHBOARD_KEY)["dashboard_path"].value
+    path = _meta(result, keys.DASHBOARD_KEY)["dashboard_path"].value
     html = Path(path).read_text(encoding="utf-8")
     assert html.count("<svg") >= 6 and "http://" not in html.split("<svg")[0]
     assert path.endswith("churn-2017-04.html")
@@ -112,7 +113,7 @@ def test_dashboard_file_and_customer_enrichment(churn_graph):
                  "Validation month",
                  "2017-03", "Scoring month", "2017-04"):  # fmt: skip
         assert fact in html
-    assert _meta(result, churn_assets.CHURN_RISK_KEY)["scoring_period"].value == "2017-04"
+    assert _meta(result, keys.CHURN_RISK_KEY)["scoring_period"].value == "2017-04"
     risk = lakehouse.read_arrow("gold", "customer_churn_risk").to_pylist()
     assert risk and all(r["cid"] in CUSTOMERS for r in risk)
     assert all(r["msno"] == msno_for_customer(r["cid"]) for r in risk)

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from assets import churn as churn_assets
+from assets import keys
 from customer360.churn import generate_kkbox
 from resources.churn import ChurnSettingsResource
 from resources.lakehouse import LakehouseResource
@@ -17,7 +18,7 @@ from resources.spark import SparkResource
 pytestmark = pytest.mark.spark
 
 UP_TO_FEATURES = [
-    churn_assets._key(name)
+    keys.churn_key(name)
     for name in ("members", "transactions", "user_logs", "train_labels", "transactions_clean",
                  "periods", "labels", "features")
 ]  # fmt: skip
@@ -65,11 +66,11 @@ def v1_2016(spark, tmp_path_factory):
 def test_v1_drop_of_2016_detects_its_months_and_uses_train_csv(v1_2016):
     _, result = v1_2016
     assert result.success
-    periods = _meta(result, churn_assets.PERIODS_KEY)
+    periods = _meta(result, keys.PERIODS_KEY)
     assert periods["scoring_month"].value == "2016-10"
     assert periods["validation_month"].value == "2016-09"  # train.csv labels September
     assert periods["train_months"].value == ["2016-08"]
-    labels = _meta(result, churn_assets._key("labels"))
+    labels = _meta(result, keys.churn_key("labels"))
     assert labels["label_sources"].value == {
         "2016-08": "derived from transactions",
         "2016-09": "train.csv",
@@ -99,11 +100,11 @@ def test_label_less_drop_labels_every_month_from_transactions(spark, tmp_path_fa
     assert not list((home / "landing" / "kkbox").glob("train*.csv"))
     _, result = _materialise(home, ChurnSettingsResource(max_train_months=2))
     assert result.success
-    periods = _meta(result, churn_assets.PERIODS_KEY)
+    periods = _meta(result, keys.PERIODS_KEY)
     assert periods["scoring_month"].value == "2017-04"
     assert periods["validation_month"].value == "2017-02"  # March needs April's renewals
     assert periods["train_months"].value == ["2016-12", "2017-01"]
-    labels = _meta(result, churn_assets._key("labels"))
+    labels = _meta(result, keys.churn_key("labels"))
     assert set(labels["label_sources"].value.values()) == {"derived from transactions"}
     assert labels["label_file_cross_check"].value == {}
     assert _check(result, "engagement_coverage").passed

@@ -54,7 +54,7 @@ from customer360.unify.lake_records import (
 from customer360.unify.pipeline import (
     PreviousResolution,
     build_index,
-    max_block_sizes,
+    oversize_limits,
     unify_changes,
 )
 from customer360.unify.plots import plot_match_quality
@@ -230,7 +230,7 @@ def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, l
         )
         facts: dict[str, Any] = {
             "figures": figures,
-            "oversized": oversized_from_index(index, max_block_sizes(config)),
+            "oversized": oversized_from_index(index, oversize_limits(config)),
             "id_origin": id_origin,
             "rows_written": rows_written,
         }
@@ -273,7 +273,7 @@ def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Tabl
             **decision_figures(result.scored),
             "review_candidates": result.match_candidates.num_rows,
         },
-        "oversized": oversized_from_index(index, max_block_sizes(config)),
+        "oversized": oversized_from_index(index, oversize_limits(config)),
         "id_origin": _id_origins(clusters),
         "rows_written": rows_written,
     }
@@ -341,7 +341,7 @@ def _resolve_changes(
     new_ids = pc.count_distinct(changes.link_upserts["unified_customer_id"]).as_py()
     facts: dict[str, Any] = {
         "figures": figures,
-        "oversized": oversized_from_index(changes.index, max_block_sizes(config)),
+        "oversized": oversized_from_index(changes.index, oversize_limits(config)),
         "id_origin": {"re-resolved profiles": new_ids},
         "incremental": {**counts, "seconds": round(seconds, 1), "phases": changes.seconds},
         "rows_written": {  # rows upserted (the metadata's rows_written)

@@ -107,6 +107,17 @@ def max_block_sizes(config: UnifyConfig) -> dict[str, int]:
     }
 
 
+def oversize_limits(config: UnifyConfig) -> dict[str, int]:
+    """max_block_sizes of the passes whose skipped blocks are reported as oversized: not those
+    of `max_value_count` rules, which leave their common values out on purpose."""
+    limits = max_block_sizes(config)
+    return {
+        name: limits[name]
+        for name, rank, *_ in block_passes(config.rules)
+        if not config.rules[rank].counts_values
+    }
+
+
 def build_index(keyed: DataFrame, fingerprints: pa.Table, config: UnifyConfig) -> pa.Table:
     """The block index of `keyed` records (match_keys output): node, source, source_key,
     rec_hash (from `fingerprints`, incremental.fingerprints of the same rows), block ids."""

@@ -88,3 +88,19 @@ def test_max_value_count_is_a_frequency_limit():
                                        load_config().survivorship.groups]}}  # fmt: skip
     with pytest.raises(ValueError, match="max_block_size must be at least 2"):
         parse_config(raw, "test.yaml")
+
+
+def test_the_identity_metadata_does_not_report_a_common_name_as_oversized():
+    """The identity asset lists oversized blocks from the block index (oversize_limits): the
+    frequency rule's passes are left out, every other pass keeps its max_block_size."""
+    from customer360.unify.match import block_passes
+    from customer360.unify.pipeline import max_block_sizes, oversize_limits
+
+    config = load_config()
+    frequency_passes = {
+        name for name, rank, *_ in block_passes(config.rules) if config.rules[rank].counts_values
+    }
+    assert frequency_passes, "the default rules have a max_value_count rule"
+    limits = oversize_limits(config)
+    assert set(limits) == set(max_block_sizes(config)) - frequency_passes
+    assert all(limits[name] == max_block_sizes(config)[name] for name in limits)

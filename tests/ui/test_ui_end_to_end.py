@@ -156,13 +156,11 @@ def step_3_sensor_toggle_and_drop(walk: Walk) -> None:
     """Toggle a sensor off and on, drop a new export folder, see the sensor request its run."""
     server, page = walk.server, walk.page
     page.goto(f"{walk.ui}/locations/customer360/sensors/{SENSOR}")
-    toggle = page.locator("input[type=checkbox]").first
     assert server.sensor_status(SENSOR) == "RUNNING"
-    toggle.dispatch_event("click")  # the input is visually hidden under its switch
-    _wait_for(lambda: server.sensor_status(SENSOR) == "STOPPED", "sensor stopped")
-    toggle.dispatch_event("click")
-    _wait_for(lambda: server.sensor_status(SENSOR) == "RUNNING", "sensor running again")
-    _shot(page, walk.artifacts, "03-sensor-toggled")
+    _switch_sensor(page, server, "STOPPED")
+    _shot(page, walk.artifacts, "03-sensor-stopped")
+    _switch_sensor(page, server, "RUNNING")
+    _shot(page, walk.artifacts, "04-sensor-running-again")
     dropped = drop_folder(walk.held[0], server.home / "landing")
     walk.dropped = dropped.name
     _wait_for(lambda: _sensor_runs(server, SENSOR, dropped.name), "the sensor's run", 300)
@@ -180,14 +178,16 @@ def step_4_partition_range_backfill(walk: Walk) -> None:
     choices = page.get_by_role("menuitem").filter(
         has_not_text=re.compile("Add partition|Select all")
     )
-    _shot(page, artifacts, "04-partition-menu")
-    listed = [choices.nth(i).inner_text().strip() for i in range(choices.count())]
+    _shot(page, artifacts, "05-partition-menu")
+    # each item carries its whole key in a tooltip (long keys are shortened on screen)
+    listed = [choices.nth(i).locator("[data-tooltip]").first.get_attribute("data-tooltip")
+              for i in range(choices.count())]  # fmt: skip
     assert listed == sorted(listed) and walk.dropped in listed, listed
     choices.nth(0).click()
     choices.nth(1).click()
     page.keyboard.press("Escape")  # close the partition menu, keep the dialog
     dialog.get_by_text("2 partitions").wait_for()
-    _shot(page, artifacts, "05-partition-range-dialog")
+    _shot(page, artifacts, "06-partition-range-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
     ranged = _new_backfill(server, before)
     walk.backfills["partition range"] = ranged
@@ -208,29 +208,29 @@ def step_5_everything_settles(walk: Walk) -> None:
         walk.problems.append(f"the sensor's runs for {walk.dropped}: {runs}")
     _note_failed_runs(walk, "after the backfills and the drop")
     _runs_page(page, walk.ui)
-    _shot(page, walk.artifacts, "06-runs-after-drop")
+    _shot(page, walk.artifacts, "07-runs-after-drop")
 
 
 def step_6_what_the_ui_shows(walk: Walk) -> None:
     """What the UI shows: plots inline and served, previews, column descriptions."""
     server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
     page.goto(f"{ui}/assets/gold/customer_profile")
-    served = _open_plot(page, artifacts, "segments_plot", "07-gold-profile-segments-plot")
+    served = _open_plot(page, artifacts, "segments_plot", "08-gold-profile-segments-plot")
     assert served.startswith(f"{server.files_url}/files/"), served
     image = httpx.get(served)  # the "open full size" link: the file server has the PNG
     assert image.status_code == 200 and image.content[:4] == b"\x89PNG", served
     description = page.get_by_text("the person's stable id").first  # a column description
     description.wait_for()
-    _shot(page, artifacts, "08-gold-profile-columns", description)
+    _shot(page, artifacts, "09-gold-profile-columns", description)
     preview = page.get_by_text("preview", exact=True).first
     preview.wait_for()
-    _shot(page, artifacts, "09-gold-profile-preview", preview)
+    _shot(page, artifacts, "10-gold-profile-preview", preview)
     page.goto(f"{ui}/assets/gold/customer_source_link")
-    _open_plot(page, artifacts, "quality_plot", "10-unify-quality-plot")
+    _open_plot(page, artifacts, "quality_plot", "11-unify-quality-plot")
     page.goto(f"{ui}/assets/silver/customer")
     preview = page.get_by_text("preview", exact=True).first
     preview.wait_for()
-    _shot(page, artifacts, "11-silver-preview", preview)
+    _shot(page, artifacts, "12-silver-preview", preview)
     assert httpx.get(f"{server.files_url}/").status_code == 200
 
 
@@ -245,7 +245,7 @@ def step_7_execute_a_check(walk: Walk) -> None:
     server.wait_until_settled(timeout=600, at_least_runs=len(runs_before) + 1)
     check_runs = [r for r in server.runs() if r["runId"] not in runs_before]
     assert check_runs and all(r["status"] == "SUCCESS" for r in check_runs), check_runs
-    _shot(page, walk.artifacts, "12-check-executed")
+    _shot(page, walk.artifacts, "13-check-executed")
 
 
 def step_8_tables_and_publish_counts(walk: Walk) -> None:
@@ -270,6 +270,28 @@ STEPS = [
     step_7_execute_a_check,
     step_8_tables_and_publish_counts,
 ]
+
+
+def _switch_sensor(page, server: DevServer, wanted: str) -> None:
+    """Click the sensor's switch until the instance reports `wanted`. The switch's input is
+    visually hidden (so the click is dispatched to it), and it ignores clicks while the page
+    refreshes after a change, hence a bounded retry."""
+    toggle = page.locator("input[type=checkbox]").first
+    for _ in range(5):
+        toggle.wait_for(state="attached")
+        if toggle.is_enabled() and toggle.is_checked() != (wanted == "RUNNING"):
+            toggle.dispatch_event("click")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if server.sensor_status(SENSOR) == wanted:
+                # the page shows it too once it has refreshed
+                page.wait_for_function(
+                    "([el, on]) => el.checked === on && !el.disabled",
+                    arg=[toggle.element_handle(), wanted == "RUNNING"],
+                )
+                return
+            time.sleep(1)
+    raise AssertionError(f"{SENSOR} did not become {wanted} from its switch")
 
 
 def _note_failed_runs(walk: Walk, when: str) -> None:

@@ -174,18 +174,20 @@ def step_4_partition_range_backfill(walk: Walk) -> None:
     page.get_by_role("button", name="Materialize…").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="Custom").click()
-    dialog.get_by_text("Select a partition or create one").click()
+    dialog.get_by_role("img", name="expand_more").first.click()  # the partition menu
     choices = page.get_by_role("menuitem").filter(
         has_not_text=re.compile("Add partition|Select all")
     )
+    choices.first.wait_for()
     _shot(page, artifacts, "05-partition-menu")
     # each item carries its whole key in a tooltip (long keys are shortened on screen)
     listed = [choices.nth(i).locator("[data-tooltip]").first.get_attribute("data-tooltip")
               for i in range(choices.count())]  # fmt: skip
-    assert listed == sorted(listed) and walk.dropped in listed, listed
-    choices.nth(0).click()
-    choices.nth(1).click()
-    page.keyboard.press("Escape")  # close the partition menu, keep the dialog
+    assert listed == sorted(listed) and walk.dropped in listed and len(listed) == 2, listed
+    for i in range(choices.count()):  # both export folders: a range of two
+        if not choices.nth(i).locator("input[type=checkbox]").is_checked():
+            choices.nth(i).click()
+    dialog.get_by_role("img", name="expand_less").first.click()  # close the menu
     dialog.get_by_text("2 partitions").wait_for()
     _shot(page, artifacts, "06-partition-range-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()

@@ -341,9 +341,9 @@ def _assert_lake(server: DevServer, expected_live: int) -> None:
     )
     db = duckdb.connect()
     db.register("h", history)
-    several = db.sql("SELECT count(*) FROM (SELECT Id FROM h WHERE is_current "
-                     "GROUP BY Id HAVING count(*) > 1)").fetchone()[0]  # fmt: skip
-    live = db.sql("SELECT count(*) FROM h WHERE is_current AND NOT is_deleted").fetchone()[0]
+    several = db.execute("SELECT count(*) FROM (SELECT Id FROM h WHERE is_current "
+                         "GROUP BY Id HAVING count(*) > 1)").fetchone()[0]  # fmt: skip
+    live = db.execute("SELECT count(*) FROM h WHERE is_current AND NOT is_deleted").fetchone()[0]
     assert several == 0, f"{several} Ids with more than one current history row"
     assert live == expected_live
     assert current.num_rows + quarantine.num_rows == expected_live

@@ -70,9 +70,9 @@ test: setup chromium lint
 	$(BIN)/dg check defs
 	$(BIN)/pytest
 
-# Only the UI tests: metadata, file server, and the browser test of `customer360 dev` (all
-# also part of `make test`).
+# Only the browser test of `customer360 dev` (marker `ui`; also part of `make test`).
 test-ui: setup chromium
+	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/pytest -m ui tests/ui
 
 bench: setup

@@ -1,6 +1,9 @@
 """Asset checks that re-read a table from the lake, so an operator can run them on their own from
 the UI ("Execute" on the check) without re-materialising anything. They also run with their asset
-whenever it is materialised with its checks (e.g. "Materialize all").
+whenever it is materialised with its checks (e.g. "Materialize all"), and automation runs them
+with every new materialisation of their asset (`eager`, in the same run): both are blocking,
+and automation only builds downstream of an asset whose blocking checks passed
+(`assets/refresh.py`), so a check automation never ran would stop everything below it.
 
 Only invariants of the stored table belong here. The checks an asset reports itself (rejected
 rows, publish outcomes, merge-rate drift, reconciliation against the run's own counts) describe
@@ -33,6 +36,7 @@ def _missing(lakehouse: LakehouseResource, key: dg.AssetKey) -> dg.AssetCheckRes
     asset=HISTORY_KEY,
     name="one_current_row_per_id",
     blocking=True,
+    automation_condition=dg.AutomationCondition.eager(),
     description="SCD2 history: every customer Id has at most one current (is_current) version.",
 )
 def one_current_row_per_id(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
@@ -63,6 +67,7 @@ def one_current_row_per_id(lakehouse: LakehouseResource) -> dg.AssetCheckResult:
     asset=CUSTOMER_KEY,
     name="one_row_per_id",
     blocking=True,
+    automation_condition=dg.AutomationCondition.eager(),
     additional_deps=[QUARANTINE_KEY],
     description="Current state: each customer Id once in silver/customer and never also in "
     "silver/customer_quarantine.",

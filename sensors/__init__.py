@@ -4,6 +4,7 @@ import dagster as dg
 
 from sensors.churn_alert import churn_alert_job, churn_alert_sensor
 from sensors.deferred import deferred_publish_sensor
+from sensors.intervals import automation_interval
 from sensors.kkbox_landing import kkbox_landing_sensor
 from sensors.landing import crm_landing_sensors, dataverse_landing_sensor, finance_landing_sensor
 
@@ -21,6 +22,7 @@ def all_sensors() -> list[dg.SensorDefinition]:
             "medallion_automation",
             target=dg.AssetSelection.all(),
             default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=automation_interval(),
         ),
     ]
 

@@ -16,6 +16,7 @@ import dagster as dg
 
 from assets.churn import FILES, KKBOX_AREA
 from resources.landing import LandingZoneResource
+from sensors.intervals import landing_sensor_interval
 
 
 def kkbox_root_key(table: str) -> dg.AssetKey:
@@ -56,7 +57,7 @@ def evaluate_kkbox(cursor: str | None, landing: LandingZoneResource):
 
 @dg.sensor(
     name="kkbox_landing_sensor",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=landing_sensor_interval(),
     asset_selection=[kkbox_root_key(t) for t in FILES],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="New or changed KKBox files in landing/kkbox/ → runs of the churn bronze assets "

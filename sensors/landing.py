@@ -24,6 +24,7 @@ from assets.partitions import (
 from customer360.synapse_link import SynapseLinkFormatError, list_export_folders, read_entity
 from customer360.unify import CsvSourceMapping, unify_config
 from resources.landing import LandingZoneResource
+from sensors.intervals import landing_sensor_interval
 
 FINANCE_ASSET = dg.AssetKey(["bronze", "customer_finance"])
 
@@ -133,7 +134,7 @@ def _evaluate(
 
 @dg.sensor(
     name="dataverse_landing_sensor",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=landing_sensor_interval(),
     asset_selection=[dg.AssetKey(["bronze", t.name]) for t in configured_tables()],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="New complete Synapse Link export folders in landing/dataverse/ → bronze runs.",
@@ -146,7 +147,7 @@ def dataverse_landing_sensor(context: dg.SensorEvaluationContext, landing: Landi
 
 @dg.sensor(
     name="finance_landing_sensor",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=landing_sensor_interval(),
     asset_selection=[FINANCE_ASSET],
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="New or changed CSV files in landing/finance/ → bronze/customer_finance runs.",
@@ -162,7 +163,7 @@ def build_crm_landing_sensor(mapping: CsvSourceMapping) -> dg.SensorDefinition:
 
     @dg.sensor(
         name=f"crm_{mapping.source}_landing_sensor",
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=landing_sensor_interval(),
         asset_selection=[asset],
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"New or changed CSV files in landing/{area}/ → {asset.to_user_string()} runs.",

@@ -197,9 +197,23 @@ def run(wait, churn_train_months, churn_validation_month, churn_scoring_month) -
 
 @main.command()
 @_WAIT_OPTION
-def dev(wait: bool) -> None:
-    """The Dagster UI (dagster dev -w workspace.yaml) with the local Dataverse beside it,
-    loaded with the sample customers like `demo` (so the publish targets find them)."""
+@click.option(
+    "--port",
+    envvar=["C360_UI_PORT", "DAGSTER_CLI_DEV_PORT"],
+    default=3000,
+    show_default=True,
+    help="port of the Dagster UI (also C360_UI_PORT)",
+)
+@click.option(
+    "--host",
+    envvar=["C360_UI_HOST", "DAGSTER_CLI_DEV_HOST"],
+    default="127.0.0.1",
+    show_default=True,
+    help="address the Dagster UI listens on (also C360_UI_HOST)",
+)
+def dev(wait: bool, port: int, host: str) -> None:
+    """The Dagster UI and daemon (`dg dev -w workspace.yaml`) with the local Dataverse beside
+    it, loaded with the sample customers like `demo` (so the publish targets find them)."""
     import subprocess
 
     _dagster_home()
@@ -208,14 +222,30 @@ def dev(wait: bool) -> None:
         _dataverse_for_local_runs(seed_customers=True),
         _lake_file_server(),
     ):
-        command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
-        sys.exit(subprocess.call(command))
+        # `dg dev` is what Dagster recommends over the superseded `dagster dev`; with `-w` it
+        # serves this workspace.yaml. Port and host go through dg's own environment options.
+        os.environ["DAGSTER_DG_DEV_PORT"] = str(port)
+        os.environ["DAGSTER_DG_DEV_HOST"] = host
+        click.echo(f"Dagster UI: http://{host}:{port}")
+        sys.exit(subprocess.call([_dg_command(), "dev", "-w", "workspace.yaml"]))
+
+
+def _dg_command() -> str:
+    """The `dg` script installed beside this interpreter (dagster-dg-cli)."""
+    import shutil
+    import sysconfig
+
+    beside = Path(sysconfig.get_path("scripts")) / "dg"
+    found = str(beside) if beside.exists() else shutil.which("dg")
+    if found is None:
+        raise click.ClickException("`dg` (dagster-dg-cli) is not installed: run `make setup`")
+    return found
 
 
 @contextlib.contextmanager
 def _lake_file_server():
     """Serve the churn dashboard and plots on 127.0.0.1 (a local lake only); the runs that
-    `dagster dev` starts inherit C360_DASHBOARD_URL and link to it."""
+    `dg dev` starts inherit C360_DASHBOARD_URL and link to it."""
     from customer360.cli.dashboard_server import URL_ENV, serve_lake_files
 
     lake_root = get_settings().lake_root

@@ -9,6 +9,11 @@ with its own Spark driver. The defaults here:
   Spark driver; the issue saw five at once). `C360_MAX_CONCURRENT_RUNS` overrides it.
 - `concurrency.pools.default_limit: 1`: one step at a time per pool. Every writer of a Delta
   table chain declares a pool (`pool=` on the asset), so two runs never write one table at once.
+- `concurrency.pools.op_granularity_run_buffer: 1`: one run more than the pool's free slots may
+  start and wait for its slot inside the run. Without it the queue launches the next writer of a
+  pool only once the previous run has ended, and every run first spends its start-up (a new
+  process that loads the code location: seconds, tens of seconds on a busy machine) with the
+  pool idle; with it that start-up overlaps the previous writer's work.
 
 Keys the user set are kept; only missing ones are filled in.
 """
@@ -46,7 +51,7 @@ def instance_settings(max_concurrent_runs: int | None = None) -> dict[str, Any]:
         "telemetry": {"enabled": False},  # no network here
         "concurrency": {
             "runs": {"max_concurrent_runs": runs},
-            "pools": {"default_limit": 1},
+            "pools": {"default_limit": 1, "op_granularity_run_buffer": 1},
         },
     }
 

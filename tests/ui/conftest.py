@@ -40,7 +40,7 @@ def dev(tmp_path_factory, artifacts) -> Iterator[tuple[DevServer, list[Path], in
     home, staging = base / "c360", base / "staging"
     home.mkdir()
     staging.mkdir()
-    held, expected_live = stage_sample_data(home, staging, kkbox_members=1000)
+    held, expected_live = stage_sample_data(home, staging)
     server = DevServer(home, artifacts / "customer360-dev.log")
     try:
         server.start()

@@ -1,6 +1,11 @@
 """`customer360 dev` as a user starts it, for the browser test: a fresh C360_HOME with small
 sample data, free ports, its output in a log file, and the GraphQL API the UI itself uses to
-see what the daemon is doing (runs, backfills, sensors, materialisation metadata)."""
+see what the daemon is doing (runs, backfills, sensor ticks, materialisation metadata).
+
+"Settled" is a concrete event, not a quiet spell: nothing queued, running or backfilling, and a
+tick of `medallion_automation` that started after the last run and backfill ended and requested
+nothing. The test shortens the sensor and automation intervals (documented settings of
+`customer360 dev`) so that tick comes within seconds."""
 
 from __future__ import annotations
 
@@ -22,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "customer360"
 REPOSITORY = "__repository__"
 IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
+BACKFILL_IN_FLIGHT = {"REQUESTED", "CANCELING", "FAILING"}
+AUTOMATION = "medallion_automation"
+#: Seconds between sensor / automation evaluations while the test watches (defaults 60 / 30).
+TEST_INTERVAL = "5"
 
 
 def free_port() -> int:
@@ -41,15 +50,17 @@ def cli(home: Path, *args: str) -> str:
     return done.stdout
 
 
-def stage_sample_data(home: Path, staging: Path, kkbox_members: int) -> tuple[list[Path], int]:
-    """Sample data in landing, except the newest export folder, held back for the test to drop
-    later; returns the held folders and the live customers expected once they are in.
+def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], int]:
+    """The sample customers (initial sync + one change folder) and the finance files; the
+    change folder is held back for the test to drop later. Returns the held folders and the
+    live customers expected once they are in.
 
-    The export is generated in `staging` and all but its last folder moved into landing, so the
-    test can drop a new folder the way Synapse Link adds one."""
-    said = cli(staging, "generate", "customers", "--change-folders", "2", "--no-second-source")
+    No KKBox and no second CRM source: the churn and second-source assets then skip with their
+    reason (they have their own tests), and every run the daemon starts stays short. The export
+    is generated in `staging` and all but its last folder moved into landing, so the test can
+    drop a new folder the way Synapse Link adds one."""
+    said = cli(staging, "generate", "customers", "--change-folders", "1", "--no-second-source")
     expected_live = int(re.search(r"expect ([\d,]+) live customers", said)[1].replace(",", ""))
-    cli(home, "generate", "kkbox", "--members", str(kkbox_members))
     source = staging / "landing"
     landing = home / "landing"
     for area in ("finance", "dataverse"):
@@ -93,10 +104,12 @@ class DevServer:
             "C360_HOME": str(self.home),
             "C360_ENV": "local",
             "DAGSTER_HOME": str(self.home / "dagster"),
-            # `dagster dev` reads its options from DAGSTER_CLI_DEV_* (click's auto_envvar_prefix)
-            "DAGSTER_CLI_DEV_PORT": str(self.ui_port),
-            "DAGSTER_CLI_DEV_HOST": "127.0.0.1",
+            "C360_UI_PORT": str(self.ui_port),
+            "C360_UI_HOST": "127.0.0.1",
             "C360_DASHBOARD_PORT": str(self.files_port),
+            # Sensors and automation evaluate every few seconds instead of 60 / 30 s.
+            "C360_LANDING_SENSOR_INTERVAL": TEST_INTERVAL,
+            "C360_AUTOMATION_INTERVAL": TEST_INTERVAL,
             # On a loaded 2-core runner the code server can take over the default 60 s to
             # answer a run launch; the run would fail with DagsterUserCodeUnreachableError.
             "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
@@ -121,13 +134,14 @@ class DevServer:
         )
 
     def stop(self) -> None:
-        """End the process group this test started (dagster dev, its daemon and code server)."""
+        """End the process group this test started (dg dev, its webserver, daemon and code
+        server, and run workers)."""
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=60)
-        with contextlib.suppress(ProcessLookupError):  # run workers outliving `dagster dev`
+        with contextlib.suppress(ProcessLookupError):  # run workers outliving `dg dev`
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
@@ -158,45 +172,69 @@ class DevServer:
     def runs(self, statuses: list[str] | None = None) -> list[dict]:
         data = self.graphql(
             "query($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { runId "
-            "status tags { key value } } } } }",
+            "status endTime tags { key value } } } } }",
             f={"statuses": statuses} if statuses else {},
         )
         return data["runsOrError"]["results"]
 
     def backfills(self) -> list[dict]:
+        """Every backfill: id, status, end time, and whether it was launched from the UI."""
         data = self.graphql(
-            "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status } } } }"
+            "{ partitionBackfillsOrError { ... on PartitionBackfills { results { id status "
+            "endTimestamp tags { key value } } } } }"
         )
-        return data["partitionBackfillsOrError"]["results"]
+        found = data["partitionBackfillsOrError"]["results"]
+        for b in found:
+            b["fromUi"] = any(t["key"] == "dagster/from_ui" for t in b.pop("tags"))
+        return found
 
-    def busy(self) -> bool:
-        requested = [b for b in self.backfills() if b["status"] == "REQUESTED"]
-        return bool(self.runs(IN_FLIGHT) or requested)
+    def ticks(self, sensor: str, limit: int = 5) -> list[dict]:
+        """The sensor's latest ticks, newest first (status, start and end time, runs)."""
+        data = self.graphql(
+            "query($s: SensorSelector!, $n: Int) { sensorOrError(sensorSelector: $s) { "
+            "... on Sensor { sensorState { ticks(limit: $n) { status timestamp endTimestamp "
+            "runIds } } } } }",
+            s=self._sensor_selector(sensor),
+            n=limit,
+        )
+        return data["sensorOrError"]["sensorState"]["ticks"]
 
-    def wait_until_settled(self, quiet: float, timeout: float, at_least_runs: int = 1) -> float:
-        """Wait until runs exist and nothing was queued, running or backfilling for `quiet`
-        seconds (automation ticks every 30 s, so a shorter quiet spell proves nothing)."""
+    def settled(self, at_least_runs: int = 1) -> bool:
+        """Nothing in flight, and automation has looked at the result and asked for nothing."""
+        runs = self.runs()
+        if len(runs) < at_least_runs or any(r["status"] in IN_FLIGHT for r in runs):
+            return False
+        backfills = self.backfills()
+        if any(b["status"] in BACKFILL_IN_FLIGHT for b in backfills):
+            return False
+        ended = [r["endTime"] or 0 for r in runs] + [b["endTimestamp"] or 0 for b in backfills]
+        last_end = max(ended, default=0)
+        return any(
+            t["timestamp"] > last_end and t["status"] in ("SKIPPED", "SUCCESS") and not t["runIds"]
+            for t in self.ticks(AUTOMATION)
+        )
+
+    def wait_until_settled(self, timeout: float, at_least_runs: int = 1) -> float:
+        """Seconds until `settled()`; polls every 2 s."""
         start = time.monotonic()
-        quiet_since = None
         while time.monotonic() - start < timeout:
-            if self.busy() or len(self.runs()) < at_least_runs:
-                quiet_since = None
-            elif quiet_since is None:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= quiet:
+            if self.settled(at_least_runs):
                 return time.monotonic() - start
-            time.sleep(3)
+            time.sleep(2)
         raise TimeoutError(f"the daemon was still busy after {timeout:.0f} s")
+
+    def _sensor_selector(self, name: str) -> dict:
+        return {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "sensorName": name,
+        }
 
     def sensor_status(self, name: str) -> str:
         data = self.graphql(
             "query($s: SensorSelector!) { sensorOrError(sensorSelector: $s) { ... on Sensor { "
             "sensorState { status } } } }",
-            s={
-                "repositoryLocationName": LOCATION,
-                "repositoryName": REPOSITORY,
-                "sensorName": name,
-            },
+            s=self._sensor_selector(name),
         )
         return data["sensorOrError"]["sensorState"]["status"]
 

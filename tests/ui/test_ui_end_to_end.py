@@ -3,17 +3,21 @@ fresh C360_HOME, driven in headless Chromium. One test, in the order a user work
 
 1. the daemon's first wave (landing sensors → bronze runs → automation) settles;
 2. "Materialize all" on the global lineage launches a backfill of the whole graph;
-3. a partition-range backfill (two export folders) is launched from bronze's launch dialog;
-4. the UI shows plots inline, table previews, column descriptions and a served dashboard;
-5. a stand-alone asset check is executed from the asset's Checks tab;
-6. a sensor is toggled off and on again, a new export folder is dropped into landing, and the
-   sensor's run for it succeeds;
-7. the Delta tables agree: one current history row per Id, live customers as generated, and
+3. a sensor is toggled off and on again and a new export folder is dropped into landing: the
+   sensor registers it and requests its run;
+4. a partition-range backfill (both export folders) is launched from bronze's launch dialog;
+5. everything settles: both backfills, the sensor's run and what automation started succeed;
+6. the UI shows plots inline (and serves them), table previews and column descriptions;
+7. a stand-alone asset check is executed from the asset's Checks tab;
+8. the Delta tables agree: one current history row per Id, live customers as generated, and
    every publish row accounted for with none failed.
 
-Screenshots of each step go to the artifacts folder (C360_UI_ARTIFACTS), and of the page when
-something fails. Nothing is mocked: real `dagster dev`, real Spark, the local Dataverse over
-HTTPS, real Delta tables.
+The range backfill, the sensor's run and automation overlap on purpose: that is how the UI is
+used, and the table results must not depend on it. Waits are on concrete events (runs, backfills,
+sensor ticks through the UI's GraphQL API), never on quiet periods. Screenshots of each step go
+to the artifacts folder (C360_UI_ARTIFACTS), and of the page when something fails, with the
+seconds each step took (`timings.txt`). Nothing is mocked: real `dg dev`, real Spark, the local
+Dataverse over HTTPS, real Delta tables.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from deltalake import DeltaTable
 
 from tests.ui.dev_server import DevServer, drop_folder
 
-pytestmark = [pytest.mark.ui, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.ui, pytest.mark.timeout(1800)]
 
-QUIET = 45  # seconds without queued/running runs: longer than one automation tick (30 s)
-SETTLE = 1800  # upper bound for one wave on a loaded 2-core machine
+SETTLE = 900  # upper bound for the daemon to settle on a loaded 2-core machine
 PUBLISH_TARGETS = ("crc33_customer", "crc33_customer_deactivation", "contact")
+SENSOR = "dataverse_landing_sensor"
 
 
 def _shot(page, artifacts, name: str, focus=None) -> None:
@@ -44,8 +48,9 @@ def _shot(page, artifacts, name: str, focus=None) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
 
-def _open_plot(page, artifacts, label: str, name: str) -> None:
-    """A plot's metadata row → "[Show Markdown]" → the PNG drawn in the dialog (data: URI)."""
+def _open_plot(page, artifacts, label: str, name: str) -> str:
+    """A plot's metadata row → "[Show Markdown]" → the PNG drawn in the dialog (data: URI);
+    returns the address of its "open full size" link."""
     row = page.get_by_role("row").filter(has=page.get_by_text(label, exact=True)).first
     row.wait_for()
     row.get_by_text("[Show Markdown]").click()
@@ -53,9 +58,12 @@ def _open_plot(page, artifacts, label: str, name: str) -> None:
     image = dialog.locator('img[src^="data:image/png;base64,"]').first
     image.wait_for()
     assert image.evaluate("img => img.naturalWidth") > 100  # decoded, not a broken image
-    assert dialog.get_by_role("link", name="open full size").count() == 1
+    link = dialog.get_by_role("link", name="open full size")
+    assert link.count() == 1
+    served = link.get_attribute("href")
     _shot(page, artifacts, name)
     dialog.get_by_role("button", name="Close").click()
+    return served
 
 
 def _runs_page(page, ui: str) -> None:
@@ -65,10 +73,12 @@ def _runs_page(page, ui: str) -> None:
 
 
 def _new_backfill(dev: DevServer, before: set[str], timeout: float = 120) -> str:
+    """The backfill the dialog just launched (tagged from_ui; automation launches its own)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        new = {b["id"] for b in dev.backfills()} - before
+        new = {b["id"] for b in dev.backfills() if b["fromUi"]} - before
         if new:
+            assert len(new) == 1, new
             return new.pop()
         time.sleep(2)
     raise AssertionError("the dialog launched no backfill")
@@ -83,20 +93,19 @@ def _backfill(dev: DevServer, backfill_id: str) -> dict:
     return data["partitionBackfillOrError"]
 
 
-def _failed_runs(dev: DevServer) -> list[str]:
-    return [r["runId"] for r in dev.runs(["FAILURE"])]
-
-
 @dataclass
 class Walk:
-    """What every step needs: the server, the browser page, where screenshots go, and what
-    went wrong in the graph so far (the walk goes on to show the rest, then fails)."""
+    """What every step needs: the server, the browser page, where screenshots go, what was
+    launched, and what went wrong in the graph so far (the walk goes on, then fails)."""
 
     server: DevServer
     page: object
     artifacts: Path
     held: list[Path]
     expected_live: int
+    backfills: dict[str, str] = field(default_factory=dict)
+    dropped: str = ""
+    seen: set[str] = field(default_factory=set)  # failed runs already reported
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -107,132 +116,149 @@ class Walk:
 def test_dev_ui_end_to_end(dev, page, artifacts):
     server, held, expected_live = dev
     walk = Walk(server, page, artifacts, held, expected_live)
+    timings = artifacts / "timings.txt"
+    began = time.monotonic()
     for step in STEPS:
+        start = time.monotonic()
         step(walk)
+        line = f"{step.__name__}: {time.monotonic() - start:.0f} s"
+        print(line)
+        with timings.open("a") as out:
+            out.write(line + "\n")
+    print(f"walk: {time.monotonic() - began:.0f} s")
     assert walk.problems == []
 
 
 def step_1_first_wave(walk: Walk) -> None:
     """The daemon's first wave: sensors request bronze runs, automation follows."""
-    server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
-    took = server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
+    server, page = walk.server, walk.page
+    took = server.wait_until_settled(timeout=SETTLE)
     print(f"first wave settled after {took:.0f} s ({len(server.runs())} runs)")
-    _runs_page(page, ui)
-    _shot(page, artifacts, "01-first-wave-runs")
+    _note_failed_runs(walk, "first wave")
+    _runs_page(page, walk.ui)
+    _shot(page, walk.artifacts, "01-first-wave-runs")
 
 
 def step_2_materialize_all(walk: Walk) -> None:
-    """'Materialize all' → the launch dialog → one backfill of every asset."""
-    server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
+    """'Materialize all' → the launch dialog → one backfill of every asset, awaited.
+
+    Not overlapped with the drop below: silver/customer's `reconciliation` compares it with
+    every live Id in bronze, so a backfill building silver/customer while a newly dropped
+    folder is already in bronze but not yet in the history fails that blocking check (seen in
+    this test; reported, not this test's to hide or to fix)."""
+    server, page, artifacts = walk.server, walk.page, walk.artifacts
     before = {b["id"] for b in server.backfills()}
-    page.goto(f"{ui}/asset-groups")
+    page.goto(f"{walk.ui}/asset-groups")
     page.get_by_role("button", name="Materialize all…").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Launch runs to materialize").wait_for()
     _shot(page, artifacts, "02-materialize-all-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
-    everything = _new_backfill(server, before)
-    took = server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
-    print(f"materialize-all backfill settled after {took:.0f} s")
-    if (status := _backfill(server, everything)["status"]) != "COMPLETED_SUCCESS":
-        walk.problems.append(
-            f"materialize-all backfill {status}; failed runs {_failed_runs(server)}"
-        )
+    walk.backfills["materialize all"] = _new_backfill(server, before)
+    took = server.wait_until_settled(timeout=SETTLE)
+    print(f"materialize-all settled after {took:.0f} s")
+    _note_failed_runs(walk, "materialize all")
 
 
-def step_3_partition_range_backfill(walk: Walk) -> None:
+def step_3_sensor_toggle_and_drop(walk: Walk) -> None:
+    """Toggle a sensor off and on, drop a new export folder, see the sensor request its run."""
+    server, page = walk.server, walk.page
+    page.goto(f"{walk.ui}/locations/customer360/sensors/{SENSOR}")
+    assert server.sensor_status(SENSOR) == "RUNNING"
+    _switch_sensor(page, server, "STOPPED")
+    _shot(page, walk.artifacts, "03-sensor-stopped")
+    _switch_sensor(page, server, "RUNNING")
+    _shot(page, walk.artifacts, "04-sensor-running-again")
+    dropped = drop_folder(walk.held[0], server.home / "landing")
+    walk.dropped = dropped.name
+    _wait_for(lambda: _sensor_runs(server, SENSOR, dropped.name), "the sensor's run", 300)
+
+
+def step_4_partition_range_backfill(walk: Walk) -> None:
     """A partition-range backfill from the launch dialog of the partitioned root asset."""
-    server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
+    server, page, artifacts = walk.server, walk.page, walk.artifacts
     before = {b["id"] for b in server.backfills()}
-    page.goto(f"{ui}/assets/bronze/crc33_customer")
+    page.goto(f"{walk.ui}/assets/bronze/crc33_customer")
     page.get_by_role("button", name="Materialize…").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="Custom").click()
-    dialog.get_by_text("Select a partition or create one").click()
+    dialog.get_by_role("img", name="expand_more").first.click()  # the partition menu
     choices = page.get_by_role("menuitem").filter(
         has_not_text=re.compile("Add partition|Select all")
     )
-    choices.nth(0).click()
-    choices.nth(1).click()
-    page.keyboard.press("Escape")  # close the partition menu, keep the dialog
+    choices.first.wait_for()
+    _shot(page, artifacts, "05-partition-menu")
+    # each item carries its whole key in a tooltip (long keys are shortened on screen)
+    listed = [choices.nth(i).locator("[data-tooltip]").first.get_attribute("data-tooltip")
+              for i in range(choices.count())]  # fmt: skip
+    assert listed == sorted(listed) and walk.dropped in listed and len(listed) == 2, listed
+    for i in range(choices.count()):  # both export folders: a range of two
+        if not choices.nth(i).locator("input[type=checkbox]").is_checked():
+            choices.nth(i).click()
+    dialog.get_by_role("img", name="expand_less").first.click()  # close the menu
     dialog.get_by_text("2 partitions").wait_for()
-    _shot(page, artifacts, "03-partition-range-dialog")
+    _shot(page, artifacts, "06-partition-range-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
     ranged = _new_backfill(server, before)
-    server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
+    walk.backfills["partition range"] = ranged
     done = _backfill(server, ranged)
     assert done["numPartitions"] == 2 and len(done["partitionNames"]) == 2, done
-    if done["status"] != "COMPLETED_SUCCESS":
-        walk.problems.append(f"partition-range backfill {done['status']}")
 
 
-def step_4_what_the_ui_shows(walk: Walk) -> None:
-    """What the UI shows: plots inline, previews, column descriptions, the served dashboard."""
+def step_5_everything_settles(walk: Walk) -> None:
+    """Both backfills, the sensor's run and what automation started after them succeed."""
+    server, page = walk.server, walk.page
+    took = server.wait_until_settled(timeout=SETTLE)
+    print(f"backfills, the drop and automation settled after {took:.0f} s")
+    for what, backfill_id in walk.backfills.items():
+        if (status := _backfill(server, backfill_id)["status"]) != "COMPLETED_SUCCESS":
+            walk.problems.append(f"{what} backfill {status}")
+    runs = _sensor_runs(server, SENSOR, walk.dropped)
+    if not all(r["status"] == "SUCCESS" for r in runs):
+        walk.problems.append(f"the sensor's runs for {walk.dropped}: {runs}")
+    _note_failed_runs(walk, "after the backfills and the drop")
+    _runs_page(page, walk.ui)
+    _shot(page, walk.artifacts, "07-runs-after-drop")
+
+
+def step_6_what_the_ui_shows(walk: Walk) -> None:
+    """What the UI shows: plots inline and served, previews, column descriptions."""
     server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
     page.goto(f"{ui}/assets/gold/customer_profile")
-    _open_plot(page, artifacts, "segments_plot", "04-gold-profile-segments-plot")
+    served = _open_plot(page, artifacts, "segments_plot", "08-gold-profile-segments-plot")
+    assert served.startswith(f"{server.files_url}/files/"), served
+    image = httpx.get(served)  # the "open full size" link: the file server has the PNG
+    assert image.status_code == 200 and image.content[:4] == b"\x89PNG", served
     description = page.get_by_text("the person's stable id").first  # a column description
     description.wait_for()
-    _shot(page, artifacts, "05-gold-profile-columns", description)
+    _shot(page, artifacts, "09-gold-profile-columns", description)
     preview = page.get_by_text("preview", exact=True).first
     preview.wait_for()
-    _shot(page, artifacts, "06-gold-profile-preview", preview)
+    _shot(page, artifacts, "10-gold-profile-preview", preview)
     page.goto(f"{ui}/assets/gold/customer_source_link")
-    _open_plot(page, artifacts, "quality_plot", "07-unify-quality-plot")
+    _open_plot(page, artifacts, "quality_plot", "11-unify-quality-plot")
     page.goto(f"{ui}/assets/silver/customer")
     preview = page.get_by_text("preview", exact=True).first
     preview.wait_for()
-    _shot(page, artifacts, "08-silver-preview", preview)
-    dashboard = server.latest_metadata(["churn", "dashboard"])["dashboard_url"]
-    assert dashboard.startswith(f"{server.files_url}/files/churn/dashboard/"), dashboard
-    page.goto(f"{ui}/assets/churn/dashboard")
-    link = page.locator(f'a[href="{dashboard}"]').first  # an http:// link, not a file:// one
-    link.wait_for()
-    _shot(page, artifacts, "09-dashboard-link", link)
-    page.goto(dashboard)  # the UI opens it in a new tab; the same page is simpler to check
-    assert "churn" in page.content().lower()
-    _shot(page, artifacts, "10-served-dashboard")
+    _shot(page, artifacts, "12-silver-preview", preview)
     assert httpx.get(f"{server.files_url}/").status_code == 200
 
 
-def step_5_execute_a_check(walk: Walk) -> None:
+def step_7_execute_a_check(walk: Walk) -> None:
     """A stand-alone asset check executed on its own from the Checks tab."""
-    server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
-    page.goto(f"{ui}/assets/silver/customer_history?view=checks")
+    server, page = walk.server, walk.page
+    page.goto(f"{walk.ui}/assets/silver/customer_history?view=checks")
     page.get_by_text("one_current_row_per_id").first.click()
     runs_before = {r["runId"] for r in server.runs()}
     # the check's own button (its icon spoils an exact role name), not "Execute all"
     page.locator("button", has_text=re.compile(r"^\s*Execute\s*$")).first.click()
-    server.wait_until_settled(quiet=5, timeout=600)
+    server.wait_until_settled(timeout=600, at_least_runs=len(runs_before) + 1)
     check_runs = [r for r in server.runs() if r["runId"] not in runs_before]
     assert check_runs and all(r["status"] == "SUCCESS" for r in check_runs), check_runs
-    _shot(page, artifacts, "11-check-executed")
+    _shot(page, walk.artifacts, "13-check-executed")
 
 
-def step_6_sensor_toggle_and_drop(walk: Walk) -> None:
-    """Toggle a sensor off and on, drop a new export folder, see the sensor's run."""
-    server, page, artifacts, ui = walk.server, walk.page, walk.artifacts, walk.ui
-    sensor = "dataverse_landing_sensor"
-    page.goto(f"{ui}/locations/customer360/sensors/{sensor}")
-    toggle = page.locator("input[type=checkbox]").first
-    assert server.sensor_status(sensor) == "RUNNING"
-    toggle.dispatch_event("click")  # the input is visually hidden under its switch
-    _wait_for(lambda: server.sensor_status(sensor) == "STOPPED", "sensor stopped")
-    toggle.dispatch_event("click")  # the input is visually hidden under its switch
-    _wait_for(lambda: server.sensor_status(sensor) == "RUNNING", "sensor running again")
-    _shot(page, artifacts, "12-sensor-toggled")
-    dropped = drop_folder(walk.held[0], server.home / "landing")
-    _wait_for(lambda: _sensor_runs(server, sensor, dropped.name), "the sensor's run", 600)
-    server.wait_until_settled(quiet=QUIET, timeout=SETTLE)
-    runs = _sensor_runs(server, sensor, dropped.name)
-    assert runs, f"no run of {sensor} for {dropped.name}"
-    if not all(r["status"] == "SUCCESS" for r in runs):
-        walk.problems.append(f"the sensor's runs for {dropped.name}: {runs}")
-    _runs_page(page, ui)
-    _shot(page, artifacts, "13-runs-after-drop")
-
-
-def step_7_tables_and_publish_counts(walk: Walk) -> None:
+def step_8_tables_and_publish_counts(walk: Walk) -> None:
     """The tables a single sequential run would produce, and the publish counts."""
     server = walk.server
     _assert_lake(server, walk.expected_live)
@@ -247,12 +273,43 @@ def step_7_tables_and_publish_counts(walk: Walk) -> None:
 STEPS = [
     step_1_first_wave,
     step_2_materialize_all,
-    step_3_partition_range_backfill,
-    step_4_what_the_ui_shows,
-    step_5_execute_a_check,
-    step_6_sensor_toggle_and_drop,
-    step_7_tables_and_publish_counts,
+    step_3_sensor_toggle_and_drop,
+    step_4_partition_range_backfill,
+    step_5_everything_settles,
+    step_6_what_the_ui_shows,
+    step_7_execute_a_check,
+    step_8_tables_and_publish_counts,
 ]
+
+
+def _switch_sensor(page, server: DevServer, wanted: str) -> None:
+    """Click the sensor's switch until the instance reports `wanted`. The switch's input is
+    visually hidden (so the click is dispatched to it), and it ignores clicks while the page
+    refreshes after a change, hence a bounded retry."""
+    toggle = page.locator("input[type=checkbox]").first
+    for _ in range(5):
+        toggle.wait_for(state="attached")
+        if toggle.is_enabled() and toggle.is_checked() != (wanted == "RUNNING"):
+            toggle.dispatch_event("click")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if server.sensor_status(SENSOR) == wanted:
+                # the page shows it too once it has refreshed
+                page.wait_for_function(
+                    "([el, on]) => el.checked === on && !el.disabled",
+                    arg=[toggle.element_handle(), wanted == "RUNNING"],
+                )
+                return
+            time.sleep(1)
+    raise AssertionError(f"{SENSOR} did not become {wanted} from its switch")
+
+
+def _note_failed_runs(walk: Walk, when: str) -> None:
+    """A failed run is a problem even when a later one repaired what it left."""
+    failed = [r["runId"] for r in walk.server.runs(["FAILURE"]) if r["runId"] not in walk.seen]
+    walk.seen.update(failed)
+    if failed:
+        walk.problems.append(f"runs failed ({when}): {failed}")
 
 
 def _sensor_runs(server: DevServer, sensor: str, partition: str) -> list[dict]:
@@ -284,9 +341,9 @@ def _assert_lake(server: DevServer, expected_live: int) -> None:
     )
     db = duckdb.connect()
     db.register("h", history)
-    several = db.sql("SELECT count(*) FROM (SELECT Id FROM h WHERE is_current "
-                     "GROUP BY Id HAVING count(*) > 1)").fetchone()[0]  # fmt: skip
-    live = db.sql("SELECT count(*) FROM h WHERE is_current AND NOT is_deleted").fetchone()[0]
+    several = db.execute("SELECT count(*) FROM (SELECT Id FROM h WHERE is_current "
+                         "GROUP BY Id HAVING count(*) > 1)").fetchone()[0]  # fmt: skip
+    live = db.execute("SELECT count(*) FROM h WHERE is_current AND NOT is_deleted").fetchone()[0]
     assert several == 0, f"{several} Ids with more than one current history row"
     assert live == expected_live
     assert current.num_rows + quarantine.num_rows == expected_live

@@ -70,7 +70,8 @@ test: setup chromium lint
 	$(BIN)/dg check defs
 	$(BIN)/pytest
 
-# Only the browser test of `customer360 dev` (marker `ui`; also part of `make test`).
+# The browser test of `customer360 dev` (marker `ui`): opt-in, not part of `make test` (README
+# "Tests of the UI").
 test-ui: setup chromium
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/pytest -m ui tests/ui

@@ -5,11 +5,25 @@ from collections.abc import Iterable
 import dagster as dg
 from pydantic import Field
 
-#: Materialise when an upstream changed. Every automation condition of the graph is further
-#: gated on the upstreams' blocking checks (`gate_on_blocking_checks`, applied in
-#: customer360/definitions.py): a failed ERROR check stops automation downstream in later runs
-#: too, not only inside the run that failed.
-EAGER = dg.AutomationCondition.eager()
+from assets.keys import CHURN_RISK_KEY, FINANCE_KEY, crm_silver_key
+from customer360.unify import unify_config
+
+#: The enrichments and second sources: their assets stay missing until their landing area
+#: gets a drop, and what depends on them builds without them (finance measures null, no churn
+#: columns, one source fewer; docs/medallion.md "Partial drops and isolated domains").
+OPTIONAL_DEPS = dg.AssetSelection.assets(
+    FINANCE_KEY, CHURN_RISK_KEY, *[crm_silver_key(m.source) for m in unify_config().csv_sources]
+)
+
+#: Materialise when an upstream changed — Dagster's `eager`, except that an optional upstream
+#: that never landed does not hold it back (plain `eager` waits while any dep is missing: on a
+#: fresh `customer360 dev` without a second source, identity, gold and publish never ran).
+#: Every automation condition of the graph is further gated on the upstreams' blocking checks
+#: (`gate_on_blocking_checks`, applied in customer360/definitions.py): a failed ERROR check
+#: stops automation downstream in later runs too, not only inside the run that failed.
+EAGER = dg.AutomationCondition.eager().replace(
+    "any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(OPTIONAL_DEPS)
+)
 
 #: True once the latest evaluation of every blocking check of every upstream asset passed.
 BLOCKING_CHECKS_PASSED = dg.AutomationCondition.all_deps_blocking_checks_passed()

@@ -129,6 +129,34 @@ def train_churn_model(
         )  # fmt: skip
 
 
+def _grid_search(
+    grid: Sequence[Mapping[str, Any]],
+    training: tuple[pd.DataFrame, pd.Series],
+    validation: tuple[pd.DataFrame, pd.Series],
+    random_state: int,
+) -> tuple[Pipeline, dict[str, Any], list[dict[str, Any]]]:
+    """(the pipeline with the lowest validation log loss, its parameters, every point tried)."""
+    (x_train, y_train), (x_valid, y_valid) = training, validation
+    tried = []
+    best: tuple[float, Pipeline, dict[str, Any]] | None = None
+    for point in grid:
+        params = {**BASE_PARAMS, **point, "random_state": random_state}
+        pipeline = _pipeline(params).fit(x_train, y_train)
+        p = pipeline.predict_proba(x_valid)[:, 1]
+        loss = float(log_loss(y_valid, p, labels=[0, 1]))
+        tried.append(
+            {
+                "params": dict(point),
+                "validation_log_loss": loss,
+                "validation_average_precision": float(average_precision_score(y_valid, p)),
+            }
+        )
+        if best is None or loss < best[0]:
+            best = (loss, pipeline, params)
+    assert best is not None
+    return best[1], best[2], tried
+
+
 def _train(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -147,25 +175,8 @@ def _train(
     if not grid:
         raise ValueError("grid must hold at least one parameter set")
 
-    tried = []
-    best: tuple[float, Pipeline, dict[str, Any]] | None = None
-    for point in grid:
-        params = {**BASE_PARAMS, **point, "random_state": random_state}
-        pipeline = _pipeline(params).fit(x_train, y_train)
-        p = pipeline.predict_proba(x_valid)[:, 1]
-        loss = float(log_loss(y_valid, p, labels=[0, 1]))
-        tried.append(
-            {
-                "params": dict(point),
-                "validation_log_loss": loss,
-                "validation_average_precision": float(average_precision_score(y_valid, p)),
-            }
-        )
-        if best is None or loss < best[0]:
-            best = (loss, pipeline, params)
-    assert best is not None
-    _, fitted, params = best
-
+    fitted, params, tried = _grid_search(grid, (x_train, y_train), (x_valid, y_valid),
+                                         random_state)  # fmt: skip
     calibration_losses: dict[str, float] = {}
     if calibration == "auto":
         calibration_losses = _calibration_losses(fitted, x_valid, y_valid, random_state)

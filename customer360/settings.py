@@ -92,3 +92,19 @@ def client_id_env(index: int) -> str:
 
 def client_secret_env(index: int) -> str:
     return f"C360_DATAVERSE_CLIENT_SECRET_{index}"
+
+
+def positive_int_env(env: str, default: int, unit: str = "") -> int:
+    """A whole number of at least 1 from `env`, or `default` when it is unset or empty; a clear
+    error naming the variable otherwise. `unit` ("seconds") completes the message."""
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    what = f" of {unit}" if unit else ""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{env}={raw!r} is not a whole number{what}") from None
+    if value < 1:
+        raise ValueError(f"{env}={raw!r} must be at least 1")
+    return value

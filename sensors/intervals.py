@@ -7,7 +7,7 @@ environment of `customer360 dev`; the code server reads them when it loads the d
 
 from __future__ import annotations
 
-import os
+from customer360.settings import positive_int_env
 
 LANDING_INTERVAL_ENV = "C360_LANDING_SENSOR_INTERVAL"
 AUTOMATION_INTERVAL_ENV = "C360_AUTOMATION_INTERVAL"
@@ -15,25 +15,11 @@ DEFAULT_LANDING_INTERVAL = 60
 DEFAULT_AUTOMATION_INTERVAL = 30
 
 
-def interval_seconds(env: str, default: int) -> int:
-    """Whole seconds from `env`, or `default` when it is unset or empty."""
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{env}={raw!r} is not a whole number of seconds") from None
-    if value < 1:
-        raise ValueError(f"{env}={raw!r} must be at least 1 second")
-    return value
-
-
 def landing_sensor_interval() -> int:
     """Seconds between two evaluations of each landing sensor (dataverse, finance, CRM, KKBox)."""
-    return interval_seconds(LANDING_INTERVAL_ENV, DEFAULT_LANDING_INTERVAL)
+    return positive_int_env(LANDING_INTERVAL_ENV, DEFAULT_LANDING_INTERVAL, "seconds")
 
 
 def automation_interval() -> int:
     """Seconds between two ticks of `medallion_automation`."""
-    return interval_seconds(AUTOMATION_INTERVAL_ENV, DEFAULT_AUTOMATION_INTERVAL)
+    return positive_int_env(AUTOMATION_INTERVAL_ENV, DEFAULT_AUTOMATION_INTERVAL, "seconds")

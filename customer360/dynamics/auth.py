@@ -167,6 +167,15 @@ class TokenProvider:
                 f"{connection.authority!r}: {exc}"
             ) from None
 
+    def cached(self) -> str | None:
+        """The current token while it is fresh, else None (the caller then calls `token`,
+        which may block on the token endpoint). Never blocks: reading two attributes needs no
+        lock, and a token swapped mid-read is still a valid one."""
+        token = self._token
+        if token and self._clock() < self._refresh_at:
+            return token
+        return None
+
     def token(self) -> str:
         with self._lock:
             if self._token and self._clock() < self._refresh_at:

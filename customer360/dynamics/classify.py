@@ -171,16 +171,30 @@ def _upsert(
     payload: dict[str, Any] = dict(row.values)  # key columns travel in the URL, not the body
     if binds:
         payload.update(_bind_payload(binds))
-    if row.state is not None:
-        payload["statecode"], payload["statuscode"] = row.state
+    key = dict(row.key)
+    return upsert_op(row.key_text, row.row_number, row.row, key, row.record_id, payload, row.state)
+
+
+def upsert_op(
+    key_text: str,
+    row_number: int,
+    row: dict[str, Any],
+    key: dict[str, Any],
+    record_id: uuid.UUID | None,
+    payload: dict[str, Any],
+    state: tuple[int, int] | None,
+) -> Operation:
+    """The upsert of one row by its key (`payload`: its values and binds, owned by the op)."""
+    if state is not None:
+        payload["statecode"], payload["statuscode"] = state
     return Operation(
         kind=OpKind.UPSERT,
-        key_text=row.key_text,
-        row_number=row.row_number,
+        key_text=key_text,
+        row_number=row_number,
         payload=payload,
-        row=row.row,
-        record_id=str(row.record_id) if row.record_id else None,
-        key=dict(row.key),
+        row=row,
+        record_id=str(record_id) if record_id else None,
+        key=key,
     )
 
 

@@ -235,8 +235,8 @@ class _Run:
         async for numbers, chunk in self.loader.chunks(source, spec, first_rows=size):
             keyed = self.preprocessor.claim(plan, chunk, numbers)
             for start in range(0, len(keyed), size):
-                rows = self.preprocessor.prepare_claimed(plan, keyed[start : start + size])
-                await self._publish_rows(plan, table, rows)
+                ops = self.preprocessor.stream_ops(plan, keyed[start : start + size])
+                await self.processor.submit(table, ops)
                 await asyncio.sleep(0)
 
     async def republish(self, spec: PublishSpec, ops: list[Operation]) -> None:

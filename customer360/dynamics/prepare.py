@@ -129,7 +129,7 @@ def prepare_row(
     if plan.spec.key.strategy is KeyStrategy.PRIMARY_ID:
         prepared.record_id = next(iter(key.values()))  # type: ignore[assignment]
     values = prepared.values
-    for source, target, ignore_null, convert, lookup, rules in _columns(plan):
+    for source, target, ignore_null, convert, lookup, rules in column_program(plan):
         raw = row.get(source, _MISSING)
         if raw is _MISSING:
             raise RowProblem(INVALID_VALUE, f"source column {source!r} is missing from the row")
@@ -155,7 +155,7 @@ def prepare_row(
 _COLUMN_CACHE: dict[int, tuple[TablePlan, tuple]] = {}
 
 
-def _columns(plan: TablePlan) -> tuple:
+def column_program(plan: TablePlan) -> tuple:
     """(source, target, ignore null, converter, lookup or None, rules) per column, worked out
     once per plan: prepare_row runs for every source row and these never change during a
     publish."""

@@ -11,7 +11,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from customer360.dynamics.classify import Resolved, Verdict, classify, lookup_ref
+from customer360.dynamics import columnar
+from customer360.dynamics.classify import Resolved, Verdict, classify, lookup_ref, upsert_op
 from customer360.dynamics.context import RunContext
 from customer360.dynamics.load import ExistingRecords
 from customer360.dynamics.operations import Operation
@@ -24,10 +25,11 @@ from customer360.dynamics.prepare import (
     match_text,
     prepare_row,
     raw_key_text,
+    resolve_state,
 )
 from customer360.dynamics.reads import resolve_references
 from customer360.dynamics.source import KeyClaim, KeyForms, KeyRegistry
-from customer360.dynamics.spec import LookupBy
+from customer360.dynamics.spec import KeyStrategy, LookupBy, Mode
 from customer360.dynamics.values import (
     DUPLICATE_SOURCE_KEY,
     KEY_BLANK_COLLISION,
@@ -119,6 +121,47 @@ class PreProcessor:
         self.outcomes.failed(failed)
         self.ctx.stage("pre_process", t0)
         return kept
+
+    def stream_ops(self, plan: TablePlan, keyed: list[Keyed]) -> list[Operation]:
+        """Stages 2a and 2b at once for rows that need no reads (`plan.reads_per_chunk` is
+        False): the writes of a slice of claimed rows, their values converted column by column
+        (`columnar.py`); bad rows are reported here. Same operations and failures as
+        `prepare_claimed` then `classify` with nothing read (which plans `columnar` does not
+        take still go through)."""
+        if not columnar.supports(plan):
+            rows = self.prepare_claimed(plan, keyed)
+            return self.classify(plan, rows, {}, {})
+        t0 = time.monotonic()
+        values, problems = columnar.prepare_values(plan, [row for _, row, _, _ in keyed])
+        blind = plan.spec.mode is Mode.UPSERT
+        primary = plan.spec.key.strategy is KeyStrategy.PRIMARY_ID
+        with_state = plan.spec.state is not None
+        ops: list[Operation] = []
+        failed: list[FailedRow] = []
+        rows: list[PreparedRow] = []
+        for i, (number, row, forms, key) in enumerate(keyed):
+            cells = values[i]
+            try:
+                if cells is None:
+                    raise problems[i]
+                state = resolve_state(plan, row) if with_state else None
+            except RowProblem as problem:
+                failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
+                continue
+            record_id = next(iter(key.values())) if primary else None
+            if blind:
+                ops.append(upsert_op(forms.trimmed, number, row, key, record_id, cells, state))
+                continue
+            rows.append(
+                PreparedRow(
+                    number, row, key, forms.trimmed, forms.match, record_id, cells, {}, state
+                )
+            )
+        self.outcomes.failed(failed)
+        self.ctx.stage("pre_process", t0)
+        if rows:  # append: creates (deterministic ids, required columns) as `classify` makes them
+            ops.extend(self.classify(plan, rows, {}, {}))
+        return ops
 
     async def resolve(self, plan: TablePlan, rows: list[PreparedRow]) -> Resolved:
         """GUIDs of the records the rows' lookups and owners name (None: no such record).

@@ -115,10 +115,13 @@ class KeyRegistry:
         forms = [[k.match for k in keys], [k.trimmed for k in keys], [k.raw for k in keys]]
         hashes = [_hashes(texts) for texts in forms]
         before = [_member(seen, h) for seen, h in zip(self._seen, hashes, strict=True)]
-        if not before[0].any() and np.unique(hashes[0]).size == len(keys):
-            # the usual chunk: every key new and distinct, so every row is NEW
-            for f in range(3):
-                self._seen[f] = np.union1d(self._seen[f], hashes[f])
+        ordered = np.sort(hashes[0])
+        if not before[0].any() and not (ordered[1:] == ordered[:-1]).any():
+            # the usual chunk: every key new and distinct, so every row is NEW (and so are its
+            # trimmed and raw forms, which the case-folded form is a function of)
+            self._seen[0] = _merged(self._seen[0], ordered)
+            for f in (1, 2):
+                self._seen[f] = _merged(self._seen[f], np.sort(hashes[f]))
             return [KeyClaim.NEW] * len(keys)
         fresh: list[set[int]] = [set(), set(), set()]
         claims: list[KeyClaim] = []
@@ -140,6 +143,12 @@ class KeyRegistry:
                 new = np.fromiter(fresh[f], dtype=np.int64, count=len(fresh[f]))
                 self._seen[f] = np.union1d(self._seen[f], new)
         return claims
+
+
+def _merged(seen: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Two sorted arrays as one: a stable sort (timsort for int64) merges the two runs in
+    linear time, where `np.union1d` hashed and re-sorted every key seen so far."""
+    return np.sort(np.concatenate((seen, new)), kind="stable")
 
 
 def _hashes(texts: Sequence[str]) -> np.ndarray:

@@ -39,8 +39,7 @@ class Outcomes:
             return
         metrics = self.ctx.metrics
         metrics.published += len(ops)
-        for op in ops:
-            metrics.by_operation[op.effective_kind.value] += 1
+        metrics.by_operation.update(op.effective_kind.value for op in ops)
         self.sink.published([op.key_text for op in ops])
 
     def unchanged(self, keys: Sequence[str]) -> None:

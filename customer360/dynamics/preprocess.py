@@ -35,6 +35,7 @@ from customer360.dynamics.values import (
     KEY_BLANK_COLLISION,
     KEY_CASE_COLLISION,
     RowProblem,
+    whole_numbers,
 )
 
 LOOKUP_CACHE_SIZE = 200_000  # lookups of a huge table: keep the cache bounded
@@ -64,6 +65,24 @@ def _key_problem(claim: KeyClaim, key_text: str) -> RowProblem:
     )
 
 
+def _whole_number_keys(
+    plan: TablePlan, chunk: list[dict[str, Any]]
+) -> tuple[list[KeyForms], list[dict]] | None:
+    """The key forms and keys of a chunk whose key is one whole-number column and whose every
+    row has a plain int there, in range (what `extract_key`, `match_text` and `raw_key_text`
+    give such a row, a column at a time); None for any other chunk."""
+    columns = plan.spec.key.columns
+    if plan.spec.key.strategy is not KeyStrategy.BUSINESS_KEY or len(columns) != 1:
+        return None
+    ((attribute, source),) = columns.items()
+    numbers = whole_numbers([row.get(source) for row in chunk], plan.key_attrs[attribute])
+    if numbers is None:
+        return None
+    texts = [f"{attribute}={number}" for number in numbers]  # key_segment's text
+    raws = [f"({number},)" for number in numbers]  # repr((number,)) of a plain int
+    return list(map(KeyForms, texts, texts, raws)), [{attribute: number} for number in numbers]
+
+
 class PreProcessor:
     """The run-wide state of stage 2: claimed keys and the lookup cache."""
 
@@ -84,6 +103,33 @@ class PreProcessor:
         registry update per chunk); rows whose key is missing, bad or already taken are
         reported failed here."""
         t0 = time.monotonic()
+        whole = _whole_number_keys(plan, chunk)
+        if whole is not None:  # the usual key: every row's is a plain int in range
+            keyed: list[Keyed] = list(zip(numbers, chunk, *whole, strict=True))
+            failed: list[FailedRow] = []
+        else:
+            keyed, failed = self._extract_keys(plan, chunk, numbers)
+        claims = self.registry.claim([forms for _, _, forms, _ in keyed])
+        if claims.count(KeyClaim.NEW) == len(claims):  # the usual chunk: keep every row
+            claims = []
+            kept: list[Keyed] = keyed
+        else:
+            kept = []
+        for entry, claim in zip(keyed if claims else (), claims, strict=True):
+            if claim is KeyClaim.NEW:
+                kept.append(entry)
+                continue
+            number, row, forms, _ = entry
+            problem = _key_problem(claim, forms.trimmed)
+            failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
+        self.outcomes.failed(failed)
+        self.ctx.stage("pre_process", t0)
+        return kept
+
+    def _extract_keys(
+        self, plan: TablePlan, chunk: list[dict[str, Any]], numbers: range
+    ) -> tuple[list[Keyed], list[FailedRow]]:
+        """Each row's key forms and key, row by row; rows without a usable key fail."""
         keyed: list[Keyed] = []
         failed: list[FailedRow] = []
         for number, row in zip(numbers, chunk, strict=True):
@@ -94,18 +140,7 @@ class PreProcessor:
                 continue
             forms = KeyForms(match_text(key, key_text), key_text, raw_key_text(plan, row))
             keyed.append((number, row, forms, key))
-        claims = self.registry.claim([forms for _, _, forms, _ in keyed])
-        kept: list[Keyed] = []
-        for entry, claim in zip(keyed, claims, strict=True):
-            if claim is KeyClaim.NEW:
-                kept.append(entry)
-                continue
-            number, row, forms, _ = entry
-            problem = _key_problem(claim, forms.trimmed)
-            failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
-        self.outcomes.failed(failed)
-        self.ctx.stage("pre_process", t0)
-        return kept
+        return keyed, failed
 
     def prepare_claimed(self, plan: TablePlan, keyed: list[Keyed]) -> list[PreparedRow]:
         """Sanitise and check the values of rows whose keys `claim` accepted."""

@@ -13,7 +13,7 @@ import logging
 import time
 
 from customer360.dynamics.batch_codec import decode_batch, encode_batch
-from customer360.dynamics.bodies import TableRef, batch_part, bulk_item
+from customer360.dynamics.bodies import TableRef, batch_part, bulk_items
 from customer360.dynamics.context import RunContext
 from customer360.dynamics.errors import FailureKind, RequestFailed, classify_status
 from customer360.dynamics.jobs import BULK_MESSAGE, Job, uses_bulk
@@ -69,8 +69,12 @@ class Processor:
     async def submit(self, table: TableRef, ops: list[Operation]) -> None:
         """Queue `ops` in jobs of the batch size, waiting while too many rows are unfinished."""
         by_kind: dict[OpKind, list[Operation]] = {}
-        for op in ops:
-            by_kind.setdefault(op.effective_kind, []).append(op)
+        kinds = {op.kind for op in ops}
+        if len(kinds) == 1 and OpKind.CREATE not in kinds:  # one kind (no create to redo)
+            by_kind[kinds.pop()] = ops
+        else:
+            for op in ops:
+                by_kind.setdefault(op.effective_kind, []).append(op)
         for kind, group in by_kind.items():
             size = self._batch_size(table, kind)
             for start in range(0, len(group), size):
@@ -160,10 +164,11 @@ class Processor:
         job.requests += 1
         if not job.started:
             job.started = time.monotonic()
+        now = time.time()
         for op in job.ops:
             op.attempts += 1
             if op.first_attempt_at is None:
-                op.first_attempt_at = time.time()
+                op.first_attempt_at = now
         self.ctx.metrics.requests += 1
 
     async def _send(self, client: PrincipalClient, job: Job) -> Sent:
@@ -171,7 +176,7 @@ class Processor:
             return await client.send(
                 "POST",
                 f"{job.table.entity_set}/Microsoft.Dynamics.CRM.{BULK_MESSAGE[job.kind]}",
-                json_body={"Targets": [bulk_item(job.table, job.kind, op) for op in job.ops]},
+                json_body={"Targets": bulk_items(job.table, job.kind, job.ops)},
                 units=len(job.ops),
             )
         parts = [batch_part(job.table, job.kind, op) for op in job.ops]

@@ -225,6 +225,21 @@ def whole_number(value: Any, attr: AttributeMetadata) -> int | None:
     return None
 
 
+def whole_numbers(values: list[Any], attr: AttributeMetadata) -> list[int] | None:
+    """`whole_number` for a whole column at once: the values themselves when every one is a
+    plain int within the column's range, else None (convert them one by one)."""
+    if not values or set(map(type, values)) != {int}:
+        return None
+    if _KIND_BY_TYPE.get(attr.attribute_type) is not INTEGER:
+        return None
+    low, high = min(values), max(values)
+    if (attr.min_value is not None and low < attr.min_value) or (
+        attr.max_value is not None and high > attr.max_value
+    ):
+        return None
+    return values
+
+
 def _string_converter(
     attr: AttributeMetadata, rules: Rules, general: Callable[[Any], Any]
 ) -> Callable[[Any], Any]:

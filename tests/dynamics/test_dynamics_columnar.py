@@ -10,8 +10,12 @@ import pytest
 from dynamics_fixtures import customer_meta
 
 from customer360.dynamics import columnar
+from customer360.dynamics.bodies import TableRef, bulk_item, bulk_items
+from customer360.dynamics.operations import Operation, OpKind
 from customer360.dynamics.plan import compile_plan
-from customer360.dynamics.prepare import prepare_row
+from customer360.dynamics.prepare import extract_key, match_text, prepare_row, raw_key_text
+from customer360.dynamics.preprocess import _whole_number_keys
+from customer360.dynamics.source import KeyForms
 from customer360.dynamics.spec import load_spec
 from customer360.dynamics.values import RowProblem
 
@@ -168,3 +172,41 @@ def test_one_odd_value_in_a_clean_column(source: str) -> None:
             rows = [dict(row) for row in clean]
             rows[at][source] = odd
             assert _by_column(plan, rows) == _by_row(plan, rows), (source, odd, at)
+
+
+def test_whole_number_keys_of_a_chunk_are_extract_keys() -> None:
+    """A chunk whose keys are all plain ints in range gets, at once, the key forms and keys
+    `extract_key`, `match_text` and `raw_key_text` give row by row; any other chunk is left to
+    them (None)."""
+    plan = _plan()
+    chunk = [{"cid": cid} for cid in (0, 5, 17, 10**9, 123456)]
+    forms, keys = _whole_number_keys(plan, chunk)
+    for row, form, key in zip(chunk, forms, keys, strict=True):
+        one_key, text = extract_key(plan, row)
+        assert (form, key) == (KeyForms(match_text(one_key, text), text, raw_key_text(plan, row)),
+                               one_key)  # fmt: skip
+    for odd in (-1, 10**9 + 1, "5", 5.0, True, None):  # out of range or not a plain int
+        assert _whole_number_keys(plan, [*chunk, {"cid": odd}]) is None
+    assert _whole_number_keys(plan, [{"cid": 1}, {}]) is None  # a row without the key column
+
+
+def test_bulk_items_are_bulk_item_for_every_kind() -> None:
+    """The one-pass `Targets` of an upsert are `bulk_item`'s, including an upsert that goes by
+    id (a retried create) and a payload that carries the primary id (dropped from the item)."""
+    plan = _plan()
+    table = TableRef(plan.meta.logical_name, plan.entity_set, plan.primary_id, "upsert",
+                     plan.use_bulk, plan)  # fmt: skip
+    guid = "00000000-0000-0000-0000-0000000000aa"
+    ops = [
+        Operation(OpKind.UPSERT, "crc33_cid=1", 0, {"crc33_name": "A"}, {}, key={"crc33_cid": 1}),
+        Operation(OpKind.UPSERT, "crc33_cid=2", 1, {"crc33_customerid": guid, "crc33_name": "B"},
+                  {}, record_id=guid, key={"crc33_cid": 2}, upsert_by_id=True),
+        Operation(OpKind.CREATE, "crc33_cid=3", 2, {"crc33_customerid": guid}, {},
+                  record_id=guid, key={"crc33_cid": 3}),
+    ]  # fmt: skip
+    for kind in (OpKind.UPSERT, OpKind.CREATE, OpKind.UPDATE):
+        assert bulk_items(table, kind, ops) == [bulk_item(table, kind, op) for op in ops]
+    items = bulk_items(table, OpKind.UPSERT, ops)
+    assert items[0]["@odata.id"] == "crc33_customers(crc33_cid=1)"
+    assert items[1]["@odata.id"] == f"crc33_customers({guid})"
+    assert "crc33_customerid" not in items[1]

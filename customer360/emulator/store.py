@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+
+import orjson
 
 from customer360.emulator.schema import DECIMAL_TYPES, STRING_TYPES, Key, Schema, Table
 
@@ -165,9 +168,22 @@ def _write_commit(puts, deletes, tomb_puts, tomb_deletes, version):
 
 
 _ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+_SCALARS = frozenset({str, int, float, bool, type(None), Decimal})
 
 
 def _dumps(row: dict) -> str:
+    """A record as the JSON text it is stored as. orjson (~5 times quicker: the SQLite writer
+    thread holds the GIL while it encodes, so this is CPU the request thread waits for) for a
+    record of plain values whose floats are finite; otherwise `json` (orjson writes null for
+    NaN where `json` writes NaN). Either text reads back (`json.loads`) to the same record."""
+    values = row.values()
+    if set(map(type, values)) <= _SCALARS and math.isfinite(
+        sum([v for v in values if v.__class__ is float])
+    ):
+        try:
+            return orjson.dumps(row, default=_json_default).decode()
+        except TypeError:  # an integer past 64 bits, a key that is not text
+            pass
     return _ENCODER.encode(row)
 
 

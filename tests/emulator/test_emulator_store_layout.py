@@ -86,3 +86,23 @@ def test_the_writer_thread_reports_its_cpu_time(tmp_path):
         assert store.writer_cpu_seconds > before
     finally:
         store.close()
+
+
+def test_stored_text_reads_back_as_the_json_module_wrote_it() -> None:
+    """Records are encoded with orjson when they hold plain values and finite floats, else
+    with `json` (orjson would write null for NaN): either way the stored text reads back to
+    what the `json` encoder's text reads back to."""
+    from customer360.emulator.store import _ENCODER, _dumps
+
+    plain = {"id": OLD_ID, "n": 12, "name": "Zoë", "spend": Decimal("12.50"), "p": 0.25,
+             "none": None, "yes": True, "huge": 1e300}  # fmt: skip
+    odd = [
+        {**plain, "p": float("nan")},
+        {**plain, "p": float("-inf")},
+        {**plain, "n": 2**70},
+        {**plain, "list": [1.5, float("inf")]},
+    ]
+    for record in [plain, *odd]:
+        expected = json.loads(_ENCODER.encode(record), parse_constant=str)
+        assert json.loads(_dumps(record), parse_constant=str) == expected, record
+    assert "NaN" in _dumps(odd[0]) and "Infinity" in _dumps(odd[1])

@@ -142,3 +142,40 @@ def test_new_guid_is_a_random_version_4_guid():
         parsed = uuid.UUID(text)
         assert str(parsed) == text  # lower case, 8-4-4-4-12
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a":1,"b":"x","c":[1.5,null,true]}',
+        b'{"a":NaN,"b":-Infinity}',
+        b'{"a":123456789012345678901234567890}',
+        b'{"a":9223372036854775807,"b":-9223372036854775809}',
+        b'{"a":1.00000000000000000000001,"b":0.30000000000000004}',
+        '{"a":"x"}'.encode("utf-16"),
+        b'\xef\xbb\xbf{"a":1}',
+        b'{"a":"\\ud800"}',
+        b'{"a":1e400}',
+        b'{"a":1,"a":2}',
+        b'{"a":"\xc3\xa9"}',
+    ],
+)
+def test_request_body_reads_as_the_json_module_reads_it(body: bytes) -> None:
+    """Bodies are read with orjson when it reads them as `json.loads` does, else with json:
+    NaN, integers past 64 bits (orjson would make them floats), UTF-16, BOMs, surrogates."""
+    import json
+
+    from customer360.emulator.messages import ApiRequest
+
+    got = ApiRequest("POST", "x", "", {}, body).json()
+    assert repr(got) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize("body", [b'{"a":', b"[1,2", b'{"a":"\xff"}'])
+def test_invalid_request_body_is_dataverses_payload_error(body: bytes) -> None:
+    from customer360.emulator.errors import DataverseError
+    from customer360.emulator.messages import ApiRequest
+
+    with pytest.raises(DataverseError) as raised:
+        ApiRequest("POST", "x", "", {}, body).json()
+    assert raised.value.status == 400 and "not valid JSON" in str(raised.value)

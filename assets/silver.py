@@ -17,7 +17,7 @@ import dagster as dg
 from assets.keys import CUSTOMER_KEY, FINANCE_KEY, HISTORY_KEY, QUARANTINE_KEY
 from assets.partitions import dataverse_exports
 from assets.refresh import EAGER, RefreshConfig
-from customer360.silver.current import bronze_live_ids, customers_not_landed, refresh_current
+from customer360.silver.current import customers_not_landed, refresh_current
 from customer360.silver.finance import (
     NOT_LANDED,
     finance_landed,
@@ -25,6 +25,7 @@ from customer360.silver.finance import (
     refresh_finance,
 )
 from customer360.silver.history import merge_partitions
+from customer360.silver.merged_bronze import merged_live_ids
 from customer360.tables import CUSTOMER_TABLE
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
@@ -88,7 +89,8 @@ def customer_history(
         dg.AssetCheckSpec("customer_schema", asset=CUSTOMER_KEY, blocking=True,
                           description="pandera: keys unique, required columns present, formats"),
         dg.AssetCheckSpec("reconciliation", asset=CUSTOMER_KEY, blocking=True,
-                          description="live Ids in bronze = rows in silver + quarantine"),
+                          description="live Ids in the bronze data the history merged = rows "
+                                      "in silver + quarantine"),
         dg.AssetCheckSpec("quarantine_empty", asset=QUARANTINE_KEY),
     ],
 )  # fmt: skip
@@ -128,16 +130,8 @@ def customer_current(
         metadata={"failure_cases": dg.MetadataValue.md(done.failure_cases or "none"),
                   "rows_validated": done.rows_validated},
     )  # fmt: skip
-    bronze_live = bronze_live_ids(lakehouse.lake)
     silver_rows, quarantined_rows = done.valid.table_rows, done.quarantine.table_rows
-    yield dg.AssetCheckResult(
-        check_name="reconciliation",
-        asset_key=CUSTOMER_KEY,
-        passed=bronze_live == silver_rows + quarantined_rows,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"bronze_live_ids": bronze_live, "silver_rows": silver_rows,
-                  "quarantined_rows": quarantined_rows},
-    )  # fmt: skip
+    yield _reconciliation(lakehouse, done.history_version, silver_rows, quarantined_rows)
     yield dg.AssetCheckResult(
         check_name="quarantine_empty",
         asset_key=QUARANTINE_KEY,
@@ -145,6 +139,25 @@ def customer_current(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantined_rows": quarantined_rows},
     )
+
+
+def _reconciliation(
+    lakehouse: LakehouseResource, history_version: int, silver_rows: int, quarantined_rows: int
+) -> dg.AssetCheckResult:
+    """Compared with the bronze partitions the history merged, at the versions it read them (not
+    with everything in bronze now): a folder landing meanwhile cannot fail it."""
+    merged = merged_live_ids(lakehouse.lake, history_version)
+    return dg.AssetCheckResult(
+        check_name="reconciliation",
+        asset_key=CUSTOMER_KEY,
+        passed=merged.live_ids == silver_rows + quarantined_rows,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"bronze_live_ids": merged.live_ids, "silver_rows": silver_rows,
+                  "quarantined_rows": quarantined_rows,
+                  "history_version": history_version, "compared_with": merged.basis,
+                  "bronze_partitions": merged.partitions if merged.partitions is not None else -1,
+                  "partitions_reingested_since_merge": merged.reread_partitions},
+    )  # fmt: skip
 
 
 @dg.asset(

@@ -14,10 +14,10 @@ writes are also safe by themselves (pinned-version commits, customer360/lakehous
 
 import dagster as dg
 
-from assets.keys import CUSTOMER_KEY, FINANCE_KEY, HISTORY_KEY, QUARANTINE_KEY
+from assets.keys import CUSTOMER_KEY, FINANCE_KEY, HISTORY_KEY, QUARANTINE_KEY, crm_bronze_key
 from assets.partitions import dataverse_exports
 from assets.refresh import EAGER, RefreshConfig
-from customer360.silver.current import bronze_live_ids, customers_not_landed, refresh_current
+from customer360.silver.current import customers_not_landed, refresh_current
 from customer360.silver.finance import (
     NOT_LANDED,
     finance_landed,
@@ -25,7 +25,10 @@ from customer360.silver.finance import (
     refresh_finance,
 )
 from customer360.silver.history import merge_partitions
+from customer360.silver.merged_bronze import merged_live_ids
+from customer360.silver.no_export import empty_current, no_export_reason
 from customer360.tables import CUSTOMER_TABLE
+from customer360.unify import unify_config
 from resources.lakehouse import LakehouseResource, write_metadata
 from resources.spark import SparkResource
 
@@ -70,7 +73,9 @@ def customer_history(
             "incrementally from the history rows merged since the last build.",
             kinds={"pyspark", "delta"},
             automation_condition=EAGER,
-            skippable=True,  # no Synapse Link export yet: skipped, and what depends on it
+            # No Synapse Link export yet: skipped, and what depends on it (unless another CRM
+            # source landed: then empty, see _before_the_export).
+            skippable=True,
         ),
         dg.AssetSpec(
             QUARANTINE_KEY,
@@ -88,7 +93,8 @@ def customer_history(
         dg.AssetCheckSpec("customer_schema", asset=CUSTOMER_KEY, blocking=True,
                           description="pandera: keys unique, required columns present, formats"),
         dg.AssetCheckSpec("reconciliation", asset=CUSTOMER_KEY, blocking=True,
-                          description="live Ids in bronze = rows in silver + quarantine"),
+                          description="live Ids in the bronze data the history merged = rows "
+                                      "in silver + quarantine"),
         dg.AssetCheckSpec("quarantine_empty", asset=QUARANTINE_KEY),
     ],
 )  # fmt: skip
@@ -99,12 +105,8 @@ def customer_current(
     lakehouse: LakehouseResource,
 ):
     not_landed = customers_not_landed(lakehouse.lake)
-    if not_landed is not None:  # Dagster's own skip; the reason in the log and on every check
-        context.log.info(f"silver/customer skipped: {not_landed}")
-        for check, key in (("customer_schema", CUSTOMER_KEY), ("reconciliation", CUSTOMER_KEY),
-                           ("quarantine_empty", QUARANTINE_KEY)):  # fmt: skip
-            yield dg.AssetCheckResult(check_name=check, asset_key=key, passed=True,
-                                      metadata={"skipped": not_landed})  # fmt: skip
+    if not_landed is not None:
+        yield from _before_the_export(context, lakehouse, not_landed)
         return
     done = refresh_current(spark.spark_session, lakehouse.lake, config.full_refresh)
     if done.reason:
@@ -128,16 +130,8 @@ def customer_current(
         metadata={"failure_cases": dg.MetadataValue.md(done.failure_cases or "none"),
                   "rows_validated": done.rows_validated},
     )  # fmt: skip
-    bronze_live = bronze_live_ids(lakehouse.lake)
     silver_rows, quarantined_rows = done.valid.table_rows, done.quarantine.table_rows
-    yield dg.AssetCheckResult(
-        check_name="reconciliation",
-        asset_key=CUSTOMER_KEY,
-        passed=bronze_live == silver_rows + quarantined_rows,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"bronze_live_ids": bronze_live, "silver_rows": silver_rows,
-                  "quarantined_rows": quarantined_rows},
-    )  # fmt: skip
+    yield _reconciliation(lakehouse, done.history_version, silver_rows, quarantined_rows)
     yield dg.AssetCheckResult(
         check_name="quarantine_empty",
         asset_key=QUARANTINE_KEY,
@@ -145,6 +139,46 @@ def customer_current(
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantined_rows": quarantined_rows},
     )
+
+
+def _before_the_export(
+    context: dg.AssetExecutionContext, lakehouse: LakehouseResource, not_landed: str
+):
+    """No Synapse Link export yet. With another CRM source landed: empty tables, so identity
+    and profile build from that source alone (customer360/silver/no_export.py). Otherwise
+    Dagster's own skip. Either way the reason is in the log and on every check."""
+    sources = [m.source for m in unify_config().csv_sources
+               if lakehouse.exists(*crm_bronze_key(m.source).path)]  # fmt: skip
+    reason = no_export_reason(sources) if sources else not_landed
+    context.log.info(f"silver/customer skipped: {reason}")
+    if sources:
+        valid, quarantine = empty_current(lakehouse.lake)
+        for key, result in ((CUSTOMER_KEY, valid), (QUARANTINE_KEY, quarantine)):
+            yield dg.MaterializeResult(asset_key=key,
+                                       metadata=write_metadata(result, skipped=reason))  # fmt: skip
+    for check, key in (("customer_schema", CUSTOMER_KEY), ("reconciliation", CUSTOMER_KEY),
+                       ("quarantine_empty", QUARANTINE_KEY)):  # fmt: skip
+        yield dg.AssetCheckResult(check_name=check, asset_key=key, passed=True,
+                                  metadata={"skipped": reason})  # fmt: skip
+
+
+def _reconciliation(
+    lakehouse: LakehouseResource, history_version: int, silver_rows: int, quarantined_rows: int
+) -> dg.AssetCheckResult:
+    """Compared with the bronze partitions the history merged, at the versions it read them (not
+    with everything in bronze now): a folder landing meanwhile cannot fail it."""
+    merged = merged_live_ids(lakehouse.lake, history_version)
+    return dg.AssetCheckResult(
+        check_name="reconciliation",
+        asset_key=CUSTOMER_KEY,
+        passed=merged.live_ids == silver_rows + quarantined_rows,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"bronze_live_ids": merged.live_ids, "silver_rows": silver_rows,
+                  "quarantined_rows": quarantined_rows,
+                  "history_version": history_version, "compared_with": merged.basis,
+                  "bronze_partitions": merged.partitions if merged.partitions is not None else -1,
+                  "partitions_reingested_since_merge": merged.reread_partitions},
+    )  # fmt: skip
 
 
 @dg.asset(

@@ -157,12 +157,14 @@ class DeltaLake:
         batch_id: str | None = None,
         description: str | None = None,
         read_version: int | None = None,
+        commit_metadata: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Write a Spark DataFrame. See the module docstring for the two paths.
 
         `writer_id` + `batch_id` make an append exactly-once: a retry of a committed batch adds
         nothing (Delta app transactions). `read_version`: commit on exactly that version (or
-        create the table, `NEW_TABLE`), else `WriteConflict`.
+        create the table, `NEW_TABLE`), else `WriteConflict`. `commit_metadata`: recorded in the
+        data commit's commitInfo (atomically with the rows; arrow path only).
         """
         mode, path = WriteMode(mode), WritePath(path)
         if mode is WriteMode.MERGE or path is WritePath.ARROW:
@@ -183,7 +185,10 @@ class DeltaLake:
                 batch_id=batch_id,
                 description=description,
                 read_version=read_version,
+                commit_metadata=commit_metadata,
             )
+        if commit_metadata:
+            raise ValueError("commit_metadata needs the arrow path (merge or path='arrow')")
         return self._write_distributed(
             utc_timestamps(df),
             layer,
@@ -216,14 +221,15 @@ class DeltaLake:
         batch_id: str | None = None,
         description: str | None = None,
         read_version: int | None = None,
+        commit_metadata: Mapping[str, str] | None = None,
     ) -> WriteResult:
         """Write an Arrow table with delta-rs (also used by assets that never start Spark).
-        `read_version` as in `write`."""
+        `read_version` and `commit_metadata` as in `write`."""
         uri = self.uri(layer, table)
         with conflicts_raised(uri, read_version):
             return self._write_arrow(
                 data, uri, WriteMode(mode), tuple(partition_by or ()), merge_keys,
-                _app_id(writer_id, batch_id), description, read_version,
+                _app_id(writer_id, batch_id), description, read_version, commit_metadata,
             )  # fmt: skip
 
     def _write_arrow(
@@ -236,6 +242,7 @@ class DeltaLake:
         app_id: str | None,
         description: str | None,
         read_version: int | None,
+        commit_metadata: Mapping[str, str] | None = None,
     ) -> WriteResult:
         data = normalize_arrow_table(data)
         existing = self._pinned(uri, read_version)
@@ -253,7 +260,7 @@ class DeltaLake:
         if app_id and existing is not None and existing.transaction_version(app_id) is not None:
             log.info("%s: batch %s already committed; nothing written", uri, app_id)
             return self._result(uri, 0, data.schema, partition_by, {}, WritePath.ARROW, True)
-        commit = _commit_properties(app_id, mode, strict=read_version is not None)
+        commit = _commit_properties(app_id, mode, read_version is not None, commit_metadata)
 
         if mode is WriteMode.MERGE:
             self._merge_arrow(data, uri, existing, merge_keys, schema_mode, commit,
@@ -753,11 +760,14 @@ def _app_id(writer_id: str | None, batch_id: str | None) -> str | None:
 
 
 def _commit_properties(
-    app_id: str | None, mode: WriteMode, strict: bool = False
+    app_id: str | None,
+    mode: WriteMode,
+    strict: bool = False,
+    extra: Mapping[str, str] | None = None,
 ) -> CommitProperties:
     """`strict`: commit on the snapshot's version + 1 or fail (no delta-rs commit retries,
-    which would rebase the commit onto someone else's)."""
-    meta = {"customer360.mode": mode.value}
+    which would rebase the commit onto someone else's). `extra`: more commitInfo fields."""
+    meta = {**(extra or {}), "customer360.mode": mode.value}
     txns = [Transaction(app_id, 1)] if app_id else None
     retries = 0 if strict else None
     return CommitProperties(custom_metadata=meta, app_transactions=txns, max_commit_retries=retries)

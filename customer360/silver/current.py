@@ -33,13 +33,11 @@ from customer360.lakehouse.incremental import (
 )
 from customer360.lakehouse.schema import delta_schema_to_arrow
 from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
-from customer360.tables import CUSTOMER_TABLE
 from customer360.transforms.customer import EMAIL_PATTERN, split_valid, validation_failures
 from customer360.transforms.dataverse import (
     MERGED_AT,
     changed_keys,
     current_state,
-    live_ids_arrow,
 )
 
 CONSUMER = "silver/customer"  # its row in ops/medallion_state
@@ -156,12 +154,6 @@ def _refresh_once(session: SparkSession, lake: DeltaLake, requested: bool) -> Cu
 
 def _versions(valid: WriteResult, quarantine: WriteResult) -> dict[str, int]:
     return {"/".join(OUTPUTS[0]): valid.version, "/".join(OUTPUTS[1]): quarantine.version}
-
-
-def bronze_live_ids(lake: DeltaLake) -> int:
-    """Live customer Ids in bronze, recomputed without Spark (a columnar sort of four columns)."""
-    columns = ["Id", "SinkModifiedOn", "versionnumber", "IsDelete"]
-    return len(live_ids_arrow(lake.read_arrow("bronze", CUSTOMER_TABLE, columns=columns)))
 
 
 def _history_markers(lake: DeltaLake, version: int) -> pa.Table | None:

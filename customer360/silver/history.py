@@ -29,6 +29,7 @@ from customer360.lakehouse.incremental import (
 )
 from customer360.lakehouse.spark_arrow import arrow_to_spark
 from customer360.lakehouse.store import NEW_TABLE
+from customer360.silver.merged_bronze import record_for_merge
 from customer360.tables import BRONZE_ONLY, CUSTOMER_TABLE, PARTITION_COLUMN, PUBLISHER_PREFIX
 from customer360.transforms.customer import standardize_customers
 from customer360.transforms.dataverse import MERGED_AT, as_versions, history_chains, strip_prefix
@@ -60,7 +61,10 @@ def _merge_once(
     session: SparkSession, lake: DeltaLake, partition_keys: Sequence[str]
 ) -> HistoryMerge:
     partitions = {PARTITION_COLUMN: list(partition_keys)}
-    changes = clean_versions(lake.read(session, "bronze", CUSTOMER_TABLE, partitions=partitions))
+    # Bronze at one version, recorded with the commit (what the reconciliation compares with).
+    bronze_version = read_version(lake, "bronze", CUSTOMER_TABLE)
+    changes = clean_versions(lake.read(session, "bronze", CUSTOMER_TABLE, partitions=partitions,
+                                       version=bronze_version))  # fmt: skip
     previous = None
     version = read_version(lake, *HISTORY)
     if version != NEW_TABLE:
@@ -78,7 +82,7 @@ def _merge_once(
         changes = changes.dropDuplicates(["history_key"])
     marker = next_marker(previous)
     chains = history_chains(changes).withColumn(MERGED_AT, F.lit(marker).cast("timestamp"))
-    result = lake.write(
-        chains, *HISTORY, mode="merge", merge_keys=["history_key"], read_version=version
-    )
+    record = record_for_merge(lake, version, partition_keys, bronze_version)
+    result = lake.write(chains, *HISTORY, mode="merge", merge_keys=["history_key"],
+                        read_version=version, commit_metadata=record)  # fmt: skip
     return HistoryMerge(result, marker)

@@ -2,13 +2,14 @@
 
 On a fresh C360_HOME the areas arrive as they may for a new user whose Dataverse export is not
 set up yet: finance files alone, then a second CRM source (one of its files broken), then the
-export. Until the export lands, everything that needs the Dataverse customers (silver/customer
-and all that follows, and every Dynamics publish, including the deactivation target whose source
-silver/customer_history was never written) is skipped with its reason — not failed — while the
-areas that did land are ingested and the run exits 0. Once the export lands, the whole graph
-builds. The command runs in-process (click's runner) with the real local Dataverse it starts
-(HTTPS, msal), real Spark and real delta-rs tables (tests/graph/test_partial_landing.py covers
-the subsets that include the export)."""
+export. With finance alone there are no customers at all: everything customer-dependent (and
+every Dynamics publish) is skipped with its reason — not failed — and the run exits 0. With the
+second source, its people are resolved and profiled on their own (silver/customer empty, with
+the reason) and published as contacts; what needs Dataverse customers (the deactivation target,
+whose source silver/customer_history was never written) is still skipped with its reason. Once
+the export lands, the whole graph builds. The command runs in-process (click's runner) with the
+real local Dataverse it starts (HTTPS, msal), real Spark and real delta-rs tables
+(tests/graph/test_partial_landing.py covers the subsets that include the export)."""
 
 from __future__ import annotations
 
@@ -22,16 +23,27 @@ from click.testing import CliRunner, Result
 
 from customer360.cli.commands import main
 from customer360.generate import generate_customer_landing, write_second_source
+from customer360.lakehouse import DeltaLake
 from customer360.settings import URL_ENV
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
-NEEDS_CUSTOMERS = ["silver/customer", "silver/customer_quarantine", "gold/customer_source_link",
-                   "gold/customer_profile", "lakedb/gold", "dynamics/crc33_customer",
-                   "dynamics/contact", "dynamics/crc33_customer_deactivation"]  # fmt: skip
+#: Built from any customer records, whatever their source.
+PEOPLE = [
+    "silver/customer",
+    "silver/customer_quarantine",
+    "gold/customer_source_link",
+    "gold/customer_profile",
+    "lakedb/gold",
+    "dynamics/crc33_customer",
+    "dynamics/contact",
+]
+NEEDS_EXPORT = "dynamics/crc33_customer_deactivation"  # deleted Dataverse customers
+NEEDS_CUSTOMERS = [*PEOPLE, NEEDS_EXPORT]
 WATCHED = [*NEEDS_CUSTOMERS, "bronze/customer_finance", "bronze/crm_residents",
-           "silver/crm_residents"]  # fmt: skip
+           "silver/crm_residents", "silver/customer_finance"]  # fmt: skip
 BROKEN = "residents_broken.csv"
+RESIDENTS = 740  # records in the sample's residents_adls.csv
 
 
 def _drop(staged: Path, home: Path, area: str) -> None:
@@ -45,13 +57,14 @@ def _skipped(output: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def stages(spark, tmp_path_factory):
-    """{stage: (click result, {asset key: materialised?})} for the three drops, in order."""
+    """{stage: (click result, {asset key: materialised?}, profile rows)} for the three drops."""
     home = tmp_path_factory.mktemp("c360")
     staged = tmp_path_factory.mktemp("staged")
-    generate_customer_landing(staged)
+    generate_customer_landing(staged, change_folders=1)  # 2 partition runs, not 4
     write_second_source(staged)
     (staged / "crm2" / BROKEN).write_bytes("cid,FirstName\n1,Jos\xe9\n".encode("latin-1"))
-    out: dict[str, tuple[Result, dict[str, bool]]] = {}
+    out: dict[str, tuple[Result, dict[str, bool], list[dict]]] = {}
+    lake = DeltaLake(str(home / "lake"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("C360_HOME", str(home))
         mp.setenv("C360_ENV", "local")
@@ -68,7 +81,10 @@ def stages(spark, tmp_path_factory):
                     is not None
                     for key in WATCHED
                 }
-            out[name] = (result, built)
+            profile = []
+            if lake.exists("gold", "customer_profile"):
+                profile = lake.read_arrow("gold", "customer_profile").to_pylist()
+            out[name] = (result, built, profile)
 
         _drop(staged, home, "finance")
         run("finance_only")
@@ -80,7 +96,7 @@ def stages(spark, tmp_path_factory):
 
 
 def test_finance_alone_is_ingested_and_the_rest_skipped_with_the_reason(stages):
-    result, built = stages["finance_only"]
+    result, built, _ = stages["finance_only"]
     assert result.exit_code == 0, result.output  # before: deactivation and silver/customer failed
     assert "FAILED" not in result.output
     assert built["bronze/customer_finance"]
@@ -89,22 +105,37 @@ def test_finance_alone_is_ingested_and_the_rest_skipped_with_the_reason(stages):
     assert "silver/customer_finance" in _skipped(result.output)  # joins the customers
 
 
-def test_a_second_source_without_the_export_is_ingested_and_its_bad_file_set_aside(stages):
-    result, built = stages["second_source_too"]
+def test_a_second_source_alone_builds_its_people_and_skips_what_needs_the_export(stages):
+    result, built, profile = stages["second_source_too"]
     assert result.exit_code == 0, result.output
+    assert "FAILED" not in result.output
     assert built["bronze/crm_residents"] and built["silver/crm_residents"]
-    assert not any(built[key] for key in NEEDS_CUSTOMERS)
-    assert {"dynamics/crc33_customer_deactivation", "gold/customer_profile"} <= _skipped(
-        result.output
-    )
+    # Before: silver/customer skipped, and with it identity, profile and every publish.
+    assert all(built[key] for key in PEOPLE), built
+    assert re.search(r"silver/customer\s+0 rows\s+skipped: no Synapse Link export landed",
+                     result.output)  # fmt: skip
+    assert profile and all(r["dataverse_cids"] in (None, []) for r in profile)
+    assert len(profile) <= RESIDENTS  # people of the second source, some records merged
+    # Publish: contacts for those people; no Dataverse customer to update, none to deactivate.
+    contact = re.search(r"dynamics/contact\s+published (\d+), unchanged (\d+), failed (\d+), "
+                        r"deferred (\d+)", result.output)  # fmt: skip
+    assert int(contact[1]) > 0 and sum(int(n) for n in contact.groups()) == len(profile)
+    assert re.search(r"dynamics/crc33_customer\s+published 0, unchanged 0, failed 0",
+                     result.output)  # fmt: skip
+    assert not built[NEEDS_EXPORT] and NEEDS_EXPORT in _skipped(result.output)
+    # Finance landed earlier: joined to no customer yet, built (its orphans are a warning).
+    assert built["silver/customer_finance"]
     # The run's summary names the file it set aside and why.
     assert f"bronze/crm_residents set aside: {BROKEN}: set aside whole" in result.output
     assert "not UTF-8 (byte 19)" in result.output
 
 
 def test_once_the_export_lands_everything_builds(stages):
-    result, built = stages["export_arrives"]
+    result, built, profile = stages["export_arrives"]
     assert result.exit_code == 0, result.output
     assert all(built[key] for key in NEEDS_CUSTOMERS), built
     assert _skipped(result.output) & set(NEEDS_CUSTOMERS) == set()
+    assert "skipped: no Synapse Link export" not in result.output
+    # The empty silver/customer was rebuilt from the export: Dataverse people joined in.
+    assert sum(1 for r in profile if r["dataverse_cids"]) > 1000
     assert re.search(r"dynamics/crc33_customer_deactivation\s+published \d+", result.output)

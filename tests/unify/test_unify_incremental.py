@@ -115,7 +115,10 @@ def test_incremental_resolution_equals_a_full_run(spark):
     expected_index = build_index(full_2.keyed, _fingerprints(second), config)
     full_2.unpersist()
 
+    requested: list[int] = []
+
     def load(keys: pa.Table):
+        requested.append(keys.num_rows)
         return second.join(spark.createDataFrame(keys), ["source", "source_key"], "left_semi")
 
     previous = PreviousResolution(
@@ -127,6 +130,10 @@ def test_incremental_resolution_equals_a_full_run(spark):
     # The trio's e-mail block (now two) and dataverse/20's (now three, with its new twin).
     assert changes.counts["crossing_blocks"] == 2
     assert changes.counts["dirty"] == 4 + 2 + 2  # live changed + 8000, 8001 + dataverse/20, 2020
+    # Pairs are guarded on the block index before records are read: the 4 live changed records,
+    # then only the ends of pairs no cheap guard rules out, fewer than all block partners.
+    assert requested == [4, changes.counts["partners_read"]]
+    assert 0 < changes.counts["partners_read"] < changes.counts["partners"]
 
     links = _apply(tables_1["links"], changes.link_upserts, changes.link_remove,
                    ["source", "source_key"])  # fmt: skip

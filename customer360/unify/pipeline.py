@@ -271,11 +271,12 @@ def _rescored(
                                        for side in ("left_node", "right_node")]))  # fmt: skip
     wanted = pc.and_(pc.is_in(index["node"], ends),
                      pc.invert(pc.is_in(index["node"], keyed_changed["node"])))  # fmt: skip
-    others = index.filter(wanted).select(["source", "source_key"])
-    keyed_others = _keyed(load_records(others), config)
+    others = index.filter(wanted).select(["node", "source", "source_key"])
+    keyed_others = _keyed(load_records(others.select(["source", "source_key"])), config)
     keyed = pa.concat_tables([keyed_changed, keyed_others], promote_options="permissive")
+    partners_read = pc.sum(pc.is_in(others["node"], scope.partners["node"])).as_py() or 0
     return pair_scoring.score(pair_scoring.with_attributes(pairs, keyed, config.rules),
-                              config.rules), others.num_rows  # fmt: skip
+                              config.rules), partners_read  # fmt: skip
 
 
 def _review_changes(

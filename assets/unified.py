@@ -164,6 +164,8 @@ def _link_metadata(build: IdentityBuild, lakehouse: LakehouseResource) -> dict[s
     }
     if build.refresh == "incremental":
         quality["incremental"] = dg.MetadataValue.json(facts["incremental"])
+    if build.refresh == "full" and "phases" in facts:  # one-machine engine: seconds per phase
+        quality["phases"] = dg.MetadataValue.json(facts["phases"])
     if build.reason:
         quality["full_refresh_reason"] = build.reason
     if accuracy is not None:

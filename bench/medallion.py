@@ -66,6 +66,8 @@ class Measured:
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     paths: dict[str, str] = field(default_factory=dict)  # asset → full/incremental/unchanged
+    #: gold identity's own figures: phases (s) and, for an incremental run, its counts
+    identity: dict[str, dict] = field(default_factory=dict)
 
 
 def _measure(instance, before: set[str], wall: float) -> Measured:
@@ -92,7 +94,31 @@ def _measure(instance, before: set[str], wall: float) -> Measured:
                 out.rows[ASSET_LAYERS[key]] += int(meta.get("rows_written", 0) or 0)
             if "refresh" in meta:
                 out.paths[key] = str(meta["refresh"])
+            if key == "gold/customer_source_link":
+                _identity_figures(meta, out.identity)
     return out
+
+
+def _identity_figures(meta: dict, into: dict[str, dict]) -> None:
+    """The identity step's phases (full: `phases`; incremental: `incremental.phases`) and the
+    incremental counts (changed, dirty, partners, partners_read, closure …)."""
+    incremental = meta.get("incremental")
+    if isinstance(incremental, dict):
+        into["phases"] = dict(incremental.get("phases", {}))
+        into["counts"] = {k: v for k, v in incremental.items() if isinstance(v, int | float)
+                          and k != "seconds"}  # fmt: skip
+    elif isinstance(meta.get("phases"), dict):
+        into["phases"] = dict(meta["phases"])
+
+
+def _print_identity(name: str, measured: Measured) -> None:
+    phases = measured.identity.get("phases")
+    if phases:
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in phases.items())
+        print(f"gold identity {name} phases (s): {shown}")
+    counts = measured.identity.get("counts")
+    if counts:
+        print(f"gold identity {name} counts: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
 def medallion_selection():
@@ -153,6 +179,8 @@ def _print(full: Measured, incremental: Measured) -> None:
     print(f"{'wall (graph)':<16}{full.wall:>9.1f}{'':>24}{incremental.wall:>9.1f}")
     if incremental.paths:
         print("incremental paths: " + ", ".join(f"{k}={v}" for k, v in incremental.paths.items()))
+    _print_identity("full", full)
+    _print_identity("incremental", incremental)
     print(f"incremental/full ratio: {incremental.wall / full.wall:.3f} (wall), "
           f"{i_steps / f_steps:.3f} (sum of steps)")  # fmt: skip
 

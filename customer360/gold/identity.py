@@ -276,6 +276,7 @@ def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Tabl
         "oversized": oversized_from_index(index, oversize_limits(config)),
         "id_origin": _id_origins(clusters),
         "rows_written": rows_written,
+        "phases": result.seconds,  # seconds per phase of local.resolve
     }
     if os.environ.get(TRUTH_ENV):
         session = spark()

@@ -32,7 +32,9 @@ from customer360.unify.schema import NODE_SEPARATOR
 #: Columns of the block index besides the block ids.
 INDEX_KEY_COLUMNS = ("node", "source", "source_key", "rec_hash")
 #: Bump when the fingerprint definition changes: every record then counts as changed.
-FINGERPRINT_VERSION = f"duckdb-{duckdb.__version__}-hash-v1"
+#: v2: the index carries the cheap guards' fields (pair_scoring.guard_fields), so an index
+#: written before then is rebuilt by a full run.
+FINGERPRINT_VERSION = f"duckdb-{duckdb.__version__}-hash-v2"
 
 
 def fingerprints(rows: pa.Table, source: str, key_column: str) -> pa.Table:

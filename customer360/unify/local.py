@@ -46,10 +46,14 @@ def keyed_records(records: pa.Table) -> pa.Table:
 
 
 def block_index(keyed: pa.Table, rules: list[MatchRule] | tuple[MatchRule, ...]) -> pa.Table:
-    """match.block_index on Arrow: node, source, source_key and the block id of every pass."""
+    """match.block_index on Arrow: node, source, source_key, the block id of every pass, then
+    the fields of the cheap guards (pair_scoring.guard_fields)."""
     blocks = ", ".join(
-        f"{duckdb_sql(block_id_sql(rank, number, keys))} AS {sql_name(name)}"
-        for name, rank, number, keys in block_passes(rules)
+        [
+            f"{duckdb_sql(block_id_sql(rank, number, keys))} AS {sql_name(name)}"
+            for name, rank, number, keys in block_passes(rules)
+        ]
+        + [sql_name(f) for f in pair_scoring.guard_fields(rules)]
     )
     return arrow_query(f"SELECT node, source, source_key, {blocks} FROM keyed", keyed=keyed)
 

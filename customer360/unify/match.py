@@ -57,14 +57,16 @@ def block_columns(rules: Sequence[MatchRule]) -> list[tuple[str, int, Column, Co
 def block_index(
     records: DataFrame, rules: Sequence[MatchRule], carry: Sequence[str] = ()
 ) -> DataFrame:
-    """node, source, source_key and one block id column per blocking pass (block_columns):
-    what incremental resolution keeps to find a changed record's block partners. `carry`:
-    columns of the keyed records to keep as well (after the block ids)."""
+    """node, source, source_key, one block id column per blocking pass (block_columns) and the
+    fields of the cheap guards (pair_scoring.guard_fields): what incremental resolution keeps
+    to find a changed record's block partners and to rule pairs out before reading them.
+    `carry`: columns of the keyed records to keep as well (after those)."""
     keyed = _keyed(records)
     _check_fields(keyed, rules)
     return keyed.select(
         "node", "source", "source_key",
         *[block.alias(name) for name, _, block, _, _ in block_columns(rules)],
+        *pair_scoring.guard_fields(rules),
         *carry,
     )  # fmt: skip
 

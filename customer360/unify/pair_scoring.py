@@ -42,18 +42,53 @@ def focused_candidates(
     focus records and their block partners); `block_sizes`: _block, _size over all records;
     `focus`: node, or None for every pair (a full run). A pair needs a shared block within its
     rule's max_block_size and, with `focus`, an end in it."""
-    fields = carried_fields(rules)
-    focused, in_keyed, tables = "TRUE", "", {}
+    within = None if focus is None else keyed.select(["node"])
+    pairs = blocked_pairs(index, block_sizes, focus, rules, within)
+    return with_attributes(without_guarded_out(pairs, keyed, rules), keyed, rules)
+
+
+def blocked_pairs(
+    index: pa.Table,
+    block_sizes: pa.Table,
+    focus: pa.Table | None,
+    rules: Sequence[MatchRule],
+    within: pa.Table | None = None,
+) -> pa.Table:
+    """(rule_rank, left_node, right_node) of every pair sharing a block of `index` within its
+    rule's max_block_size (`block_sizes`: _block, _size over all records); with `focus`
+    (node) only pairs with an end in it, with `within` (node) only records in it. Ids only:
+    nothing of the records is needed yet."""
+    focused, in_within, tables = "TRUE", "", {}
     if focus is not None:
         focused = "l.node IN (SELECT node FROM focus) OR r.node IN (SELECT node FROM focus)"
-        in_keyed = " AND i.node IN (SELECT node FROM keyed)"
         tables["focus"] = focus.select(["node"])
+    if within is not None:
+        in_within = " AND i.node IN (SELECT node FROM within)"
+        tables["within"] = within.select(["node"])
     passes = " UNION ALL ".join(
         f"SELECT i.node, CAST({rank} AS INTEGER) AS rule_rank, {int(rules[rank].max_block_size)}"
         f" AS _max, i.{sql_name(name)} AS _block FROM idx i "
-        f"WHERE i.{sql_name(name)} IS NOT NULL{in_keyed}"
+        f"WHERE i.{sql_name(name)} IS NOT NULL{in_within}"
         for name, rank, _, _ in block_passes(rules)
     )
+    return arrow_query(
+        f"""WITH blocked AS (
+                SELECT u.node, u.rule_rank, u._block FROM ({passes}) u
+                JOIN sizes s ON u._block = s._block
+                WHERE s._size BETWEEN 2 AND u._max)
+            SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
+            FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
+            WHERE {focused}""",
+        idx=index.select(["node", *(name for name, *_ in block_passes(rules))]),
+        sizes=block_sizes.select(["_block", "_size"]),
+        **tables,
+    )
+
+
+def with_attributes(pairs: pa.Table, keyed: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+    """blocked_pairs rows → candidate rows: rule name, both ends' source and key and the
+    `l_` / `r_` carried_fields(rules) from `keyed` (which holds every end of `pairs`)."""
+    fields = carried_fields(rules)
     attributes = ", ".join(
         [f"a.{sql_name(f)} AS {sql_name('l_' + f)}" for f in fields]
         + [f"b.{sql_name(f)} AS {sql_name('r_' + f)}" for f in fields]
@@ -64,20 +99,6 @@ def focused_candidates(
             "rule": [rule.name for rule in rules],
         }
     )
-    pairs = arrow_query(
-        f"""WITH blocked AS (
-                SELECT u.node, u.rule_rank, u._block FROM ({passes}) u
-                JOIN sizes s ON u._block = s._block
-                WHERE s._size BETWEEN 2 AND u._max)
-            SELECT DISTINCT l.rule_rank, l.node AS left_node, r.node AS right_node
-            FROM blocked l JOIN blocked r ON l._block = r._block AND l.node < r.node
-            WHERE {focused}""",
-        idx=index,
-        sizes=block_sizes.select(["_block", "_size"]),
-        keyed=keyed.select(["node"]),
-        **tables,
-    )
-    pairs = _without_guarded_out(pairs, keyed, rules)
     return arrow_query(
         f"""SELECT n.rule, p.rule_rank, p.left_node, p.right_node,
                    a.source AS left_source, a.source_key AS left_key,
@@ -118,7 +139,10 @@ def guarded_out(rows: pa.Table, rules: Sequence[MatchRule]) -> np.ndarray:
     return out
 
 
-def _without_guarded_out(pairs: pa.Table, keyed: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+def without_guarded_out(pairs: pa.Table, guards: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+    """blocked_pairs rows that no cheap guard rules out (guarded_out). `guards`: node and the
+    guard_fields(rules) of every end: the keyed records, or the block index, which carries
+    them so an incremental run guards its pairs before it reads a record."""
     fields = guard_fields(rules)
     if not fields or not pairs.num_rows:
         return pairs
@@ -126,9 +150,9 @@ def _without_guarded_out(pairs: pa.Table, keyed: pa.Table, rules: Sequence[Match
                       for s, p in (("a", "l_"), ("b", "r_")))  # fmt: skip
     guarded = arrow_query(
         f"""SELECT p.*, {sides} FROM pairs p
-            JOIN keyed a ON a.node = p.left_node JOIN keyed b ON b.node = p.right_node""",
+            JOIN guards a ON a.node = p.left_node JOIN guards b ON b.node = p.right_node""",
         pairs=pairs,
-        keyed=keyed.select(["node", *fields]),
+        guards=guards.select(["node", *fields]),
     )
     keep = ~guarded_out(guarded, rules)
     return guarded.select(pairs.column_names).filter(pa.array(keep))

@@ -151,7 +151,9 @@ class ResolutionChanges:
     candidate_upserts: pa.Table  # key: PAIR_KEYS
     candidate_remove: pa.Table
     scored: pa.Table  # the re-scored pairs (each with a dirty end): score_pairs columns
-    counts: dict[str, int]  # changed, deleted, dirty, partners, closure, crossing_blocks
+    # changed, deleted, dirty, partners (of the dirty records' blocks), partners_read (those
+    # in a pair no cheap guard rules out: the only ones read), closure, crossing_blocks
+    counts: dict[str, int]
     seconds: dict[str, float]  # per phase
 
 
@@ -177,7 +179,7 @@ def unify_changes(
     clock.lap("changed records")
     scope = dirty_scope(previous.index, index, changed, max_block_sizes(config))
     clock.lap("dirty scope")
-    scored = _rescored(load_records, keyed_changed, index, scope, config)
+    scored, partners_read = _rescored(load_records, keyed_changed, index, scope, config)
     new_pairs = pair_scoring.best(scored)
     clock.lap("re-score")
     closure = resolution_closure(scope.dirty, deleted, new_pairs, previous.links, previous.pairs)
@@ -216,6 +218,7 @@ def unify_changes(
             "deleted": deleted.num_rows,
             "dirty": scope.dirty.num_rows,
             "partners": scope.partners.num_rows,
+            "partners_read": partners_read,
             "crossing_blocks": scope.crossing_blocks,
             "closure": closure.nodes.num_rows,
         },
@@ -253,16 +256,27 @@ def _rescored(
     index: pa.Table,
     scope: DirtyScope,
     config: UnifyConfig,
-) -> pa.Table:
-    """The pairs with a dirty end, keyed, paired and scored on the driver (pair_scoring)."""
-    around = pa.concat_tables([scope.dirty, scope.partners])
-    others = around.filter(pc.invert(pc.is_in(around["node"], keyed_changed["node"])))
+) -> tuple[pa.Table, int]:
+    """(the pairs with a dirty end, keyed, paired and scored on the driver (pair_scoring); the
+    number of block partners read). Pairs are formed and the cheap guards applied on the block
+    index, which carries the guard fields, BEFORE any record is read: only the partners of a
+    pair that can still score are read and keyed (the same pairs survive as when every partner
+    is read first: guarded_out needs only those fields)."""
+    around = pa.concat_tables([scope.dirty, scope.partners]).select(["node"])
+    pairs = pair_scoring.blocked_pairs(
+        index, scope.block_sizes, scope.dirty.select(["node"]), config.rules, within=around
+    )
+    pairs = pair_scoring.without_guarded_out(pairs, index, config.rules)
+    ends = pc.unique(pa.concat_arrays([pairs[side].combine_chunks().cast(pa.string())
+                                       for side in ("left_node", "right_node")]))  # fmt: skip
+    wanted = pc.and_(pc.is_in(index["node"], ends),
+                     pc.invert(pc.is_in(index["node"], keyed_changed["node"])))  # fmt: skip
+    others = index.filter(wanted).select(["node", "source", "source_key"])
     keyed_others = _keyed(load_records(others.select(["source", "source_key"])), config)
     keyed = pa.concat_tables([keyed_changed, keyed_others], promote_options="permissive")
-    compared = pair_scoring.focused_candidates(
-        index, keyed, scope.block_sizes, scope.dirty.select(["node"]), config.rules
-    )
-    return pair_scoring.score(compared, config.rules)
+    partners_read = pc.sum(pc.is_in(others["node"], scope.partners["node"])).as_py() or 0
+    return pair_scoring.score(pair_scoring.with_attributes(pairs, keyed, config.rules),
+                              config.rules), partners_read  # fmt: skip
 
 
 def _review_changes(

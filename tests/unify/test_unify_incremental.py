@@ -5,7 +5,8 @@ are resolved in full; then a second version with deletes (a merged record, an an
 three), updates (breaking a match, making a match, an unrelated change) and an insert (joining
 an existing pair) is resolved twice: in full, with the first run's links, and incrementally
 from the first run's tables. Links (with ids), match pairs, review candidates and the block
-index must be identical.
+index must be identical. A namesake born months from a changed record shares only
+date-guarded blocks with it: the incremental run must not even read it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ TRIO = [  # one e-mail block of three: over email_dob's max_block_size of 2 (bel
     rec("residents", "8001", firstname="Bob", lastname="Kay", name="Bob Kay", **SHARED),
     rec("residents", "8002", firstname="Cid", lastname="Moe", name="Cid Moe", **SHARED),
 ]
+ZENO = {"firstname": "Zeno", "lastname": "Quill", "name": "Zeno Quill"}
+NAMESAKES = [  # same name and birth year, dates of birth months apart: every shared block is
+    # guarded by date_near (name_variant_near_dob, rare_name_near_dob); 7000 changes (city)
+    rec("residents", "7000", dateofbirth="1970-03-01", postcode="11111", city="Ayr", **ZENO),
+    rec("residents", "7001", dateofbirth="1970-07-15", **ZENO),
+]
 
 
 def _config():
@@ -64,7 +71,9 @@ def _second_version(first):
             "dateofbirth": F.when(_key("residents", "2010"), F.lit("1901-01-01").cast("date"))
             .when(_key("dataverse", "1218"), F.col("_dob_1239"))  # now matches 1239 (e-mail)
             .otherwise(F.col("dateofbirth")),
-            "city": F.when(_key("dataverse", "100"), "Elsewhere").otherwise(F.col("city")),
+            "city": F.when(
+                _key("dataverse", "100") | _key("residents", "7000"), "Elsewhere"
+            ).otherwise(F.col("city")),
         }
     )
     # A new record copying dataverse/20: joins the pair dataverse/20 + residents/2020.
@@ -102,7 +111,7 @@ def _apply(table: pa.Table, upserts: pa.Table, remove: pa.Table, keys: list[str]
 
 def test_incremental_resolution_equals_a_full_run(spark):
     config = _config()
-    first = seed_records(spark).unionByName(records_df(spark, TRIO)).cache()
+    first = seed_records(spark).unionByName(records_df(spark, TRIO + NAMESAKES)).cache()
     dob_1239 = first.filter(_key("dataverse", "1239")).first().dateofbirth
     full_1 = unify(first, config)
     tables_1 = _tables(full_1)
@@ -115,18 +124,27 @@ def test_incremental_resolution_equals_a_full_run(spark):
     expected_index = build_index(full_2.keyed, _fingerprints(second), config)
     full_2.unpersist()
 
+    requested: list[set[tuple[str, str]]] = []
+
     def load(keys: pa.Table):
+        sources, source_keys = keys["source"].to_pylist(), keys["source_key"].to_pylist()
+        requested.append(set(zip(sources, source_keys, strict=True)))
         return second.join(spark.createDataFrame(keys), ["source", "source_key"], "left_semi")
 
     previous = PreviousResolution(
         index_1, tables_1["links"], tables_1["pairs"], tables_1["candidates"]
     )
     changes = unify_changes(load, _fingerprints(second), previous, config)
-    assert changes.counts["changed"] == 7  # 3 deletes, 3 updates, 1 insert
+    assert changes.counts["changed"] == 8  # 3 deletes, 4 updates, 1 insert
     assert changes.counts["deleted"] == 3
     # The trio's e-mail block (now two) and dataverse/20's (now three, with its new twin).
     assert changes.counts["crossing_blocks"] == 2
-    assert changes.counts["dirty"] == 4 + 2 + 2  # live changed + 8000, 8001 + dataverse/20, 2020
+    assert changes.counts["dirty"] == 5 + 2 + 2  # live changed + 8000, 8001 + dataverse/20, 2020
+    # Pairs are guarded on the block index before records are read: the 5 live changed records,
+    # then only the ends of pairs no cheap guard rules out — not residents/7001, 7000's partner.
+    assert [len(keys) for keys in requested][:1] == [5] and len(requested) == 2
+    assert ("residents", "7001") not in requested[1]
+    assert 0 < changes.counts["partners_read"] < changes.counts["partners"]
 
     links = _apply(tables_1["links"], changes.link_upserts, changes.link_remove,
                    ["source", "source_key"])  # fmt: skip

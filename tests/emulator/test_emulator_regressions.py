@@ -176,7 +176,8 @@ def test_4_sql_select_where_order_top(api):
         "sql=" + quote("DELETE FROM contact"),
         "fetchXml=" + quote("<fetch aggregate='true'><entity name='contact'/></fetch>"),
         "fetchXml=" + quote("<fetch><entity name='account'/></fetch>"),
-        "savedQuery=" + str(uuid.uuid4()),
+        # A fixed id: parallel test workers must collect the same test ids.
+        "savedQuery=" + str(uuid.UUID(int=0x5A7ED)),
         "unknownOption=1",
         "$apply=groupby((lastname))",
         "$expand=primarycontactid($filter=lastname eq 'x')",

@@ -20,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 from pyspark.sql import functions as F
-from sklearn.metrics import average_precision_score, log_loss
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from customer360.churn import (
     features_for_periods,
@@ -30,8 +32,10 @@ from customer360.churn import (
     transactions_clean,
 )
 from customer360.churn.drop import read_drop_table
+from customer360.churn.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 from customer360.churn.generator import DRIVER_MIXES
 from customer360.churn.layout import data_facts, layout_of_directory
+from customer360.churn.model import feature_matrix
 from customer360.churn.periods import ChurnPeriods, detect_periods
 from customer360.churn.training import assemble_labels, labelled_rows, scope_for_periods
 from customer360.sparkconf import build_local_session
@@ -192,11 +196,49 @@ def model_scores(work: Path, layout: str, timer: Timer) -> dict[str, Any]:
         )[:160],
     )
     predictions = predict_churn(bundle, scoring)
-    scores = oracle_scores(predictions, pd.read_csv(work / layout / "truth" / "truth.csv"))
+    truth = pd.read_csv(work / layout / "truth" / "truth.csv")
+    scores = oracle_scores(predictions, truth)
+    scores.update(fading_bound(rows[months.isin([*periods.train, periods.validation])], scoring,
+                               truth, work / layout / "truth" / "fading.csv"))  # fmt: skip
     scores.update(layout=layout, periods=periods.summary(), **world)
     candidates = world["candidates"]
     scores["coverage"] = len(predictions) / candidates if candidates else float("nan")
     return scores
+
+
+def fading_bound(rows: pd.DataFrame, scoring: pd.DataFrame, truth: pd.DataFrame, path: Path):
+    """What the files allow at best: the true probabilities with the world's hidden fading draw
+    replaced by a fading posterior from our features (a classifier trained on the training and
+    validation rows *with the hidden draw as label*, which no real forecaster has), every other
+    hidden driver (member effect, cancels, plan) still known exactly. Ratios of that bound to
+    the truth say how much of the gap the logs alone leave open. Diagnostics only."""
+    if not path.is_file() or "probability_if_fading" not in truth:
+        return {}
+    hidden = pd.read_csv(path)
+    hidden["period_start"] = pd.to_datetime(hidden["period_start"]).dt.date
+    labelled = rows.assign(period_start=pd.to_datetime(rows["period_start"]).dt.date).merge(
+        hidden, on=["msno", "period_start"]
+    )
+    categorical = [c in CATEGORICAL_FEATURES for c in FEATURE_COLUMNS]
+    detector = HistGradientBoostingClassifier(
+        max_iter=1000, learning_rate=0.05, early_stopping=True, categorical_features=categorical
+    )
+    with threadpool_limits(limits=1, user_api="openmp"):
+        detector.fit(feature_matrix(labelled), labelled["fading"])
+    both = truth.merge(scoring, on="msno")
+    posterior = detector.predict_proba(feature_matrix(both))[:, 1]
+    y = both["is_churn"].to_numpy()
+    bound = (
+        posterior * both["probability_if_fading"]
+        + (1 - posterior) * both["probability_if_not_fading"]
+    )
+    true_p = both["churn_probability"].clip(1e-6, 1 - 1e-6)
+    return {
+        "fading_auc": roc_auc_score(both["fading"], posterior),
+        "bound_ap_ratio": average_precision_score(y, bound) / average_precision_score(y, true_p),
+        "bound_logloss_ratio": log_loss(y, bound.clip(1e-6, 1 - 1e-6), labels=[0, 1])
+        / log_loss(y, true_p, labels=[0, 1]),
+    }
 
 
 def print_scores(rows: list[dict[str, Any]]) -> None:
@@ -211,6 +253,13 @@ def print_scores(rows: list[dict[str, Any]]) -> None:
             f"{r['ap_model']:>7.4f} {r['ap_true']:>7.4f} {r['ap_ratio']:>6.3f} "
             f"{r['logloss_model']:>8.4f} {r['logloss_true']:>8.4f} {r['logloss_ratio']:>6.3f}"
         )
+    print("\nbound from the files (the truth, its fading draw replaced by a posterior from logs):")
+    for r in rows:
+        if "bound_ap_ratio" in r:
+            print(
+                f"{r['layout']:<11} fading AUC {r['fading_auc']:.3f}   AP ratio "
+                f"{r['bound_ap_ratio']:.3f}   log loss ratio {r['bound_logloss_ratio']:.3f}"
+            )
     print("\nagainst drawn_probability (the draw's own: it knows cancels made inside the month):")
     for r in rows:
         if "ap_drawn" in r:

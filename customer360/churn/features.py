@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from customer360.churn.engagement import SHIFT_FEATURES, shift_features
+from customer360.churn.engagement import covered as _covered
 from customer360.churn.periods import periods_frame
 from customer360.churn.schemas import BD_MAX, BD_MIN
 from customer360.churn.transactions import with_changes, with_subscription
@@ -140,9 +142,11 @@ def features_for_periods(
     transaction = _transaction_features(current, members)
     activity = _activity_features(current, user_logs, periods, logs)
     trend = _trend_features(current, user_logs, periods, logs)
+    shift = shift_features(current, user_logs, periods, logs)
     return (
         transaction.join(activity, ["msno", "period_start"], "inner")
         .join(trend, ["msno", "period_start"], "inner")
+        .join(shift, ["msno", "period_start"], "inner")
         .select("msno", "period_start", *FEATURE_COLUMNS)
     )
 
@@ -345,8 +349,9 @@ TREND_FEATURES: tuple[str, ...] = (
 )  # fmt: skip
 #: Days before the expiry over which a fading member's listening is expected to fall.
 FADE_DAYS = 90
-#: All model inputs, in the order the model sees them: the reference set + the trend.
-FEATURE_COLUMNS: tuple[str, ...] = REFERENCE_FEATURES + TREND_FEATURES
+#: All model inputs, in the order the model sees them: the reference set, the trend and the
+#: shift against the member's usual level (`engagement.py`).
+FEATURE_COLUMNS: tuple[str, ...] = REFERENCE_FEATURES + TREND_FEATURES + SHIFT_FEATURES
 
 
 def log_range(user_logs: DataFrame) -> tuple[dt.date | None, dt.date | None]:
@@ -390,13 +395,6 @@ def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> 
     columns["ramp_ratio"] = (columns["ramp_active"] + 0.05) / (columns["flat_active"] + 0.05)
     columns["ramp_plays_ratio"] = (columns["ramp_plays"] + 1) / (columns["flat_plays"] + 1)
     return columns
-
-
-def _covered(first: dt.date | None, last: dt.date | None, lo: Column, hi: Column) -> Column:
-    """True when the logs cover every day of [lo, hi]."""
-    if first is None or last is None:
-        return F.lit(False)
-    return (F.lit(first) <= lo) & (F.lit(last) >= hi)
 
 
 def _trend_features(

@@ -72,6 +72,8 @@ _CITY_SHARE = np.array(
 _CHANNELS = np.array([7, 9, 3, 4, 13])
 _CHANNEL_SHARE = np.array([0.33, 0.27, 0.17, 0.2, 0.03])
 _CHANNEL_EFFECT = {7: -0.6, 9: 0.0, 3: 0.2, 4: 0.45, 13: 0.1}
+#: Log-odds of an active cancel during a term, and what fading / manual renewal add.
+_CANCEL_LOGIT, _CANCEL_FADING, _CANCEL_MANUAL = -3.4, 2.2, 0.5
 _BD_OUTLIERS = np.array([-7000, -38, 1, 3, 105, 931, 1051, 2015])
 #: Typical seconds per play in each listened-fraction bucket (num_25 … num_100).
 _SECONDS_PER_PLAY = np.array([18.0, 65.0, 115.0, 175.0, 245.0])
@@ -189,11 +191,8 @@ def _write_truth(
     `drawn_probability` is the one the outcome was drawn with (it includes later cancels).
     """
     labels = label_period_arrays(sim.transactions, month)
-    keys = ("member", "end", "probability", "p_cancel", "p_stay", "cancel_chance",
-            "cancel_from", "cancel_span", "cancel_day")  # fmt: skip
-    terms = pd.DataFrame({k: np.concatenate([t[k] for t in sim.terms]) for k in keys})
-    terms = terms.rename(columns={"end": "last_expire"})
-    terms = terms.drop_duplicates(["member", "last_expire"], keep="last")
+    day = _day(month)
+    terms = _terms_frame(sim)
     truth = labels.merge(terms, on=["member", "last_expire"], how="inner")
     truth_dir.mkdir(parents=True, exist_ok=True)
     path = truth_dir / "truth.csv"
@@ -204,8 +203,12 @@ def _write_truth(
             "is_churn": truth["is_churn"].to_numpy(),
             "churn_probability": np.round(_probability_on(truth, _day(month)), 6),
             "drawn_probability": truth["probability"].round(6).to_numpy(),
+            "fading": truth["fading"].astype(np.int64).to_numpy(),
+            "probability_if_fading": np.round(_probability_on(_with_fading(truth, 1), day), 6),
+            "probability_if_not_fading": np.round(_probability_on(_with_fading(truth, 0), day), 6),
         }
     ).to_csv(path, index=False)
+    _write_fading(truth_dir / "fading.csv", msno, sim.transactions, terms, month)
     (truth_dir / "truth.json").write_text(
         json.dumps(
             {
@@ -219,6 +222,48 @@ def _write_truth(
         )
     )
     return path
+
+
+def _terms_frame(sim: _Simulation) -> pd.DataFrame:
+    """Every simulated term, keyed by (member, last_expire) as the labels are."""
+    keys = ("member", "end", "probability", "p_cancel", "p_stay", "cancel_chance",
+            "cancel_from", "cancel_span", "cancel_day", "fading", "logit_rest", "cancel_rest",
+            "fading_effect", "cancel_effect")  # fmt: skip
+    terms = pd.DataFrame({k: np.concatenate([t[k] for t in sim.terms]) for k in keys})
+    terms = terms.rename(columns={"end": "last_expire"})
+    return terms.drop_duplicates(["member", "last_expire"], keep="last")
+
+
+def _with_fading(terms: pd.DataFrame, fading: int) -> pd.DataFrame:
+    """The same terms as if their fading draw had been `fading` (everything else as drawn)."""
+    logit = terms["logit_rest"] + terms["fading_effect"] * fading
+    return terms.assign(
+        p_stay=_sigmoid(logit.to_numpy()),
+        p_cancel=_sigmoid((logit + terms["cancel_effect"]).to_numpy()),
+        cancel_chance=_sigmoid((terms["cancel_rest"] + _CANCEL_FADING * fading).to_numpy()),
+    )
+
+
+def _write_fading(path: Path, msno, transactions, terms: pd.DataFrame, month: dt.date) -> None:
+    """(msno, period_start, fading) of the in-scope term of every month of the last year up to
+    `month`: the hidden driver, for diagnostics (how well logs can reveal it), never features."""
+    frames = []
+    for k in range(-12, 1):
+        period = add_months(month, k)
+        labelled = label_period_arrays(transactions, period)
+        rows = labelled.merge(
+            terms[["member", "last_expire", "fading"]], on=["member", "last_expire"]
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "msno": msno[rows["member"].to_numpy()],
+                    "period_start": period.isoformat(),
+                    "fading": rows["fading"].astype(np.int64).to_numpy(),
+                }
+            )
+        )
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
 
 
 def _probability_on(terms: pd.DataFrame, day: int) -> np.ndarray:
@@ -406,7 +451,9 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
     parts.append(_rows(idx, method, plan_days, list_price, paid, is_auto, day, expiry, False))
 
     fading = rng.random(k) < _sigmoid(-2.0 + 0.8 * traits.risk[idx])
-    cancel = rng.random(k) < _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
+    cancel_rest = _CANCEL_LOGIT + _CANCEL_MANUAL * ~is_auto
+    cancel_chance = _sigmoid(cancel_rest + _CANCEL_FADING * fading)
+    cancel = rng.random(k) < cancel_chance
     cancel_span = np.maximum(plan_days - 2, 1)
     cancel_day = day + 1 + (rng.random(k) * cancel_span).astype(np.int64)
     cancel_expiry = np.where(rng.random(k) < 0.5, cancel_day, expiry)
@@ -417,7 +464,6 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
                   np.zeros(int(c.sum()), bool), cancel_day[c], cancel_expiry[c], True)
         )  # fmt: skip
     effective = np.where(cancel, cancel_expiry, expiry)
-    cancel_chance = _sigmoid(-3.4 + 2.2 * fading + 0.5 * ~is_auto)
     logit = (
         drivers.intercept
         + drivers.manual_renewal * ~is_auto
@@ -445,6 +491,11 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
         "cancel_from": day + 1,
         "cancel_span": cancel_span,
         "cancel_day": np.where(cancel, cancel_day, _NEVER),
+        # For the truth's fading-free / fading variants (bench diagnostics, never features).
+        "logit_rest": logit - drivers.fading * fading,
+        "cancel_rest": cancel_rest,
+        "fading_effect": np.full(k, drivers.fading),
+        "cancel_effect": np.full(k, drivers.cancel),
     }
 
 

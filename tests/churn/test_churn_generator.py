@@ -152,3 +152,15 @@ def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(tmp_pa
     assert set(truth["msno"]) - set(submission["msno"]) == set() or len(
         set(truth["msno"]) - set(submission["msno"])
     ) < 0.05 * len(truth)
+    # The hidden fading draw and the probability had it gone either way (bench diagnostics):
+    # the truth is the variant of the member's own draw, and fading only ever raises it.
+    own = truth["probability_if_fading"].where(
+        truth["fading"] == 1, truth["probability_if_not_fading"]
+    )
+    assert (own - truth["churn_probability"]).abs().max() < 2e-6
+    assert (truth["probability_if_fading"] > truth["probability_if_not_fading"]).all()
+    assert 0.03 < truth["fading"].mean() < 0.3
+    fading = pd.read_csv(tmp_path / "truth" / "fading.csv")
+    assert fading["period_start"].nunique() == 13  # April and the twelve months before
+    april = fading[fading["period_start"] == "2017-04-01"].set_index("msno")["fading"]
+    assert april.reindex(truth["msno"]).tolist() == truth["fading"].tolist()

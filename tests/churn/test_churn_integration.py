@@ -71,7 +71,9 @@ class _Inbox:
 def pipeline(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("c360")
     landing = root / "landing" / "kkbox"
-    files = generate_kkbox(landing, members=4000, seed=0)
+    # Seven months of logs (from 2016-09) cover every window the Jan–Mar features look at
+    # (January's 90-day look-back, most of its usual-level window); ten would only cost time.
+    files = generate_kkbox(landing, members=4000, seed=0, log_months=7)
 
     tx_old, tx_old_bad = read_transactions(spark, files["transactions"])
     tx_new, tx_new_bad = read_transactions(spark, files["transactions_v2"])

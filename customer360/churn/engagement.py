@@ -1,0 +1,170 @@
+"""Engagement shift features: how a member's listening has moved against their own usual level.
+
+The reference set looks at 30 days and the trend windows at fixed distances from the period;
+neither knows the member's usual level, and neither lines up with the member's own billing.
+These features do (all from logs dated before the period P, so nothing leaks):
+
+- `base_active_share` / `base_plays_per_day`: the member's usual listening, 91–180 days before
+  P — before any fall that leads up to an expiry in P can have started — on the days of the
+  current subscription the logs cover; NULL when fewer than `MIN_BASE_DAYS` (a new member has
+  no usual level yet: the days before joining would make anyone look like a fast riser).
+- `active_decline` / `plays_decline`: the share of that usual level lost by the expiry, fitted
+  by least squares to a fall that grows linearly over the `DECLINE_DAYS` before the member's
+  current expiry (0: no fall, 1: silent at the expiry). Expiry-aligned, so a member whose
+  expiry is late in P is not compared with one whose expiry is early.
+- `decline_ratio`: listening on the days of that fall (weighted towards the expiry) against
+  the usual level, smoothed.
+- `term_active_share` / `term_plays_per_day` / `term_vs_base`: listening since the member's
+  last transaction (the current paid term): a fall that belonged to the previous term and was
+  followed by a renewal shows up here as a recovery.
+
+Windows the logs do not cover are NULL (unknown), never zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+#: The usual level is measured 91–180 days before P.
+BASE_FROM, BASE_TO = 180, 91
+#: A usual level needs at least this many covered days.
+MIN_BASE_DAYS = 14
+#: Days before the expiry over which a fall in listening is fitted.
+DECLINE_DAYS = 90
+
+SHIFT_FEATURES: tuple[str, ...] = (
+    "base_active_share",
+    "base_plays_per_day",
+    "active_decline",
+    "plays_decline",
+    "decline_ratio",
+    "term_active_share",
+    "term_plays_per_day",
+    "term_vs_base",
+)
+
+_PLAYS = ("num_25", "num_50", "num_75", "num_985", "num_100")
+
+
+def covered(first: dt.date | None, last: dt.date | None, lo: Column, hi: Column) -> Column:
+    """True when the logs cover every day of [lo, hi]."""
+    if first is None or last is None:
+        return F.lit(False)
+    return (F.lit(first) <= lo) & (F.lit(last) >= hi)
+
+
+def _covered_days(first: dt.date | None, last: dt.date | None, lo: Column, hi: Column) -> Column:
+    """How many days of [lo, hi] the logs cover (0 when none)."""
+    if first is None or last is None:
+        return F.lit(0)
+    span = F.datediff(F.least(hi, F.lit(last)), F.greatest(lo, F.lit(first))) + 1
+    return F.greatest(span, F.lit(0))
+
+
+def _ramp(day: Column, expiry: Column) -> Column:
+    """0 before expiry − DECLINE_DAYS, rising linearly to 1 at the expiry."""
+    into = F.datediff(day, F.date_sub(expiry, DECLINE_DAYS)) / F.lit(float(DECLINE_DAYS))
+    return F.least(F.greatest(into, F.lit(0.0)), F.lit(1.0))
+
+
+def _ramp_moments(period: Column, expiry: Column) -> tuple[Column, Column]:
+    """(Σ ramp, Σ ramp²) over every day of the DECLINE_DAYS before P, listened or not."""
+    days = F.sequence(F.lit(1), F.lit(DECLINE_DAYS))
+
+    def total(power: int) -> Column:
+        def add(acc: Column, k: Column) -> Column:
+            return acc + F.pow(_ramp(F.date_sub(period, k), expiry), power)
+
+        return F.aggregate(days, F.lit(0.0), add)
+
+    return total(1), total(2)
+
+
+def shift_features(
+    current: DataFrame,
+    user_logs: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None],
+) -> DataFrame:
+    """msno, period_start + `SHIFT_FEATURES` for the members of `current` (one row per member
+    and period with its last transaction before P: transaction_date, membership_expire_date)."""
+    first_day = min(periods) - dt.timedelta(days=BASE_FROM)
+    last_day = max(periods) - dt.timedelta(days=1)
+    plays = sum((F.col(c) for c in _PLAYS), F.lit(0))
+    daily = (
+        user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
+        .groupBy("msno", "date")
+        .agg(F.sum(plays).alias("plays"))
+    )
+    state = current.select(
+        "msno",
+        "period_start",
+        F.col("membership_expire_date").alias("_exp"),
+        F.col("transaction_date").alias("_last_tx"),
+        F.col("subscription_start").alias("_sub_start"),
+    )
+    p = F.col("period_start")
+    back = F.datediff(p, F.col("date"))
+    # The usual level only counts days the member was subscribed (not before joining).
+    in_base = (back >= BASE_TO) & (F.col("date") >= F.col("_sub_start"))
+    in_term = F.col("date") >= F.col("_last_tx")
+    ramp = _ramp(F.col("date"), F.col("_exp"))
+    sums = (
+        daily.join(state, "msno")
+        .where((back >= 1) & (back <= BASE_FROM))
+        .groupBy("msno", "period_start")
+        .agg(
+            F.sum(in_base.cast("int")).alias("_base_days"),
+            F.sum(F.when(in_base, F.col("plays")).otherwise(0)).alias("_base_plays"),
+            F.sum(F.when(~in_base, ramp).otherwise(0.0)).alias("_ramp_days"),
+            F.sum(F.when(~in_base, ramp * F.col("plays")).otherwise(0.0)).alias("_ramp_plays"),
+            F.sum(in_term.cast("int")).alias("_term_days"),
+            F.sum(F.when(in_term, F.col("plays")).otherwise(0)).alias("_term_plays"),
+        )
+    )
+    joined = state.join(sums, ["msno", "period_start"], "left")
+    return joined.select("msno", "period_start", *_shift_columns(logs))
+
+
+def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
+    p, expiry = F.col("period_start"), F.col("_exp")
+    first, last = logs
+
+    def zero(name: str) -> Column:
+        return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
+
+    base_from = F.greatest(F.date_sub(p, BASE_FROM), F.col("_sub_start"))
+    base_cover = _covered_days(first, last, base_from, F.date_sub(p, BASE_TO))
+    has_base = base_cover >= MIN_BASE_DAYS
+    base_active = F.when(has_base, zero("_base_days") / base_cover)
+    base_plays = F.when(has_base, zero("_base_plays") / base_cover)
+    ramp_sum, ramp_square = _ramp_moments(p, expiry)
+    has_ramp = covered(first, last, F.date_sub(p, DECLINE_DAYS), F.date_sub(p, 1))
+
+    def decline(base: Column, observed: str) -> Column:
+        # Least squares of listening = base · (1 − k · ramp):
+        # k = Σ ramp · (base − x) / (base · Σ ramp²).
+        fitted = (base * ramp_sum - zero(observed)) / (base * ramp_square)
+        return F.when(has_ramp & (base > 0), F.when(ramp_square > 0, fitted).otherwise(0.0))
+
+    ramp_active = F.when(ramp_sum > 0, zero("_ramp_days") / ramp_sum).otherwise(0.0)
+    # The term is looked at over at most BASE_FROM days (the logs joined above).
+    term_from = F.greatest(F.col("_last_tx"), F.date_sub(p, BASE_FROM))
+    term_cover = _covered_days(first, last, term_from, F.date_sub(p, 1))
+    has_term = term_cover > 0
+    term_active = F.when(has_term, zero("_term_days") / term_cover)
+    columns = {
+        "base_active_share": base_active,
+        "base_plays_per_day": base_plays,
+        "active_decline": decline(base_active, "_ramp_days"),
+        "plays_decline": decline(base_plays, "_ramp_plays"),
+        "decline_ratio": F.when(has_ramp, (ramp_active + 0.05) / (base_active + 0.05)),
+        "term_active_share": term_active,
+        "term_plays_per_day": F.when(has_term, zero("_term_plays") / term_cover),
+        "term_vs_base": (term_active + 0.05) / (base_active + 0.05),
+    }
+    return [columns[name].cast("double").alias(name) for name in SHIFT_FEATURES]

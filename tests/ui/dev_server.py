@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from customer360.generate import generate_customer_landing
+from customer360.generate import generate_customer_landing, write_second_source
 from customer360.generate.customers import SAMPLE_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,8 @@ AUTOMATION = "medallion_automation"
 TEST_INTERVAL = "5"
 #: Customers of the sample in the export (of 1,400): enough for every asset and plot.
 SAMPLE_CUSTOMERS = 300
+#: Rows of the second CRM source's export (of 740).
+SAMPLE_RESIDENTS = 150
 
 
 def free_port() -> int:
@@ -62,23 +64,32 @@ def _sample_subset(staging: Path, customers: int) -> tuple[Path, Path]:
     return customer_csv, spend_csv
 
 
+def _second_source_subset(landing: Path, rows: int) -> None:
+    """The second CRM system's export as `generate customers` drops it, cut to its first rows."""
+    target = write_second_source(landing)
+    lines = target.read_bytes().splitlines(keepends=True)
+    target.write_bytes(b"".join(lines[: rows + 1]))
+
+
 def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], int]:
-    """A small slice of the sample customers (initial sync + one change folder) and their
-    finance files; the change folder is held back for the test to drop later. Returns the held
+    """What `customer360 generate customers` drops, cut small: a slice of the sample customers
+    (initial sync + one change folder), their finance files and the start of the second CRM
+    source; the change folder is held back for the test to drop later. Returns the held
     folders and the live customers expected once they are in.
 
-    Small on purpose (SAMPLE_CUSTOMERS): every run the daemon starts stays short; the full
-    sample has its own end-to-end tests. No KKBox and no second CRM source: the churn and
-    second-source assets then skip with their reason (they have their own tests). The export is
-    generated in `staging` and all but its last folder moved into landing, so the test can drop
-    a new folder the way Synapse Link adds one."""
+    Small on purpose (SAMPLE_CUSTOMERS, SAMPLE_RESIDENTS): every run the daemon starts stays
+    short; the full sample has its own end-to-end tests. No KKBox: the churn assets skip with
+    their reason (they have their own tests). The export is generated in `staging` and all but
+    its last folder moved into landing, so the test can drop a new folder the way Synapse Link
+    adds one."""
     customer_csv, spend_csv = _sample_subset(staging, SAMPLE_CUSTOMERS)
     out = generate_customer_landing(
         staging / "landing", customer_csv=customer_csv, spend_csv=spend_csv, change_folders=1
     )
+    _second_source_subset(staging / "landing", SAMPLE_RESIDENTS)
     source = staging / "landing"
     landing = home / "landing"
-    for area in ("finance", "dataverse"):
+    for area in ("finance", "crm2", "dataverse"):
         shutil.copytree(source / area, landing / area, dirs_exist_ok=True)
     folders = sorted(p for p in (landing / "dataverse").iterdir() if p.name[:2] == "20")
     held = folders[-1]
@@ -267,6 +278,29 @@ class DevServer:
             s=self._sensor_selector(name),
         )
         return data["sensorOrError"]["sensorState"]["status"]
+
+    def asset_states(self) -> dict[str, dict]:
+        """Every asset: its group, whether it has a materialisation, and the checks whose
+        latest execution (for its latest materialisation) failed, with their severity."""
+        data = self.graphql(
+            "{ assetNodes { assetKey { path } groupName assetMaterializations(limit: 1) { runId } "
+            "assetChecksOrError { ... on AssetChecks { checks { name "
+            "executionForLatestMaterialization { status evaluation { severity } } } } } } }"
+        )
+        states = {}
+        for node in data["assetNodes"]:
+            failed = []
+            for check in (node["assetChecksOrError"] or {}).get("checks", []):
+                run = check["executionForLatestMaterialization"] or {}
+                if run.get("status") in ("FAILED", "EXECUTION_FAILED"):
+                    severity = (run.get("evaluation") or {}).get("severity", "ERROR")
+                    failed.append(f"{check['name']} ({severity})")
+            states["/".join(node["assetKey"]["path"])] = {
+                "group": node["groupName"],
+                "materialized": bool(node["assetMaterializations"]),
+                "failed_checks": failed,
+            }
+        return states
 
     def latest_metadata(self, path: list[str]) -> dict:
         """Label → value of the asset's latest materialisation (ints, floats, text, md)."""

@@ -20,21 +20,8 @@ from assets.keys import (
     PREDICTIONS_KEY,
     churn_key,
 )
-from customer360.churn import (
-    DashboardCurves,
-    choose_threshold,
-    churn_history,
-    load_model,
-    predict_churn,
-    predictions_to_customers,
-    profit_curve,
-    render_dashboard,
-    save_model,
-    scoring_candidates,
-    train_churn_model,
-)
+from customer360.churn import choose_threshold, churn_history, profit_curve, scoring_candidates
 from customer360.churn.periods import ChurnPeriods, periods_path
-from customer360.churn.scoring import score_month, unscored_candidates
 from customer360.churn.training import labelled_rows, scope_for_periods
 from resources.churn import ChurnSettingsResource
 from resources.lakehouse import LakehouseResource, write_metadata
@@ -80,6 +67,8 @@ def _md_table(rows: list[dict]) -> str:
 def churn_model(
     context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
 ):
+    from customer360.churn.model import save_model, train_churn_model  # scikit-learn: here only
+
     periods = _periods(lakehouse)
     frame = _frame(spark, lakehouse, periods.labelled)
     months = pd.to_datetime(frame["period_start"]).dt.date
@@ -111,6 +100,8 @@ def churn_model(
 
 
 def _latest_model(lakehouse: LakehouseResource):
+    from customer360.churn.model import load_model  # scikit-learn: here only
+
     models = sorted((Path(lakehouse.root_uri) / "churn" / "models").glob("*"))
     if not models:
         raise dg.Failure("no churn model yet: materialise churn/model first")
@@ -133,6 +124,9 @@ def churn_predictions(
     lakehouse: LakehouseResource,
     churn: ChurnSettingsResource,
 ):
+    from customer360.churn.model import predict_churn  # scikit-learn: here only
+    from customer360.churn.scoring import score_month, unscored_candidates
+
     periods = _periods(lakehouse)
     bundle = _latest_model(lakehouse)
     validation = _frame(spark, lakehouse, [periods.validation])
@@ -194,6 +188,8 @@ def churn_predictions(
 def churn_dashboard(
     spark: SparkResource, lakehouse: LakehouseResource, churn: ChurnSettingsResource
 ):
+    from customer360.churn.dashboard import DashboardCurves, render_dashboard  # matplotlib
+
     session = spark.spark_session
     predictions = lakehouse.read(session, "churn", "predictions")
     first = predictions.select("threshold", "period_start").first()
@@ -245,6 +241,8 @@ def churn_dashboard(
     "ready for the profile and the Dynamics publish.",
 )
 def customer_churn_risk(spark: SparkResource, lakehouse: LakehouseResource):
+    from customer360.churn.enrichment import predictions_to_customers  # loads the model module
+
     session = spark.spark_session
     predictions = lakehouse.read(session, "churn", "predictions")
     first = predictions.select("threshold", "period_start").first()

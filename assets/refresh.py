@@ -25,8 +25,26 @@ EAGER = dg.AutomationCondition.eager().replace(
     "any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(OPTIONAL_DEPS)
 )
 
-#: True once the latest evaluation of every blocking check of every upstream asset passed.
-BLOCKING_CHECKS_PASSED = dg.AutomationCondition.all_deps_blocking_checks_passed()
+#: Dagster's `all_blocking_checks_passed`, evaluated on an upstream: its blocking checks passed
+#: at their latest evaluation, or run in this tick's request with it.
+_CHECKS_PASSED = dg.AutomationCondition.all_checks_match(
+    dg.AutomationCondition.check_passed() | dg.AutomationCondition.will_be_requested(),
+    blocking_only=True,
+)
+
+#: True once the latest evaluation of every blocking check of every upstream asset passed —
+#: Dagster's `all_deps_blocking_checks_passed`, except that an optional upstream that never
+#: landed (missing, not requested) has nothing to pass: its checks never ran, and without this
+#: a fresh `customer360 dev` without a second source never built identity, gold or the publish
+#: (silver/crm_<source>'s blocking `keys_unique` never evaluated). Once it has materialised,
+#: its blocking checks gate like any other's.
+BLOCKING_CHECKS_PASSED = (
+    dg.AutomationCondition.all_deps_match(_CHECKS_PASSED).ignore(OPTIONAL_DEPS)
+    & dg.AutomationCondition.all_deps_match(
+        _CHECKS_PASSED
+        | (dg.AutomationCondition.missing() & ~dg.AutomationCondition.will_be_requested())
+    ).allow(OPTIONAL_DEPS)
+).with_label("all_deps_blocking_checks_passed")
 
 
 GATED = "upstream blocking checks passed"

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
-from customer360.churn import (
-    FileQueueNotifier,
-    Notifier,
-    RetentionEconomics,
-    SmtpNotifier,
-    WebhookNotifier,
-)
 from customer360.churn.periods import DEFAULT_TRAIN_MONTHS, PeriodOverrides, parse_month
+
+if TYPE_CHECKING:  # the channels and the economics load scikit-learn/pandas: on first use only
+    from customer360.churn.notifier import Notifier
+    from customer360.churn.targeting import RetentionEconomics
 
 #: Environment overrides of the detected periods (empty = detect from the data).
 TRAIN_MONTHS_ENV = "C360_CHURN_TRAIN_MONTHS"  # e.g. "2016-12,2017-01"
@@ -61,6 +59,8 @@ class ChurnSettingsResource(dg.ConfigurableResource):
 
     @property
     def economics(self) -> RetentionEconomics:
+        from customer360.churn.targeting import RetentionEconomics
+
         return RetentionEconomics(self.customer_value, self.offer_cost, self.acceptance_rate)
 
 
@@ -80,6 +80,8 @@ class NotifierResource(dg.ConfigurableResource):
     webhook_url: str | None = None
 
     def notifier(self) -> Notifier:
+        from customer360.churn.notifier import FileQueueNotifier, SmtpNotifier, WebhookNotifier
+
         if self.channel == "smtp":
             return SmtpNotifier(
                 self.smtp_host, self.smtp_port, self.smtp_sender, self.smtp_recipients,

@@ -3,10 +3,8 @@ configured count are above the chosen threshold, run the alert job once (run key
 materialisation), which sends the notification with the dashboard attached."""
 
 import dagster as dg
-import pandas as pd
 
 from assets.keys import DASHBOARD_KEY, PREDICTIONS_KEY
-from customer360.churn import build_alert
 from resources.churn import ChurnSettingsResource, NotifierResource
 from resources.lakehouse import LakehouseResource
 
@@ -23,6 +21,11 @@ def send_churn_alert(
     notifier: NotifierResource,
     churn: ChurnSettingsResource,
 ) -> None:
+    # pandas and the churn library (scikit-learn) only in the alert's own run
+    import pandas as pd
+
+    from customer360.churn.notifier import build_alert
+
     predictions = lakehouse.read_arrow("churn", "predictions").to_pandas()
     threshold = float(predictions["threshold"].iloc[0])
     dashboard = context.instance.get_latest_materialization_event(DASHBOARD_KEY)

@@ -47,12 +47,13 @@ def dev(tmp_path_factory, artifacts) -> Iterator[tuple[DevServer, list[Path], in
         server.start()
         yield server, held, expected_live
     finally:
+        with contextlib.suppress(Exception):  # a report of the runs, whatever happened
+            (artifacts / "runs.txt").write_text(server.run_report() + "\n")
         server.stop()
 
 
 @pytest.fixture
 def page(request, artifacts):
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -63,17 +64,6 @@ def page(request, artifacts):
         context.set_default_timeout(120_000)  # a loaded 2-core CI machine renders slowly
         page = context.new_page()
 
-        # The UI's one-time "Join the Dagster community" prompt covers whatever is under it.
-        # Tolerant: when a dialog already covers the prompt, the click gives up quickly and the
-        # handler does not wait for the prompt to go (it comes back at the next action).
-        def skip_community_prompt() -> None:
-            with contextlib.suppress(PlaywrightError):
-                page.get_by_role("button", name="Skip").click(timeout=5_000, force=True)
-
-        page.add_locator_handler(
-            page.get_by_text("Join the Dagster community"), skip_community_prompt,
-            no_wait_after=True,
-        )  # fmt: skip
         try:
             yield page
         finally:

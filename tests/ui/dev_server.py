@@ -10,8 +10,8 @@ nothing. The test shortens the sensor and automation intervals (documented setti
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
-import re
 import shutil
 import signal
 import socket
@@ -23,6 +23,9 @@ from pathlib import Path
 
 import httpx
 
+from customer360.generate import generate_customer_landing, write_second_source
+from customer360.generate.customers import SAMPLE_DATA
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "customer360"
 REPOSITORY = "__repository__"
@@ -31,6 +34,10 @@ BACKFILL_IN_FLIGHT = {"REQUESTED", "CANCELING", "FAILING"}
 AUTOMATION = "medallion_automation"
 #: Seconds between sensor / automation evaluations while the test watches (defaults 60 / 30).
 TEST_INTERVAL = "5"
+#: Customers of the sample in the export (of 1,400): enough for every asset and plot.
+SAMPLE_CUSTOMERS = 300
+#: Rows of the second CRM source's export (of 740).
+SAMPLE_RESIDENTS = 150
 
 
 def free_port() -> int:
@@ -39,38 +46,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cli(home: Path, *args: str) -> str:
-    env = os.environ | {"C360_HOME": str(home), "C360_ENV": "local"}
-    done = subprocess.run(
-        [sys.executable, "-m", "customer360.cli", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"customer360 {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
+def _sample_subset(staging: Path, customers: int) -> tuple[Path, Path]:
+    """The first `customers` rows of the sample customers and their spend (the spend file keeps
+    its CR-only line endings, as the sample has them)."""
+    with (SAMPLE_DATA / "customer.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[: customers + 1]
+    customer_csv = staging / "customer.csv"
+    with customer_csv.open("w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+    cid = kept[0].index("cid")
+    cids = {r[cid] for r in kept[1:]}
+    lines = (SAMPLE_DATA / "customer_spend.csv").read_bytes().split(b"\r")
+    spend = [lines[0]] + [line for line in lines[1:] if line.split(b",")[0].decode() in cids]
+    spend_csv = staging / "customer_spend.csv"
+    spend_csv.write_bytes(b"\r".join(spend))
+    return customer_csv, spend_csv
+
+
+def _second_source_subset(landing: Path, rows: int) -> None:
+    """The second CRM system's export as `generate customers` drops it, cut to its first rows."""
+    target = write_second_source(landing)
+    lines = target.read_bytes().splitlines(keepends=True)
+    target.write_bytes(b"".join(lines[: rows + 1]))
 
 
 def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], int]:
-    """The sample customers (initial sync + one change folder) and the finance files; the
-    change folder is held back for the test to drop later. Returns the held folders and the
-    live customers expected once they are in.
+    """What `customer360 generate customers` drops, cut small: a slice of the sample customers
+    (initial sync + one change folder), their finance files and the start of the second CRM
+    source; the change folder is held back for the test to drop later. Returns the held
+    folders and the live customers expected once they are in.
 
-    No KKBox and no second CRM source: the churn and second-source assets then skip with their
-    reason (they have their own tests), and every run the daemon starts stays short. The export
-    is generated in `staging` and all but its last folder moved into landing, so the test can
-    drop a new folder the way Synapse Link adds one."""
-    said = cli(staging, "generate", "customers", "--change-folders", "1", "--no-second-source")
-    expected_live = int(re.search(r"expect ([\d,]+) live customers", said)[1].replace(",", ""))
+    Small on purpose (SAMPLE_CUSTOMERS, SAMPLE_RESIDENTS): every run the daemon starts stays
+    short; the full sample has its own end-to-end tests. No KKBox: the churn assets skip with
+    their reason (they have their own tests). The export is generated in `staging` and all but
+    its last folder moved into landing, so the test can drop a new folder the way Synapse Link
+    adds one."""
+    customer_csv, spend_csv = _sample_subset(staging, SAMPLE_CUSTOMERS)
+    out = generate_customer_landing(
+        staging / "landing", customer_csv=customer_csv, spend_csv=spend_csv, change_folders=1
+    )
+    _second_source_subset(staging / "landing", SAMPLE_RESIDENTS)
     source = staging / "landing"
     landing = home / "landing"
-    for area in ("finance", "dataverse"):
+    for area in ("finance", "crm2", "dataverse"):
         shutil.copytree(source / area, landing / area, dirs_exist_ok=True)
     folders = sorted(p for p in (landing / "dataverse").iterdir() if p.name[:2] == "20")
     held = folders[-1]
     parked = staging / "held" / held.name
     parked.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(held, parked)
-    return [parked], expected_live
+    return [parked], out.live_customers
 
 
 def drop_folder(parked: Path, landing: Path) -> Path:
@@ -125,6 +151,9 @@ class DevServer:
                 raise RuntimeError(f"customer360 dev exited early; see {self.log_path}")
             try:
                 if self.graphql("{ version }").get("version") and self._location_loaded():
+                    # The UI's one-time "Join the Dagster community" dialog would cover
+                    # whatever the test clicks: mark it seen, as its own Skip button does.
+                    self.graphql("mutation { setNuxSeen }")
                     return
             except httpx.HTTPError:
                 pass
@@ -176,6 +205,18 @@ class DevServer:
             f={"statuses": statuses} if statuses else {},
         )
         return data["runsOrError"]["results"]
+
+    def run_report(self) -> str:
+        """One line per run, oldest first: what launched it, seconds queued (created → its
+        process started), seconds from process start to the first step (start-up: process,
+        code import), seconds of steps, and its steps with their seconds — where the time of
+        the walk went."""
+        data = self.graphql(
+            "{ runsOrError { ... on Runs { results { runId status creationTime startTime "
+            "endTime tags { key value } stepStats { stepKey startTime endTime status } } } } }"
+        )
+        runs = sorted(data["runsOrError"]["results"], key=lambda r: r["creationTime"])
+        return "\n".join(_run_line(run) for run in runs)
 
     def backfills(self) -> list[dict]:
         """Every backfill: id, status, end time, and whether it was launched from the UI."""
@@ -238,6 +279,29 @@ class DevServer:
         )
         return data["sensorOrError"]["sensorState"]["status"]
 
+    def asset_states(self) -> dict[str, dict]:
+        """Every asset: its group, whether it has a materialisation, and the checks whose
+        latest execution (for its latest materialisation) failed, with their severity."""
+        data = self.graphql(
+            "{ assetNodes { assetKey { path } groupName assetMaterializations(limit: 1) { runId } "
+            "assetChecksOrError { ... on AssetChecks { checks { name "
+            "executionForLatestMaterialization { status evaluation { severity } } } } } } }"
+        )
+        states = {}
+        for node in data["assetNodes"]:
+            failed = []
+            for check in (node["assetChecksOrError"] or {}).get("checks", []):
+                run = check["executionForLatestMaterialization"] or {}
+                if run.get("status") in ("FAILED", "EXECUTION_FAILED"):
+                    severity = (run.get("evaluation") or {}).get("severity", "ERROR")
+                    failed.append(f"{check['name']} ({severity})")
+            states["/".join(node["assetKey"]["path"])] = {
+                "group": node["groupName"],
+                "materialized": bool(node["assetMaterializations"]),
+                "failed_checks": failed,
+            }
+        return states
+
     def latest_metadata(self, path: list[str]) -> dict:
         """Label → value of the asset's latest materialisation (ints, floats, text, md)."""
         data = self.graphql(
@@ -257,3 +321,23 @@ class DevServer:
                 if attr in e:
                     values[e["label"]] = e[attr]
         return values
+
+
+def _span(start: float | None, end: float | None) -> str:
+    return f"{end - start:6.1f}" if start and end else "     -"
+
+
+def _run_line(run: dict) -> str:
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    backfill = tags.get("dagster/backfill")
+    by = tags.get("dagster/sensor_name") or (f"backfill {backfill}" if backfill else "ui")
+    steps = [s for s in run["stepStats"] if s["startTime"]]
+    first = min((s["startTime"] for s in steps), default=None)
+    last = max((s["endTime"] or 0 for s in steps), default=None)
+    detail = ", ".join(f"{s['stepKey']} {_span(s['startTime'], s['endTime']).strip()}"
+                       for s in steps)  # fmt: skip
+    return (
+        f"{run['runId'][:8]} {run['status']:<9} by {by:<28} queued "
+        f"{_span(run['creationTime'], run['startTime'])} start-up {_span(run['startTime'], first)} "
+        f"steps {_span(first, last)} total {_span(run['creationTime'], run['endTime'])}  [{detail}]"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.checks import one_current_row_per_id, one_row_per_id
+from assets.keys import FINANCE_KEY
 from assets.refresh import EAGER, gate_on_blocking_checks
 
 
@@ -58,3 +59,49 @@ def test_the_stand_alone_checks_are_eager():
         (spec,) = checks.check_specs
         assert spec.automation_condition is not None, spec.key
         assert "eager" in (spec.automation_condition.get_label() or spec.automation_condition.name)
+
+
+# An optional upstream with a blocking check (as silver/crm_<source> has `keys_unique`).
+@dg.asset(key=FINANCE_KEY)
+def optional_source() -> None:
+    return None
+
+
+@dg.asset(deps=[upstream, optional_source], automation_condition=EAGER)
+def enriched() -> None:
+    return None
+
+
+def _optional_checked(passed: bool) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=optional_source, name="keys_unique", blocking=True)
+    def keys_unique() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=passed)
+
+    return keys_unique
+
+
+def _requested_with_optional(optional_landed: bool, check_passes: bool = True) -> set[str]:
+    """What automation requests after `upstream` changed, the optional source having landed
+    (its blocking check run with it) or never."""
+    check = _optional_checked(check_passes)
+    defs = dg.Definitions(assets=gate_on_blocking_checks([upstream, optional_source, enriched]),
+                          asset_checks=[check])  # fmt: skip
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        if optional_landed:
+            dg.materialize([optional_source, check], instance=instance, raise_on_error=False)
+        dg.materialize([upstream], instance=instance)
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                   cursor=first.cursor)  # fmt: skip
+        return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+
+
+def test_an_optional_upstream_that_never_landed_does_not_block():
+    """Its blocking check never ran: nothing to wait for (before, a fresh `customer360 dev`
+    without a second source never built identity, gold or the publish)."""
+    assert "enriched" in _requested_with_optional(optional_landed=False)
+
+
+def test_an_optional_upstream_that_landed_gates_with_its_blocking_checks():
+    assert "enriched" in _requested_with_optional(optional_landed=True, check_passes=True)
+    assert "enriched" not in _requested_with_optional(optional_landed=True, check_passes=False)

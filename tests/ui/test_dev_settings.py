@@ -48,10 +48,14 @@ def test_a_bad_value_names_the_variable(monkeypatch, raw):
 
 def test_the_loaded_definitions_use_them(tmp_path):
     """What the code server of `customer360 dev` loads: every landing sensor and the
-    automation sensor evaluate at the intervals from the environment."""
+    automation sensor evaluate at the intervals from the environment. And what every run the
+    daemon starts imports: not scikit-learn (the churn model loads it in the runs that need
+    it; with the rest of the churn library it was nearly half of a run's import time)."""
     probe = (
-        "import json; from customer360.definitions import defs; "
-        "print(json.dumps({s.name: s.minimum_interval_seconds for s in defs.sensors}))"
+        "import json, sys; from customer360.definitions import defs; "
+        "heavy = sorted(m for m in ('sklearn',) if m in sys.modules); "
+        "print(json.dumps({'heavy': heavy, **{s.name: s.minimum_interval_seconds "
+        "for s in defs.sensors}}))"
     )
     env = os.environ | {
         "C360_HOME": str(tmp_path),
@@ -63,6 +67,7 @@ def test_the_loaded_definitions_use_them(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     intervals = json.loads(done.stdout.strip().splitlines()[-1])
+    assert intervals.pop("heavy") == []
     landing = {name: s for name, s in intervals.items() if name.endswith("_landing_sensor")}
     assert {"dataverse_landing_sensor", "finance_landing_sensor", "kkbox_landing_sensor"} <= set(
         landing

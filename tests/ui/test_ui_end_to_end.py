@@ -1,8 +1,10 @@
 """The project as people use it: `customer360 dev` (UI + daemon, sensors and automation on) on a
 fresh C360_HOME, driven in headless Chromium. One test, in the order a user works:
 
-1. the daemon's first wave (landing sensors → bronze runs → automation) settles;
-2. "Materialize all" on the global lineage launches a backfill of the whole graph;
+1. the daemon's first wave (landing sensors → bronze runs → automation) settles, having built
+   the graph down to the publish;
+2. "Materialize all" on the global lineage launches a backfill of the whole graph (not
+   awaited: the next steps overlap it);
 3. a sensor is toggled off and on again and a new export folder is dropped into landing: the
    sensor registers it and requests its run;
 4. a partition-range backfill (both export folders) is launched from bronze's launch dialog;
@@ -27,18 +29,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import httpx
+import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
 from tests.ui.dev_server import DevServer, drop_folder
 
-pytestmark = [pytest.mark.ui, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.ui, pytest.mark.timeout(3600)]
 
-SETTLE = 900  # upper bound for the daemon to settle on a loaded 2-core machine
+SETTLE = 1500  # upper bound for the daemon to settle on a loaded 2-core machine (load 15-25)
 PUBLISH_TARGETS = ("crc33_customer", "crc33_customer_deactivation", "contact")
 SENSOR = "dataverse_landing_sensor"
+FIRST_WAVE_BUILDS = ("silver/customer", "gold/customer_source_link", "gold/customer_profile",
+                     "lakedb/gold", *(f"dynamics/{t}" for t in PUBLISH_TARGETS))  # fmt: skip
 
 
 def _shot(page, artifacts, name: str, focus=None) -> None:
@@ -135,17 +139,20 @@ def step_1_first_wave(walk: Walk) -> None:
     took = server.wait_until_settled(timeout=SETTLE)
     print(f"first wave settled after {took:.0f} s ({len(server.runs())} runs)")
     _note_failed_runs(walk, "first wave")
+    # automation alone built the graph down to the publish (the optional domains that never
+    # landed — churn, the second source — hold nothing back)
+    unbuilt = [k for k in FIRST_WAVE_BUILDS if not server.latest_metadata(k.split("/"))]
+    if unbuilt:
+        walk.problems.append(f"the first wave did not build {unbuilt}")
     _runs_page(page, walk.ui)
     _shot(page, walk.artifacts, "01-first-wave-runs")
 
 
 def step_2_materialize_all(walk: Walk) -> None:
-    """'Materialize all' → the launch dialog → one backfill of every asset, awaited.
+    """'Materialize all' → the launch dialog → one backfill of every asset, seen running.
 
-    Not overlapped with the drop below: silver/customer's `reconciliation` compares it with
-    every live Id in bronze, so a backfill building silver/customer while a newly dropped
-    folder is already in bronze but not yet in the history fails that blocking check (seen in
-    this test; reported, not this test's to hide or to fix)."""
+    Not awaited: the next steps overlap it (as a user goes on working while it runs), and
+    everything settles once in step 5."""
     server, page, artifacts = walk.server, walk.page, walk.artifacts
     before = {b["id"] for b in server.backfills()}
     page.goto(f"{walk.ui}/asset-groups")
@@ -154,10 +161,10 @@ def step_2_materialize_all(walk: Walk) -> None:
     dialog.get_by_text("Launch runs to materialize").wait_for()
     _shot(page, artifacts, "02-materialize-all-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
-    walk.backfills["materialize all"] = _new_backfill(server, before)
-    took = server.wait_until_settled(timeout=SETTLE)
-    print(f"materialize-all settled after {took:.0f} s")
-    _note_failed_runs(walk, "materialize all")
+    backfill_id = _new_backfill(server, before)
+    walk.backfills["materialize all"] = backfill_id
+    status = _backfill(server, backfill_id)["status"]
+    assert status in ("REQUESTED", "COMPLETED_SUCCESS"), f"materialize all backfill: {status}"
 
 
 def step_3_sensor_toggle_and_drop(walk: Walk) -> None:
@@ -171,6 +178,7 @@ def step_3_sensor_toggle_and_drop(walk: Walk) -> None:
     _shot(page, walk.artifacts, "04-sensor-running-again")
     dropped = drop_folder(walk.held[0], server.home / "landing")
     walk.dropped = dropped.name
+    # its run is requested (and queued behind the backfill's runs): seen, not awaited here
     _wait_for(lambda: _sensor_runs(server, SENSOR, dropped.name), "the sensor's run", 300)
 
 
@@ -259,15 +267,35 @@ def step_7_execute_a_check(walk: Walk) -> None:
 
 
 def step_8_tables_and_publish_counts(walk: Walk) -> None:
-    """The tables a single sequential run would produce, and the publish counts."""
+    """The tables a single sequential run would produce, and the publish counts of the latest
+    publish runs: every row accounted for; every live customer published (or unchanged); one
+    contact per person, except people without a last name (Dataverse requires one): those end
+    as failed rows with the reason, nothing half-created."""
     server = walk.server
+    # every asset but the churn chain (no KKBox here) materialised; no ERROR check failed
+    states = server.asset_states()
+    churn = {k for k, v in states.items() if v["group"] == "churn"} | {"gold/customer_churn_risk"}
+    unbuilt = [k for k, v in states.items() if k not in churn and not v["materialized"]]
+    assert unbuilt == []
+    errors = {k: v["failed_checks"] for k, v in states.items()
+              if any(c.endswith("(ERROR)") for c in v["failed_checks"])}  # fmt: skip
+    assert errors == {}
     _assert_lake(server, walk.expected_live)
-    for target in PUBLISH_TARGETS:
-        meta = server.latest_metadata(["dynamics", target])
-        outcomes = sum(meta[k] for k in ("published", "unchanged", "failed", "deferred"))
-        assert meta["rows_read"] > 0 and outcomes == meta["rows_read"], (target, meta)
-        if meta["failed"]:
-            walk.problems.append(f"dynamics/{target}: {meta['failed']} rows failed to publish")
+    meta = {t: server.latest_metadata(["dynamics", t]) for t in PUBLISH_TARGETS}
+    for target, m in meta.items():
+        outcomes = sum(m[k] for k in ("published", "unchanged", "failed", "deferred"))
+        assert m["rows_read"] > 0 and outcomes == m["rows_read"], (target, m)
+        assert m["deferred"] == 0, (target, m)
+    customers = meta["crc33_customer"]
+    assert customers["published"] + customers["unchanged"] == walk.expected_live, customers
+    assert customers["failed"] == 0 and meta["crc33_customer_deactivation"]["failed"] == 0, meta
+    profile = DeltaTable(str(server.home / "lake" / "gold" / "customer_profile"))
+    people = profile.to_pyarrow_table(columns=["lastname"])["lastname"]
+    named = pc.sum(pc.greater(pc.utf8_length(pc.fill_null(people, "")), 0)).as_py() or 0
+    no_lastname = len(people) - named
+    contact = meta["contact"]
+    assert contact["rows_read"] == len(people), contact
+    assert contact["failed"] == no_lastname, (contact, no_lastname)
 
 
 STEPS = [
@@ -339,11 +367,10 @@ def _assert_lake(server: DevServer, expected_live: int) -> None:
     quarantine = DeltaTable(str(lake / "silver" / "customer_quarantine")).to_pyarrow_table(
         columns=["Id"]
     )
-    db = duckdb.connect()
-    db.register("h", history)
-    several = db.execute("SELECT count(*) FROM (SELECT Id FROM h WHERE is_current "
-                         "GROUP BY Id HAVING count(*) > 1)").fetchone()[0]  # fmt: skip
-    live = db.execute("SELECT count(*) FROM h WHERE is_current AND NOT is_deleted").fetchone()[0]
+    current_rows = history.filter(history["is_current"])
+    ids = pc.value_counts(current_rows["Id"])
+    several = pc.sum(pc.greater(ids.field("counts"), 1)).as_py() or 0
+    live = pc.sum(pc.invert(current_rows["is_deleted"])).as_py() or 0
     assert several == 0, f"{several} Ids with more than one current history row"
     assert live == expected_live
     assert current.num_rows + quarantine.num_rows == expected_live

@@ -70,7 +70,7 @@ test: setup chromium lint
 	$(BIN)/dg check defs
 	$(BIN)/pytest
 
-# The browser test of `customer360 dev` (marker `ui`) alone; `make test` runs it too (README
+# The browser test of `customer360 dev` (marker `ui`): opt-in, not part of `make test` (README
 # "Tests of the UI").
 test-ui: setup chromium
 	@mkdir -p $(DAGSTER_HOME)

@@ -68,7 +68,7 @@ format: $(STAMP)
 test: setup chromium lint
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dg check defs
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The browser test of `customer360 dev` (marker `ui`): opt-in, not part of `make test` (README
 # "Tests of the UI").

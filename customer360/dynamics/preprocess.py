@@ -110,18 +110,16 @@ class PreProcessor:
         else:
             keyed, failed = self._extract_keys(plan, chunk, numbers)
         claims = self.registry.claim([forms for _, _, forms, _ in keyed])
-        if claims.count(KeyClaim.NEW) == len(claims):  # the usual chunk: keep every row
-            claims = []
-            kept: list[Keyed] = keyed
-        else:
+        kept = keyed  # the usual chunk: every key is new
+        if any(claim is not KeyClaim.NEW for claim in claims):
             kept = []
-        for entry, claim in zip(keyed if claims else (), claims, strict=True):
-            if claim is KeyClaim.NEW:
-                kept.append(entry)
-                continue
-            number, row, forms, _ = entry
-            problem = _key_problem(claim, forms.trimmed)
-            failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
+            for entry, claim in zip(keyed, claims, strict=True):
+                if claim is KeyClaim.NEW:
+                    kept.append(entry)
+                    continue
+                number, row, forms, _ = entry
+                problem = _key_problem(claim, forms.trimmed)
+                failed.append(self.outcomes.row_failure(plan, number, row, problem, forms.trimmed))
         self.outcomes.failed(failed)
         self.ctx.stage("pre_process", t0)
         return kept

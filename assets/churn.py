@@ -32,6 +32,33 @@ KKBOX_AREA = "kkbox"
 FILES = TABLE_FILES
 DATE_COLUMN = {"transactions": "transaction_date", "user_logs": "date"}
 EAGER = dg.AutomationCondition.eager()
+#: Why every churn asset has nothing to build (metadata `skipped`, on each check too).
+NOT_LANDED = "no KKBox files landed in landing/kkbox/"
+
+
+def kkbox_not_landed(landing: LandingZoneResource) -> str | None:
+    """The reason the churn chain is skipped, or None once KKBox files landed."""
+    return None if landing.list_files(KKBOX_AREA, suffix=".csv") else NOT_LANDED
+
+
+def skipped_result(
+    context: dg.AssetExecutionContext, reason: str, checks: tuple[str, ...] = ()
+) -> dg.MaterializeResult:
+    """A materialisation that writes nothing and says why: churn is an optional enrichment.
+
+    Not Dagster's skip (an output not yielded): an asset backfill — the UI's "Materialize all"
+    — counts a targeted asset with neither a materialisation nor a failure as stalled and ends
+    COMPLETED_FAILED. Tables of an earlier drop are left as they are (the last good churn risk
+    stays the profile's). When KKBox files land, the landing sensor materialises the bronze
+    tables and eager automation builds the rest of the chain on them."""
+    context.log.info(f"{context.asset_key.to_user_string()} skipped: {reason}")
+    return dg.MaterializeResult(
+        metadata={"skipped": reason},
+        check_results=[
+            dg.AssetCheckResult(check_name=check, passed=True, metadata={"skipped": reason})
+            for check in checks
+        ],
+    )
 
 
 def _key(name: str) -> dg.AssetKey:
@@ -66,7 +93,6 @@ def _bronze_asset(table: str) -> dg.AssetsDefinition:
         + (", partitioned by month" if partition else "")
         + "; rejected rows go to churn/_rejected with the reason.",
         check_specs=[dg.AssetCheckSpec("no_rejected_rows", asset=key)],
-        output_required=False,  # skipped (with the churn chain) while no KKBox data landed
     )
     def _bronze(
         context: dg.AssetExecutionContext,
@@ -74,12 +100,9 @@ def _bronze_asset(table: str) -> dg.AssetsDefinition:
         landing: LandingZoneResource,
         lakehouse: LakehouseResource,
     ):
-        if not landing.list_files(KKBOX_AREA, suffix=".csv"):
-            reason = "no KKBox files landed in landing/kkbox/"
-            context.log.info(f"churn/{table} skipped: {reason}")
-            yield dg.AssetCheckResult(
-                check_name="no_rejected_rows", passed=True, metadata={"skipped": reason}
-            )
+        reason = kkbox_not_landed(landing)
+        if reason is not None:
+            yield skipped_result(context, reason, ("no_rejected_rows",))
             return
         good, bad = _read_table(spark.spark_session, landing, table)
         partition_by = None
@@ -142,7 +165,15 @@ def _derived_asset(
         automation_condition=EAGER,
         description=description,
     )
-    def _asset(spark: SparkResource, lakehouse: LakehouseResource):
+    def _asset(
+        context: dg.AssetExecutionContext,
+        spark: SparkResource,
+        lakehouse: LakehouseResource,
+        landing: LandingZoneResource,
+    ):
+        reason = kkbox_not_landed(landing)
+        if reason is not None:
+            return skipped_result(context, reason)
         frame = transform(*(_read(spark, lakehouse, i) for i in inputs))
         return dg.MaterializeResult(metadata=write_metadata(lakehouse.write(frame, "churn", name)))
 
@@ -208,8 +239,12 @@ def churn_periods(
     context: dg.AssetExecutionContext,
     spark: SparkResource,
     lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
     churn: ChurnSettingsResource,
 ) -> dg.MaterializeResult:
+    reason = kkbox_not_landed(landing)
+    if reason is not None:
+        return skipped_result(context, reason, ("engagement_coverage",))
     label_files = [
         r["source_file"]
         for r in _read(spark, lakehouse, "train_labels").select("source_file").distinct().collect()
@@ -249,7 +284,15 @@ def churn_periods(
     "wherever they allow it; a label file's labels for the month the transactions cannot label; "
     "label files for derivable months are cross-checked (disagreements in metadata).",
 )
-def churn_labels(spark: SparkResource, lakehouse: LakehouseResource) -> dg.MaterializeResult:
+def churn_labels(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
+) -> dg.MaterializeResult:
+    reason = kkbox_not_landed(landing)
+    if reason is not None:
+        return skipped_result(context, reason)
     labels = assemble_labels(
         _read(spark, lakehouse, "transactions"),
         _read(spark, lakehouse, "train_labels"),
@@ -284,7 +327,15 @@ def churn_labels(spark: SparkResource, lakehouse: LakehouseResource) -> dg.Mater
     "scoring month (only data before each month; engagement the logs do not cover is missing, "
     "not zero).",
 )
-def churn_features(spark: SparkResource, lakehouse: LakehouseResource):
+def churn_features(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
+):
+    reason = kkbox_not_landed(landing)
+    if reason is not None:
+        return skipped_result(context, reason)
     periods = read_periods(lakehouse)
     features = features_for_periods(
         _read(spark, lakehouse, "transactions_clean"),

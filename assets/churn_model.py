@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from pyspark.sql import functions as F
 
+from assets.churn import kkbox_not_landed, skipped_result
 from assets.keys import (
     CHURN_RISK_KEY,
     CUSTOMER_KEY,
@@ -25,6 +26,7 @@ from customer360.churn.periods import ChurnPeriods, periods_path
 from customer360.churn.training import labelled_rows, scope_for_periods
 from resources.churn import ChurnSettingsResource
 from resources.lakehouse import LakehouseResource, write_metadata
+from resources.landing import LandingZoneResource
 from resources.spark import SparkResource
 
 GROUP = "churn"
@@ -65,8 +67,14 @@ def _md_table(rows: list[dict]) -> str:
     "on the validation month; persisted in the lake with its version, features and metrics.",
 )
 def churn_model(
-    context: dg.AssetExecutionContext, spark: SparkResource, lakehouse: LakehouseResource
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
 ):
+    reason = kkbox_not_landed(landing)
+    if reason is not None:  # no model trained; an earlier drop's model stays the latest
+        return skipped_result(context, reason)
     from customer360.churn.model import save_model, train_churn_model  # scikit-learn: here only
 
     periods = _periods(lakehouse)
@@ -122,8 +130,12 @@ def churn_predictions(
     context: dg.AssetExecutionContext,
     spark: SparkResource,
     lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
     churn: ChurnSettingsResource,
 ):
+    reason = kkbox_not_landed(landing)
+    if reason is not None:
+        return skipped_result(context, reason)
     from customer360.churn.model import predict_churn  # scikit-learn: here only
     from customer360.churn.scoring import score_month, unscored_candidates
 
@@ -186,8 +198,15 @@ def churn_predictions(
     "at-risk members.",
 )
 def churn_dashboard(
-    spark: SparkResource, lakehouse: LakehouseResource, churn: ChurnSettingsResource
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
+    churn: ChurnSettingsResource,
 ):
+    reason = kkbox_not_landed(landing)
+    if reason is not None:
+        return skipped_result(context, reason)
     from customer360.churn.dashboard import DashboardCurves, render_dashboard  # matplotlib
 
     session = spark.spark_session
@@ -240,7 +259,15 @@ def churn_dashboard(
     "(msno derived from the customer number) for the scoring month of churn/predictions, "
     "ready for the profile and the Dynamics publish.",
 )
-def customer_churn_risk(spark: SparkResource, lakehouse: LakehouseResource):
+def customer_churn_risk(
+    context: dg.AssetExecutionContext,
+    spark: SparkResource,
+    lakehouse: LakehouseResource,
+    landing: LandingZoneResource,
+):
+    reason = kkbox_not_landed(landing)
+    if reason is not None:  # the profile goes on with the last good churn risk, or none
+        return skipped_result(context, reason)
     from customer360.churn.enrichment import predictions_to_customers  # loads the model module
 
     session = spark.spark_session

@@ -3,8 +3,10 @@
 Every source row ends in exactly one state: published, unchanged, failed (row kept in
 ops/publish_failed_rows with the error) or deferred (kept in ops/publish_deferred; the
 `deferred_publish_sensor` re-materialises the asset in replay mode when they are due).
-A target whose source table was never written (e.g. no Synapse Link export yet) is skipped with
-the reason, not failed. The ops tables and their sink are in customer360/dynamics/ops_tables.py.
+A target whose source table was never written (e.g. no Synapse Link export yet) publishes
+nothing and materialises with the reason (metadata `skipped`), not failed and not left without a
+status (an asset backfill, the UI's "Materialize all", would end failed). The ops tables and
+their sink are in customer360/dynamics/ops_tables.py.
 """
 
 import datetime as dt
@@ -200,10 +202,15 @@ def source_not_landed(target: PublishTarget, lakehouse: LakehouseResource) -> st
 
 
 def _skipped(context: dg.AssetExecutionContext, name: str, reason: str):
-    """Dagster's own skip (no materialisation), with the reason in the log and on every check."""
+    """Nothing sent: a materialisation with the reason, in the log and on every check."""
     context.log.info(f"dynamics/{name} skipped: {reason}")
-    for check in ("reconciliation", "no_failed_rows", "deferred_backlog_age"):
-        yield dg.AssetCheckResult(check_name=check, passed=True, metadata={"skipped": reason})
+    yield dg.MaterializeResult(
+        metadata={"skipped": reason},
+        check_results=[
+            dg.AssetCheckResult(check_name=check, passed=True, metadata={"skipped": reason})
+            for check in ("reconciliation", "no_failed_rows", "deferred_backlog_age")
+        ],
+    )
 
 
 def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
@@ -220,7 +227,6 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
         pool="dynamics_api",
         automation_condition=dg.AutomationCondition.eager(),
         metadata={"spec_mode": target.spec.mode.value, "entity_set": target.spec.entity_set},
-        output_required=False,  # skipped while its source table was never written
     )
     def _publish(
         context: dg.AssetExecutionContext,

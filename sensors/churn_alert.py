@@ -64,7 +64,10 @@ def churn_alert_sensor(context: dg.SensorEvaluationContext, churn: ChurnSettings
     if event.storage_id <= seen:
         return dg.SkipReason("already evaluated the latest predictions")
     context.update_cursor(str(event.storage_id))
-    above = event.asset_materialization.metadata["members_above_threshold"].value
+    meta = event.asset_materialization.metadata
+    if "skipped" in meta:  # no KKBox drop: nothing was scored
+        return dg.SkipReason(f"churn/predictions skipped: {meta['skipped'].value}")
+    above = meta["members_above_threshold"].value
     if above <= churn.alert_min_members:
         return dg.SkipReason(
             f"{above} members above the threshold (alert at > {churn.alert_min_members})"

@@ -158,10 +158,11 @@ def enrichment_lines(summary: GraphRun) -> list[str]:
         )
     for name, what in sorted(used.items()):
         lines.append(f"  gold/customer_profile {name}: {what}")
-    if summary.not_materialized:
-        lines.append(
-            "  skipped (their source has not landed): " + ", ".join(summary.not_materialized)
-        )
+    # Dagster's skips, and the assets materialised with nothing to build (metadata `skipped`)
+    skipped = {*summary.not_materialized}
+    skipped |= {key for key, meta in summary.materialized.items() if "skipped" in meta}
+    if skipped:
+        lines.append("  skipped (their source has not landed): " + ", ".join(sorted(skipped)))
     return lines
 
 

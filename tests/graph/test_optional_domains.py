@@ -1,5 +1,6 @@
-"""Optional sources and isolated domains, without Spark: the churn chain skips (not fails) while
-no KKBox data landed, and the profile follows churn risk although churn is not its dependency."""
+"""Optional sources and isolated domains, without Spark: the profile follows churn risk although
+churn is not its dependency. (The churn chain while no KKBox data landed:
+test_materialize_all_backfill.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import dagster as dg
 
 from assets.gold import PROFILE_AUTOMATION
 from assets.keys import CHURN_RISK_KEY, PROFILE_KEY, SOURCE_LINK_KEY
-from customer360.cli.runner import materialize_assets
 from customer360.definitions import build_definitions
 
 
@@ -44,19 +44,3 @@ def test_churn_is_not_a_dependency_of_the_profile_so_its_failure_cannot_skip_it(
     upstream = graph.get(PROFILE_KEY).parent_keys
     assert CHURN_RISK_KEY not in upstream
     assert SOURCE_LINK_KEY in upstream and dg.AssetKey(["silver", "customer_finance"]) in upstream
-
-
-def test_churn_chain_is_skipped_with_its_reason_while_no_kkbox_data_landed(c360_home):
-    defs = build_definitions()
-    graph = defs.resolve_asset_graph()
-    churn = [k for k in graph.materializable_asset_keys if k.path[0] == "churn"]
-    with dg.instance_for_test() as instance:
-        result = materialize_assets(defs, instance, [*churn, CHURN_RISK_KEY])
-        assert result.success  # skipped, not failed (and no JVM was started for it)
-        assert result.get_asset_materialization_events() == []
-        skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
-        assert {"churn__model", "churn__labels", "gold__customer_churn_risk"} <= skipped
-        checks = result.get_asset_check_evaluations()
-        assert {c.asset_key.path[-1] for c in checks} >= {"members", "transactions"}
-        for check in checks:
-            assert check.metadata["skipped"].value == "no KKBox files landed in landing/kkbox/"

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from assets.keys import crm_bronze_key, crm_quarantine_key, crm_silver_key
 from assets.partitions import crm_drops
-from assets.refresh import EAGER, RefreshConfig
+from assets.refresh import CRM_SILVER_AUTOMATION, RefreshConfig
 from customer360.bronze.ingest import ingest_drop_days
 from customer360.lakehouse import WriteResult
 from customer360.lakehouse.incremental import (
@@ -86,7 +86,7 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
                 current,
                 deps=[crm_bronze_key(source)],
                 kinds={"pyspark", "delta"},
-                automation_condition=EAGER,
+                automation_condition=CRM_SILVER_AUTOMATION,
                 description=f"Source {source!r}: the newest row per source key, standardised "
                 "like the Dataverse customers (trimmed, e-mail lower-cased, E.164 phone, ISO "
                 "country, typed dates) and valid.",
@@ -95,7 +95,7 @@ def build_crm_silver(mapping: CsvSourceMapping) -> dg.AssetsDefinition:
                 quarantine,
                 deps=[crm_bronze_key(source)],
                 kinds={"pyspark", "delta"},
-                automation_condition=EAGER,
+                automation_condition=CRM_SILVER_AUTOMATION,
                 description=f"Source {source!r}: current rows that failed validation, with "
                 "`failed_rules`.",
             ),

@@ -1,5 +1,7 @@
 """Run config and automation shared by the incrementally maintained assets."""
 
+import functools
+import operator
 from collections.abc import Iterable
 
 import dagster as dg
@@ -48,6 +50,57 @@ BLOCKING_CHECKS_PASSED = (
 
 
 GATED = "upstream blocking checks passed"
+
+#: Built once while its source has never landed, on the daemon's first tick too (plain `eager`
+#: resets on the initial evaluation and waits for the missing bronze dep): silver/crm_<source>
+#: then exists, empty with its reason, before identity resolution reads it (before, on a fresh
+#: `customer360 dev` without a second-source drop, identity failed with `no Delta table at
+#: …/silver/crm_<source>`). Once requested it waits for a real update, as `eager` does.
+FIRST_BUILD = (
+    dg.AutomationCondition.missing()
+    .newly_true()
+    .since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
+    & ~dg.AutomationCondition.in_progress()
+).with_label("missing: built before its first drop")
+
+
+def _any_updated(keys: list[dg.AssetKey]) -> dg.AutomationCondition:
+    updated = [
+        dg.AutomationCondition.asset_matches(k, dg.AutomationCondition.newly_updated())
+        for k in keys
+    ]
+    return functools.reduce(operator.or_, updated)
+
+
+def _gated_or(extra: dg.AutomationCondition | None) -> dg.AutomationCondition:
+    """`EAGER`, gated on the upstreams' blocking checks, or `extra` — which must not be gated:
+    it fires precisely while an upstream is missing, so that upstream's checks never ran."""
+    gated = (EAGER & BLOCKING_CHECKS_PASSED).with_label(f"eager & {GATED}")
+    if extra is None:
+        return gated
+    return (gated | extra).with_label(f"eager & {GATED} | {extra.get_label()}")
+
+
+#: silver/crm_<source> (+ quarantine): eager on its drops, and built empty before the first.
+CRM_SILVER_AUTOMATION = _gated_or(FIRST_BUILD)
+
+_CRM_SILVER_KEYS = [crm_silver_key(m.source) for m in unify_config().csv_sources]
+#: silver/customer (+ quarantine): eager on the history, and — while it is missing, e.g. no
+#: Synapse Link export landed — after a second source's silver tables changed: it builds empty
+#: with the reason and identity, the profile and the publish follow from that source alone
+#: (before, under the daemon they waited forever on a history that never materialises;
+#: `customer360 run` and "Materialize all" did build them). With no second source either it
+#: is skipped, as before.
+CUSTOMER_AUTOMATION = _gated_or(
+    (
+        dg.AutomationCondition.missing()
+        & _any_updated(_CRM_SILVER_KEYS)
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("a second source changed before any export")
+    if _CRM_SILVER_KEYS
+    else None
+)
 
 
 class RefreshConfig(dg.Config):

@@ -16,7 +16,7 @@ import dagster as dg
 
 from assets.keys import CUSTOMER_KEY, FINANCE_KEY, HISTORY_KEY, QUARANTINE_KEY, crm_bronze_key
 from assets.partitions import dataverse_exports
-from assets.refresh import EAGER, RefreshConfig
+from assets.refresh import CUSTOMER_AUTOMATION, EAGER, RefreshConfig
 from customer360.silver.current import customers_not_landed, refresh_current
 from customer360.silver.finance import (
     NOT_LANDED,
@@ -72,7 +72,7 @@ def customer_history(
             "revives), publisher prefix stripped, values standardised and validated. Updated "
             "incrementally from the history rows merged since the last build.",
             kinds={"pyspark", "delta"},
-            automation_condition=EAGER,
+            automation_condition=CUSTOMER_AUTOMATION,
             # No Synapse Link export yet: skipped, and what depends on it (unless another CRM
             # source landed: then empty, see _before_the_export).
             skippable=True,
@@ -83,7 +83,7 @@ def customer_history(
             description="Current customers that fail validation, with the rules they break "
             "(failed_rules); nothing is lost between silver/customer and this table.",
             kinds={"pyspark", "delta"},
-            automation_condition=EAGER,
+            automation_condition=CUSTOMER_AUTOMATION,
             skippable=True,
         ),
     ],

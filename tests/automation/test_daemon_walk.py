@@ -16,11 +16,18 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from assets.churn import FILES
 from assets.keys import (
+    CHURN_RISK_KEY,
     CUSTOMER_KEY,
+    DASHBOARD_KEY,
     HISTORY_KEY,
+    MODEL_KEY,
+    PERIODS_KEY,
+    PREDICTIONS_KEY,
     PROFILE_KEY,
     SOURCE_LINK_KEY,
+    churn_key,
     crm_bronze_key,
     crm_silver_key,
 )
@@ -48,10 +55,10 @@ def _succeeded(instance: dg.DagsterInstance, graph, key, partition: str | None =
         _succeeded(instance, graph, check)
 
 
-def _tick(defs, instance, graph, cursor, ticks: list[set]):
+def _tick(defs, instance, graph, cursor, ticks: list[set], selection: dg.AssetSelection):
     """One automation tick; what it requests then succeeds."""
     result = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=cursor, asset_selection=SELECTION
+        defs=defs, instance=instance, cursor=cursor, asset_selection=selection
     )
     requested = {r.key: r.true_subset for r in result.results if r.true_subset.size}
     for key, subset in requested.items():
@@ -64,20 +71,29 @@ def _tick(defs, instance, graph, cursor, ticks: list[set]):
     return result.cursor
 
 
-def _walk(landed: dict[dg.AssetKey, tuple[dg.DynamicPartitionsDefinition, str]]) -> list[set]:
-    """A fresh `customer360 dev`: the daemon's first tick, the landing sensor's bronze runs for
-    `landed`, then automation until it rests: the keys requested at each tick."""
+Landed = dict[dg.AssetKey, tuple[dg.DynamicPartitionsDefinition | None, str | None]]
+
+
+def _walk(
+    landed: Landed, selection: dg.AssetSelection = SELECTION, built_before: tuple = ()
+) -> list[set]:
+    """A `customer360 dev`: the daemon's first tick (after `built_before` was materialised, e.g.
+    by "Materialize all"), the landing sensor's bronze runs for `landed`, then automation until
+    it rests: the keys requested at each tick."""
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     ticks: list[set] = []
     # In-memory storage: the on-disk SQLite of instance_for_test made each tick ~10x slower.
     with dg.DagsterInstance.ephemeral() as instance:
-        cursor = _tick(defs, instance, graph, None, ticks)
+        for key in built_before:
+            _succeeded(instance, graph, key)
+        cursor = _tick(defs, instance, graph, None, ticks, selection)
         for key, (partitions, partition) in landed.items():
-            instance.add_dynamic_partitions(partitions.name, [partition])
+            if partitions is not None:
+                instance.add_dynamic_partitions(partitions.name, [partition])
             _succeeded(instance, graph, key, partition)
         for _ in range(TICKS):
-            cursor = _tick(defs, instance, graph, cursor, ticks)
+            cursor = _tick(defs, instance, graph, cursor, ticks, selection)
             if not ticks[-1]:
                 return ticks
     pytest.fail(f"automation did not rest after {TICKS} ticks: {ticks}")
@@ -105,3 +121,20 @@ def test_an_export_without_a_second_source_resolves_identity_after_its_empty_tab
     # them: requested in an earlier tick, or in the same one (one run, in dependency order).
     crm, identity = _first_tick(ticks, crm_silver_key(SOURCE)), _first_tick(ticks, SOURCE_LINK_KEY)
     assert crm is not None and identity is not None and crm <= identity, ticks
+
+
+def test_kkbox_landing_after_a_skipped_churn_chain_builds_the_real_chain(c360_home):
+    """ "Materialize all" before any KKBox drop materialised the churn chain with `skipped`;
+    when files land, the sensor's bronze runs still start the whole chain by `eager`."""
+    graph = build_definitions().resolve_asset_graph()
+    churn = [k for k in graph.materializable_asset_keys if k.path[0] == "churn"]
+    readers = [churn_key(table) for table in FILES]
+    ticks = _walk(
+        {key: (None, None) for key in readers},
+        selection=dg.AssetSelection.assets(*churn, CHURN_RISK_KEY),
+        built_before=(*churn, CHURN_RISK_KEY),
+    )
+    assert ticks[0] == set()  # the skipped chain is up to date: nothing to do before the drop
+    reached = set().union(*ticks)
+    for key in (PERIODS_KEY, MODEL_KEY, PREDICTIONS_KEY, DASHBOARD_KEY):
+        assert key in reached, (key, ticks)

@@ -102,9 +102,9 @@ def _members(index: pa.Table, column: str, blocks: pa.Array) -> pa.Table:
 
 def _sizes(blocks: pa.ChunkedArray | pa.Array) -> pa.Table:
     """_block, _size: the records per block of `blocks` (one block id per member row)."""
-    counted = pc.value_counts(blocks).flatten() if len(blocks) else None
-    if counted is None:
-        return pa.table({"_block": pa.array([], pa.string()), "_size": pa.array([], pa.int64())})
+    if not len(blocks):
+        return pa.table({"_block": pa.array([], blocks.type), "_size": pa.array([], pa.int64())})
+    counted = pc.value_counts(blocks).flatten()
     return pa.table({"_block": counted[0], "_size": counted[1].cast(pa.int64())})
 
 
@@ -120,13 +120,14 @@ def dirty_scope(
     max_block_sizes: Mapping[str, int],
 ) -> DirtyScope:
     """What the changed records disturb. `previous` / `current`: the block index before and
-    after the change (updated_index); `changed`: changed_records(); `max_block_sizes`: block
-    column → its rule's max_block_size.
+    after the change (updated_index: the same rows but the changed records'); `changed`:
+    changed_records(); `max_block_sizes`: block column → its rule's max_block_size.
 
     Proportional to the change, not to the index: per block column, the members of the blocks
     a changed record was or is in are found with one hash lookup of that column against those
     few block ids (no unpivot of the million-row index into (record, block) rows); block
-    sizes, crossings, partners and the members the pairs are formed on come from them."""
+    sizes, crossings, partners and the members the pairs are formed on come from them. The
+    sizes before the change need no pass over `previous`: only the changed rows differ."""
     was = previous.filter(pc.is_in(previous["node"], changed["node"]))
     now = current.filter(pc.is_in(current["node"], changed["node"]))
     crossing_members, crossing, touched_members = [], 0, {}
@@ -134,9 +135,13 @@ def dirty_scope(
         touched = pc.unique(pa.concat_arrays([_blocks_of(was, column), _blocks_of(now, column)]))
         if not len(touched):
             continue
-        before = _sizes(pc.filter(previous[column], pc.is_in(previous[column], touched)))
         after_rows = _members(current, column, touched)
-        crossed = _crossed(touched, before, _sizes(after_rows["_block"]), limit)
+        after = _size_of(touched, _sizes(after_rows["_block"]))
+        # `current` is `previous` with the changed records' rows swapped (updated_index): a
+        # size before is the size after, less the changed rows now in it, plus those then.
+        before = (after - _size_of(touched, _sizes(now[column].drop_null()))
+                  + _size_of(touched, _sizes(was[column].drop_null())))  # fmt: skip
+        crossed = touched.filter(pa.array((before <= limit) != (after <= limit)))
         crossing += len(crossed)
         touched_members[column] = (touched, after_rows)
         if len(crossed):
@@ -168,15 +173,10 @@ def dirty_scope(
                       member_rows.select(["node", "_col", "_block"]))  # fmt: skip
 
 
-def _crossed(touched: pa.Array, before: pa.Table, after: pa.Table, limit: int) -> pa.Array:
-    """The blocks of `touched` whose size (before / after: _block, _size) crossed `limit`."""
-
-    def within(sizes: pa.Table) -> np.ndarray:
-        n = pc.index_in(touched, sizes["_block"])
-        size = pc.fill_null(pc.take(sizes["_size"], n), 0).to_numpy(zero_copy_only=False)
-        return size <= limit
-
-    return touched.filter(pa.array(within(before) != within(after)))
+def _size_of(blocks: pa.Array, sizes: pa.Table) -> np.ndarray:
+    """The _size of each of `blocks` in `sizes` (_block, _size); 0 where absent."""
+    found = pc.take(sizes["_size"], pc.index_in(blocks, sizes["_block"]))
+    return pc.fill_null(found, 0).to_numpy(zero_copy_only=False)
 
 
 def _distinct_nodes(parts: Sequence[pa.Table]) -> pa.Table:

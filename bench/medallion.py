@@ -68,6 +68,8 @@ class Measured:
     paths: dict[str, str] = field(default_factory=dict)  # asset → full/incremental/unchanged
     #: gold identity's own figures: phases (s) and, for an incremental run, its counts
     identity: dict[str, dict] = field(default_factory=dict)
+    #: gold profile's phases (s) of an incremental build (derive, flags and write, segments)
+    profile_phases: dict[str, float] = field(default_factory=dict)
 
 
 def _measure(instance, before: set[str], wall: float) -> Measured:
@@ -96,6 +98,8 @@ def _measure(instance, before: set[str], wall: float) -> Measured:
                 out.paths[key] = str(meta["refresh"])
             if key == "gold/customer_source_link":
                 _identity_figures(meta, out.identity)
+            if key == "gold/customer_profile" and isinstance(meta.get("phases"), dict):
+                out.profile_phases = dict(meta["phases"])
     return out
 
 
@@ -181,6 +185,9 @@ def _print(full: Measured, incremental: Measured) -> None:
         print("incremental paths: " + ", ".join(f"{k}={v}" for k, v in incremental.paths.items()))
     _print_identity("full", full)
     _print_identity("incremental", incremental)
+    if incremental.profile_phases:
+        shown = ", ".join(f"{k} {v:.1f}" for k, v in incremental.profile_phases.items())
+        print(f"gold profile incremental phases (s): {shown}")
     print(f"incremental/full ratio: {incremental.wall / full.wall:.3f} (wall), "
           f"{i_steps / f_steps:.3f} (sum of steps)")  # fmt: skip
 

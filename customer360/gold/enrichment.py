@@ -66,9 +66,12 @@ def read_finance(lake: DeltaLake, session):
     return arrow_to_spark(session, empty_monthly())
 
 
-def finance_rows(lake: DeltaLake, cids: pa.Array) -> pa.Table:
-    """The finance rows (cid, month, spend, income) of these customers; none when none landed."""
+def finance_rows(lake: DeltaLake, cids: pa.Array | None) -> pa.Table:
+    """The finance rows (cid, month, spend, income) of these customers (every customer: None);
+    none when none landed."""
     columns = ["cid", "month", "spend", "income"]
     if not lake.exists(*FINANCE_TABLE):
         return empty_monthly().select(columns)
+    if cids is None:
+        return lake.read_arrow(*FINANCE_TABLE, columns=columns)
     return read_rows(lake, *FINANCE_TABLE, "cid", cids, columns=columns)

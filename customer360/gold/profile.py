@@ -34,7 +34,7 @@ from customer360.lakehouse.incremental import (
     table_versions,
     write_state,
 )
-from customer360.lakehouse.spark_arrow import arrow_to_spark, spark_to_arrow
+from customer360.lakehouse.spark_arrow import arrow_to_spark, is_local_master, spark_to_arrow
 from customer360.lakehouse.store import count_rows
 from customer360.transforms import profile_inputs
 from customer360.transforms.profile import (
@@ -56,6 +56,7 @@ from customer360.unify.incremental import FINGERPRINT_VERSION
 from customer360.unify.lake_records import (
     DATAVERSE_SOURCE,
     INDEX_TABLE,
+    all_record_rows,
     file_digest,
     record_rows,
     source_records,
@@ -119,7 +120,9 @@ def refresh_profiles(
     else:
         refresh = "full"
         log(f"gold/customer_profile: full rebuild ({reason})")
-        written = _rebuild_profiles(spark(), lake, rules, as_of, log)
+        session = spark()
+        rebuild = _rebuild_profiles_local if is_local_master(session) else _rebuild_profiles
+        written = rebuild(session, lake, rules, as_of, log)
         details = {"full_refresh_reason": reason, "rows_written": written}
     write_state(
         lake,
@@ -225,24 +228,53 @@ def _rebuild_profiles(session, lake: DeltaLake, rules, as_of, log) -> tuple[int,
     return profiles.rows_written, segments.rows_written
 
 
-def derive_profiles(session, lake: DeltaLake, links: pa.Table, rules, as_of) -> pa.Table:
+def _rebuild_profiles_local(session, lake: DeltaLake, rules, as_of, log) -> tuple[int, int]:
+    """_rebuild_profiles on one machine (local Spark): every profile derived like an incremental
+    update (derive_profiles over all links: inputs joined on the driver, one Spark job for the
+    derived columns and segment rules), the rows profile_frames gives
+    (tests/medallion/test_profile_inputs.py) without its Spark joins and per-profile Python
+    survivorship stages."""
+    links = lake.read_arrow(*LINK_TABLE, columns=[UNIFIED_ID, "source", "source_key"])
+    if not lake.exists(*enrichment.CHURN_RISK_TABLE):
+        log("no gold/customer_churn_risk: churn columns stay empty")
+    rows = derive_profiles(session, lake, links, rules, as_of, every_record=True)
+    profiles = lake.write_arrow(rows, *PROFILE_TABLE)
+    segments = spark_to_arrow(segment_memberships(arrow_to_spark(session, rows), rules))
+    return profiles.rows_written, lake.write_arrow(segments, *SEGMENTS_TABLE).rows_written
+
+
+def derive_profiles(
+    session, lake: DeltaLake, links: pa.Table, rules, as_of, every_record: bool = False
+) -> pa.Table:
     """The profiles of `links` (unified_customer_id, source, source_key), derived like
     profile_frames: their inputs joined on the driver (profile_inputs, survivorship), the derived
-    columns and segment rules in Spark (profile_columns)."""
+    columns and segment rules in Spark (profile_columns). `every_record`: `links` is the whole
+    link table, so whole tables are read instead of looking their keys up."""
     config = unify_config()
     cids = links.filter(pc.equal(links["source"], DATAVERSE_SOURCE))["source_key"]
-    cids = cids.combine_chunks()
+    cids = None if every_record else cids.combine_chunks()
     churn_risk = None
     if lake.exists(*enrichment.CHURN_RISK_TABLE):
-        churn_risk = read_rows(lake, *enrichment.CHURN_RISK_TABLE, "cid", cids)
+        churn_risk = _rows(lake, enrichment.CHURN_RISK_TABLE, cids)
+    records = (
+        all_record_rows(lake, config)
+        if every_record
+        else record_rows(lake, config, links.select(["source", "source_key"]))
+    )
     inputs = profile_inputs.profile_inputs(
-        record_rows(lake, config, links.select(["source", "source_key"])),
-        links,
-        read_rows(lake, "silver", "customer", "cid", cids, columns=["cid", "Id", "createdon"]),
+        records, links,
+        _rows(lake, ("silver", "customer"), cids, ["cid", "Id", "createdon"]),
         enrichment.finance_rows(lake, cids),
         churn_risk, config.survivorship, DATAVERSE_SOURCE, as_of,
     )  # fmt: skip
     return spark_to_arrow(profile_columns(arrow_to_spark(session, inputs), rules))
+
+
+def _rows(lake: DeltaLake, table: tuple[str, str], cids: pa.Array | None, columns=None) -> pa.Table:
+    """The rows of `table` with these cids (all rows: None)."""
+    if cids is None:
+        return lake.read_arrow(*table, columns=columns)
+    return read_rows(lake, *table, "cid", cids, columns=columns)
 
 
 def _update_profiles(

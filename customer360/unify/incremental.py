@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -70,11 +71,8 @@ def changed_records(index: pa.Table, current: pa.Table) -> pa.Table:
 def updated_index(index: pa.Table, changed: pa.Table, fresh: pa.Table) -> pa.Table:
     """The index after the change: rows of unchanged records, plus `fresh` (the index rows of
     the changed records still present)."""
-    kept = arrow_query(
-        "SELECT i.* FROM idx i ANTI JOIN changed c ON i.node = c.node",
-        idx=index,
-        changed=changed.select(["node"]),
-    )
+    # An Arrow filter, not SQL: the million-row index's strings are not converted back and forth.
+    kept = index.filter(pc.invert(pc.is_in(index["node"], changed["node"])))
     return pa.concat_tables([kept, fresh.select(kept.column_names).cast(kept.schema)])
 
 
@@ -84,31 +82,32 @@ class DirtyScope:
     partners: pa.Table  # node, source, source_key: other members of the dirty records' blocks
     block_sizes: pa.Table  # _block, _size: every block of a dirty record, counted over all
     crossing_blocks: int  # blocks whose size crossed max_block_size (their members are dirty)
+    #: node, _col, _block: every member (dirty or partner) of a dirty record's block within its
+    #: rule's max_block_size; the re-scored pairs are formed on it (pair_scoring.focused_pairs)
+    members: pa.Table
 
 
-def _unpivot(
-    table_name: str,
-    block_columns: Sequence[str],
-    nodes: str | None = None,
-    blocks: str | None = None,
-) -> str:
-    """SQL: (node, source, source_key, _block, _max) for every block id of `table_name`'s rows
-    (those in `nodes` only, and blocks in `blocks` only, when given: the filters run inside
-    each column's scan, never on the millions of unpivoted rows). `_max` comes from the
-    `limits` table."""
-    parts = []
-    for c in block_columns:
-        conditions = [f"t.{sql_name(c)} IS NOT NULL"]
-        if nodes:
-            conditions.append(f"t.node IN (SELECT node FROM {nodes})")
-        if blocks:
-            conditions.append(f"t.{sql_name(c)} IN (SELECT _block FROM {blocks})")
-        parts.append(
-            f"SELECT t.node, t.source, t.source_key, t.{sql_name(c)} AS _block, "
-            f"(SELECT _max FROM limits WHERE _col = '{c}') AS _max "
-            f"FROM {table_name} t WHERE {' AND '.join(conditions)}"
-        )
-    return "(" + " UNION ALL ".join(parts) + ")"
+_MEMBER_COLUMNS = ["node", "source", "source_key"]
+
+
+def _members(index: pa.Table, column: str, blocks: pa.Array) -> pa.Table:
+    """node, source, source_key, _block of the rows of `index` whose `column` is in `blocks`:
+    one hash lookup per row of that column (no unpivot of the whole index)."""
+    rows = index.select([*_MEMBER_COLUMNS, column]).filter(pc.is_in(index[column], blocks))
+    return rows.rename_columns([*_MEMBER_COLUMNS, "_block"])
+
+
+def _sizes(blocks: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """_block, _size: the records per block of `blocks` (one block id per member row)."""
+    if not len(blocks):
+        return pa.table({"_block": pa.array([], blocks.type), "_size": pa.array([], pa.int64())})
+    counted = pc.value_counts(blocks).flatten()
+    return pa.table({"_block": counted[0], "_size": counted[1].cast(pa.int64())})
+
+
+def _blocks_of(rows: pa.Table, column: str) -> pa.Array:
+    """The distinct non-null block ids of `rows`' `column`."""
+    return pc.unique(rows[column].combine_chunks().drop_null())
 
 
 def dirty_scope(
@@ -118,56 +117,78 @@ def dirty_scope(
     max_block_sizes: Mapping[str, int],
 ) -> DirtyScope:
     """What the changed records disturb. `previous` / `current`: the block index before and
-    after the change (updated_index); `changed`: changed_records(); `max_block_sizes`: block
-    column → its rule's max_block_size."""
-    columns = list(max_block_sizes)
-    limits = pa.table(
-        {"_col": list(max_block_sizes), "_max": [int(v) for v in max_block_sizes.values()]}
-    )
-    crossing = arrow_query(
-        f"""WITH touched AS (  -- blocks a changed record was in before or is in now
-                SELECT DISTINCT _block, _max FROM {_unpivot("prev", columns, "changed")}
-                UNION SELECT DISTINCT _block, _max FROM {_unpivot("cur", columns, "changed")}),
-            before AS (SELECT _block, count(*) AS n
-                       FROM {_unpivot("prev", columns, blocks="touched")} GROUP BY _block),
-            after AS (SELECT _block, count(*) AS n
-                      FROM {_unpivot("cur", columns, blocks="touched")} GROUP BY _block)
-            SELECT t._block FROM touched t
-            LEFT JOIN before b ON t._block = b._block LEFT JOIN after a ON t._block = a._block
-            WHERE (coalesce(b.n, 0) <= t._max) <> (coalesce(a.n, 0) <= t._max)""",
-        prev=previous,
-        cur=current,
-        changed=changed.select(["node"]),
-        limits=limits,
-    )
-    dirty = arrow_query(
-        f"""SELECT DISTINCT node, source, source_key
-            FROM {_unpivot("cur", columns, blocks="crossing")}
-            UNION SELECT node, source, source_key FROM cur
-            WHERE node IN (SELECT node FROM changed WHERE NOT deleted)""",
-        cur=current,
-        crossing=crossing,
-        changed=changed.select(["node", "deleted"]),
-        limits=limits,
-    )
-    sizes = arrow_query(
-        f"""WITH blocks AS (SELECT DISTINCT _block FROM {_unpivot("cur", columns, "dirty")})
-            SELECT _block, count(*) AS _size, any_value(_max) AS _max
-            FROM {_unpivot("cur", columns, blocks="blocks")} GROUP BY _block""",
-        cur=current,
-        dirty=dirty.select(["node"]),
-        limits=limits,
-    )
-    partners = arrow_query(
-        f"""SELECT DISTINCT node, source, source_key
-            FROM {_unpivot("cur", columns, blocks="within")}
-            WHERE node NOT IN (SELECT node FROM dirty)""",
-        cur=current,
-        within=sizes.filter(pc.less_equal(sizes["_size"], sizes["_max"])).select(["_block"]),
-        dirty=dirty.select(["node"]),
-        limits=limits,
-    )
-    return DirtyScope(dirty, partners, sizes.select(["_block", "_size"]), crossing.num_rows)
+    after the change (updated_index: the same rows but the changed records'); `changed`:
+    changed_records(); `max_block_sizes`: block column → its rule's max_block_size.
+
+    Proportional to the change, not to the index: per block column, the members of the blocks
+    a changed record was or is in are found with one hash lookup of that column against those
+    few block ids (no unpivot of the million-row index into (record, block) rows); block
+    sizes, crossings, partners and the members the pairs are formed on come from them. The
+    sizes before the change need no pass over `previous`: only the changed rows differ."""
+    was = previous.filter(pc.is_in(previous["node"], changed["node"]))
+    now = current.filter(pc.is_in(current["node"], changed["node"]))
+    crossing_members, crossing, touched_members = [], 0, {}
+    for column, limit in max_block_sizes.items():
+        touched = pc.unique(pa.concat_arrays([_blocks_of(was, column), _blocks_of(now, column)]))
+        if not len(touched):
+            continue
+        after_rows = _members(current, column, touched)
+        after = _size_of(touched, _sizes(after_rows["_block"]))
+        # `current` is `previous` with the changed records' rows swapped (updated_index): a
+        # size before is the size after, less the changed rows now in it, plus those then.
+        before = (after - _size_of(touched, _sizes(now[column].drop_null()))
+                  + _size_of(touched, _sizes(was[column].drop_null())))  # fmt: skip
+        crossed = touched.filter(pa.array((before <= limit) != (after <= limit)))
+        crossing += len(crossed)
+        touched_members[column] = (touched, after_rows)
+        if len(crossed):
+            crossing_members.append(after_rows.filter(pc.is_in(after_rows["_block"], crossed)))
+    live = now.select(_MEMBER_COLUMNS)
+    dirty = _distinct_nodes([live, *(m.select(_MEMBER_COLUMNS) for m in crossing_members)])
+    dirty_rows = now if not crossing_members else current.filter(
+        pc.is_in(current["node"], dirty["node"]))  # fmt: skip
+    members, sizes = [], []
+    for column, limit in max_block_sizes.items():
+        blocks = _blocks_of(dirty_rows, column)
+        if not len(blocks):
+            continue
+        touched, after_rows = touched_members.get(column, (None, None))
+        if touched is not None and pc.all(pc.is_in(blocks, touched)).as_py():
+            rows = after_rows.filter(pc.is_in(after_rows["_block"], blocks))
+        else:  # a crossing block's members are in blocks no changed record is in
+            rows = _members(current, column, blocks)
+        counted = _sizes(rows["_block"])
+        sizes.append(counted)
+        within = counted.filter(pc.less_equal(counted["_size"], limit))["_block"]
+        kept = rows.filter(pc.is_in(rows["_block"], within))
+        members.append(kept.append_column("_col", pa.array([column] * kept.num_rows, pa.string())))
+    member_rows = _concat_or_empty(members, current)
+    others = member_rows.filter(pc.invert(pc.is_in(member_rows["node"], dirty["node"])))
+    partners = _distinct_nodes([others.select(_MEMBER_COLUMNS)])
+    block_sizes = pa.concat_tables(sizes) if sizes else _sizes(pa.array([], pa.string()))
+    return DirtyScope(dirty, partners, block_sizes, crossing,
+                      member_rows.select(["node", "_col", "_block"]))  # fmt: skip
+
+
+def _size_of(blocks: pa.Array, sizes: pa.Table) -> np.ndarray:
+    """The _size of each of `blocks` in `sizes` (_block, _size); 0 where absent."""
+    found = pc.take(sizes["_size"], pc.index_in(blocks, sizes["_block"]))
+    return pc.fill_null(found, 0).to_numpy(zero_copy_only=False)
+
+
+def _distinct_nodes(parts: Sequence[pa.Table]) -> pa.Table:
+    """node, source, source_key rows of `parts`, each node once."""
+    rows = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    return rows.group_by(_MEMBER_COLUMNS, use_threads=False).aggregate([])
+
+
+def _concat_or_empty(parts: list[pa.Table], like: pa.Table) -> pa.Table:
+    """The member rows of every column (node, source, source_key, _block, _col)."""
+    if parts:
+        return pa.concat_tables(parts)
+    fields = [like.schema.field(c) for c in _MEMBER_COLUMNS]
+    schema = pa.schema([*fields, pa.field("_block", pa.string()), pa.field("_col", pa.string())])
+    return schema.empty_table()
 
 
 @dataclass(frozen=True)

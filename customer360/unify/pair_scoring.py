@@ -85,6 +85,28 @@ def blocked_pairs(
     )
 
 
+def focused_pairs(members: pa.Table, focus: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
+    """blocked_pairs(index, sizes, focus, rules, within=members' nodes) from the members of the
+    focus records' blocks alone (`members`: node, _col, _block of every record of a block of
+    a focus record within its rule's max_block_size, incremental.dirty_scope). Each focus
+    record is joined with its blocks' members only — never every pair of those blocks."""
+    ranks = pa.table({
+        "_col": [name for name, *_ in block_passes(rules)],
+        "rule_rank": pa.array([rank for _, rank, *_ in block_passes(rules)], pa.int32()),
+    })  # fmt: skip
+    return arrow_query(
+        """WITH m AS (SELECT m.node, r.rule_rank, m._block FROM members m
+                      JOIN ranks r ON r._col = m._col),
+                f AS (SELECT * FROM m WHERE node IN (SELECT node FROM focus))
+           SELECT DISTINCT f.rule_rank, least(f.node, o.node) AS left_node,
+                  greatest(f.node, o.node) AS right_node
+           FROM f JOIN m o ON f._block = o._block AND f.node <> o.node""",
+        members=members.select(["node", "_col", "_block"]),
+        focus=focus.select(["node"]),
+        ranks=ranks,
+    )
+
+
 def with_attributes(pairs: pa.Table, keyed: pa.Table, rules: Sequence[MatchRule]) -> pa.Table:
     """blocked_pairs rows → candidate rows: rule name, both ends' source and key and the
     `l_` / `r_` carried_fields(rules) from `keyed` (which holds every end of `pairs`)."""

@@ -262,21 +262,24 @@ def _rescored(
     index, which carries the guard fields, BEFORE any record is read: only the partners of a
     pair that can still score are read and keyed (the same pairs survive as when every partner
     is read first: guarded_out needs only those fields)."""
-    around = pa.concat_tables([scope.dirty, scope.partners]).select(["node"])
-    pairs = pair_scoring.blocked_pairs(
-        index, scope.block_sizes, scope.dirty.select(["node"]), config.rules, within=around
-    )
-    pairs = pair_scoring.without_guarded_out(pairs, index, config.rules)
-    ends = pc.unique(pa.concat_arrays([pairs[side].combine_chunks().cast(pa.string())
-                                       for side in ("left_node", "right_node")]))  # fmt: skip
-    wanted = pc.and_(pc.is_in(index["node"], ends),
-                     pc.invert(pc.is_in(index["node"], keyed_changed["node"])))  # fmt: skip
-    others = index.filter(wanted).select(["node", "source", "source_key"])
+    pairs = pair_scoring.focused_pairs(scope.members, scope.dirty, config.rules)
+    # The index rows of the pairs' ends only: the guards and the partners to read come from them.
+    ends = index.filter(pc.is_in(index["node"], _ends(pairs)))
+    pairs = pair_scoring.without_guarded_out(pairs, ends, config.rules)
+    wanted = pc.and_(pc.is_in(ends["node"], _ends(pairs)),
+                     pc.invert(pc.is_in(ends["node"], keyed_changed["node"])))  # fmt: skip
+    others = ends.filter(wanted).select(["node", "source", "source_key"])
     keyed_others = _keyed(load_records(others.select(["source", "source_key"])), config)
     keyed = pa.concat_tables([keyed_changed, keyed_others], promote_options="permissive")
     partners_read = pc.sum(pc.is_in(others["node"], scope.partners["node"])).as_py() or 0
     return pair_scoring.score(pair_scoring.with_attributes(pairs, keyed, config.rules),
                               config.rules), partners_read  # fmt: skip
+
+
+def _ends(pairs: pa.Table) -> pa.Array:
+    """The distinct nodes at either end of `pairs` (left_node, right_node)."""
+    sides = [pairs[side].combine_chunks().cast(pa.string()) for side in ("left_node", "right_node")]
+    return pc.unique(pa.concat_arrays(sides))
 
 
 def _review_changes(

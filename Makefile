@@ -68,10 +68,10 @@ format: $(STAMP)
 test: setup chromium lint
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dg check defs
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
-# The browser test of `customer360 dev` (marker `ui`): opt-in, not part of `make test` (README
-# "Tests of the UI").
+# The browser test of `customer360 dev` (marker `ui`) alone; `make test` runs it too, first, on
+# one of its two workers (README "Tests of the UI").
 test-ui: setup chromium
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/pytest -m ui tests/ui

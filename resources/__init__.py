@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 import dagster as dg
-from dagster_azure.adls2 import ADLS2DefaultAzureCredential, ADLS2Resource
 from dagster_deltalake import AzureConfig
 
 from customer360.settings import (
@@ -19,7 +18,7 @@ from customer360.settings import (
 from resources.churn import ChurnSettingsResource, NotifierResource
 from resources.dynamics import build_dynamics_resource
 from resources.lakehouse import LakehouseResource
-from resources.landing import AdlsLandingZone, LocalLandingZone
+from resources.landing import LandingZoneResource, LocalLandingZone
 from resources.spark import build_spark_resource
 
 
@@ -73,20 +72,30 @@ def landing_areas(value: str) -> dict[str, str]:
     return areas
 
 
+def _adls_landing() -> LandingZoneResource:
+    """The landing zone in ADLS Gen2. dagster-azure and the Azure SDK are imported here, not at
+    the top: every local run's start-up would pay about a second for them."""
+    from dagster_azure.adls2 import ADLS2DefaultAzureCredential, ADLS2Resource
+
+    from resources.landing_adls import AdlsLandingZone
+
+    return AdlsLandingZone(
+        adls2=ADLS2Resource(
+            storage_account=dg.EnvVar(AZURE_STORAGE_ACCOUNT),
+            credential=ADLS2DefaultAzureCredential(kwargs={}),
+        ),
+        file_system=os.environ.get(AZURE_LANDING_CONTAINER) or "landing",
+        prefix=os.environ.get(AZURE_LANDING_PREFIX, ""),
+        areas=landing_areas(os.environ.get(AZURE_LANDING_AREAS, "")),
+    )
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     """Every resource the graph uses, for `C360_ENV=local` (default) or `azure`."""
     settings = settings or get_settings()
     if settings.env is Environment.AZURE:
         lakehouse = LakehouseResource(root_uri=settings.lake_root, storage=_azure_storage())
-        landing = AdlsLandingZone(
-            adls2=ADLS2Resource(
-                storage_account=dg.EnvVar(AZURE_STORAGE_ACCOUNT),
-                credential=ADLS2DefaultAzureCredential(kwargs={}),
-            ),
-            file_system=os.environ.get(AZURE_LANDING_CONTAINER) or "landing",
-            prefix=os.environ.get(AZURE_LANDING_PREFIX, ""),
-            areas=landing_areas(os.environ.get(AZURE_LANDING_AREAS, "")),
-        )
+        landing = _adls_landing()
     else:
         lakehouse = LakehouseResource(root_uri=settings.lake_root)
         landing = LocalLandingZone(root=settings.landing_root)

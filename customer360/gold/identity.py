@@ -57,7 +57,6 @@ from customer360.unify.pipeline import (
     oversize_limits,
     unify_changes,
 )
-from customer360.unify.plots import plot_match_quality
 from customer360.unify.quality import decision_figures, table_figures
 from customer360.unify.schema import PAIR_KEYS
 from customer360.unify.sources import validate_record_table
@@ -112,6 +111,9 @@ def refresh_identity(
         # JSON keys (state and metadata): the same shape as a state read back.
         sizes = facts["figures"]["profile_sizes"]
         facts["figures"]["profile_sizes"] = {str(k): v for k, v in sizes.items()}
+        # matplotlib is imported here, not at load: every run the daemon starts loads this.
+        from customer360.unify.plots import plot_match_quality
+
         facts["plot"] = str(plot_match_quality(facts["figures"], plot_path))
         write_state(
             lake,

@@ -50,7 +50,6 @@ from customer360.transforms.profile import (
     segment_memberships,
 )
 from customer360.transforms.profile_changes import duplicate_email_flags, profile_changes
-from customer360.transforms.profile_plots import plot_segments
 from customer360.unify import config_path, merge_profiles, unify_config
 from customer360.unify.incremental import FINGERPRINT_VERSION
 from customer360.unify.lake_records import (
@@ -347,6 +346,9 @@ def profile_figures(lake: DeltaLake, plot_path: Path) -> ProfileFigures:
     pairs = table.group_by(["value_segment", "life_stage_segment"]).aggregate([([], "count_all")])
     counts = zip(pairs["value_segment"].to_pylist(), pairs["life_stage_segment"].to_pylist(),
                  pairs["count_all"].to_pylist(), strict=True)  # fmt: skip
+    # matplotlib is imported here, not at load: every run the daemon starts loads this module.
+    from customer360.transforms.profile_plots import plot_segments
+
     plot = plot_segments({(str(v), str(s)): n for v, s, n in counts}, plot_path)
     return ProfileFigures(
         table,

@@ -1,6 +1,14 @@
-"""The demo, as a test: sample landing data, KKBox files tied to the sample customers and the
-local Dataverse (real HTTPS server, real msal) → every asset of the graph is materialised and no
-asset check of severity ERROR fails. This is the end-to-end check CI runs."""
+"""The whole graph in one in-process run, churn included: sample landing data, KKBox files tied
+to the sample customers and the local Dataverse (real HTTPS server, real msal) → every asset of
+the graph is materialised, no asset check of severity ERROR fails, and the churn risk reaches
+the profile and Dynamics.
+
+What the browser test (tests/ui/test_ui_end_to_end.py) proves through `customer360 dev` is not
+repeated here: the medallion and publish counts, the Delta tables, Dataverse's customers,
+deactivations and contacts. That walk has no KKBox data (the churn chain would double it), so
+the churn chain end to end — model → predictions → customer churn risk → profile → Dataverse —
+is this test's job. Kept small: one change folder (of the generator's three) and KKBox members
+for the sample customers only."""
 
 import dagster as dg
 import pytest
@@ -23,9 +31,9 @@ def full_run(spark, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("C360_HOME", str(home))
         mp.setenv("C360_ENV", "local")
-        landing = generate_customer_landing(home / "landing")
-        write_second_source(home / "landing")
-        cids = list(range(1400)) + list(range(100_000, 101_100))
+        generate_customer_landing(home / "landing", change_folders=1)
+        write_second_source(home / "landing")  # every asset: the second source's too
+        cids = list(range(1400))
         generate_kkbox(home / "landing" / "kkbox", members=len(cids), seed=0, customer_ids=cids)
         with local_dataverse(home) as emu:
             emu.admin(
@@ -39,15 +47,11 @@ def full_run(spark, tmp_path_factory):
                 summary = materialize_graph(defs, instance)
                 reader = Reader(emu)
                 try:
-                    customers = reader.table(
-                        "crc33_customers",
-                        ["crc33_cid", "statecode", "crc33_valuesegment", "crc33_churnriskband"],
-                    )
-                    contacts = reader.table("contacts", ["contactid"])
+                    customers = reader.table("crc33_customers", ["crc33_churnriskband"])
                 finally:
                     reader.close()
                 profile = defs.resources["lakehouse"].lake.read_arrow("gold", "customer_profile")
-                yield defs, summary, landing, customers, contacts, profile.to_pylist()
+                yield defs, summary, customers, profile.to_pylist()
 
 
 def test_every_asset_materialises_and_no_error_check_fails(full_run):
@@ -59,30 +63,10 @@ def test_every_asset_materialises_and_no_error_check_fails(full_run):
     assert keys == set(summary.materialized)
 
 
-def test_gold_reaches_dynamics(full_run):
-    _, summary, landing, customers, contacts, profile = full_run
-    live = landing.live_customers
-    published = summary.materialized["dynamics/crc33_customer"]
-    assert published["published"] + published["unchanged"] == live
-    assert published["failed"] == 0 and published["deferred"] == 0
-    by_cid = {c["crc33_cid"]: c for c in customers}
-    assert sum(1 for c in by_cid.values() if c["crc33_valuesegment"]) == live
-    deactivated = summary.materialized["dynamics/crc33_customer_deactivation"]["published"]
-    assert deactivated == len(landing.deleted_ids - landing.recreated_ids)
-    assert sum(1 for c in by_cid.values() if c["statecode"] == 1) == deactivated
-    # One contact per person (unified profile: Dataverse and the second source). Contacts need
-    # a last name in Dataverse; the sample has people without one: they are not sent, they end
-    # in ops/publish_failed_rows (nothing lost, nothing half-created).
-    assert len(profile) > live  # the second source's own people are there too
-    no_lastname = sum(1 for r in profile if not r["lastname"])
-    contact = summary.materialized["dynamics/contact"]
-    assert no_lastname > 0 and contact["failed"] == no_lastname
-    assert len(contacts) == contact["published"] == len(profile) - no_lastname
-
-
 def test_churn_reaches_the_customer_profile_and_dynamics(full_run):
-    _, summary, _, customers, _, profile = full_run
-    assert summary.materialized["churn/model"]["roc_auc"] >= 0.7
+    _, summary, customers, profile = full_run
+    # A model was trained and scored (its quality bounds: tests/churn_assets, 3,000 members).
+    assert 0.5 < summary.materialized["churn/model"]["roc_auc"] <= 1.0
     risk_rows = summary.materialized["gold/customer_churn_risk"]["dagster/row_count"]
     assert risk_rows > 0
     # Members exist for the sample cids only: profiles without a Dataverse record get none.

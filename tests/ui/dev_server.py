@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,8 +25,11 @@ from pathlib import Path
 
 import httpx
 
+from customer360.emulator.config import CONFIG_FILE_NAME
+from customer360.emulator.launcher import EmulatorHandle
 from customer360.generate import generate_customer_landing, write_second_source
-from customer360.generate.customers import SAMPLE_DATA
+from customer360.generate.customers import SAMPLE_DATA, GeneratedLanding
+from tests.dataverse_reader import Reader
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "customer360"
@@ -36,8 +41,15 @@ AUTOMATION = "medallion_automation"
 TEST_INTERVAL = "5"
 #: Customers of the sample in the export (of 1,400): enough for every asset and plot.
 SAMPLE_CUSTOMERS = 300
-#: Rows of the second CRM source's export (of 740).
+#: Rows of the second CRM source's export (of 740). The walk needs the source: without it the
+#: daemon's first wave fails (gold/customer_source_link reads silver/crm_residents, which
+#: automation never builds while landing/crm2/ is empty).
 SAMPLE_RESIDENTS = 150
+#: Small-data JVM settings for every Spark driver the runs start (a standard JVM variable, read
+#: by any `java`): the quick client compiler only and the serial collector. On ~300 rows the
+#: JIT's optimising compiler and the parallel GC threads are most of a short run's CPU (half
+#: of it in a probe of a few small Spark queries); big data wants the defaults.
+SMALL_DATA_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def free_port() -> int:
@@ -71,17 +83,19 @@ def _second_source_subset(landing: Path, rows: int) -> None:
     target.write_bytes(b"".join(lines[: rows + 1]))
 
 
-def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], int]:
+def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], GeneratedLanding]:
     """What `customer360 generate customers` drops, cut small: a slice of the sample customers
     (initial sync + one change folder), their finance files and the start of the second CRM
     source; the change folder is held back for the test to drop later. Returns the held
-    folders and the live customers expected once they are in.
+    folders and what was generated (live customers expected once every folder is in, deleted
+    Ids).
 
     Small on purpose (SAMPLE_CUSTOMERS, SAMPLE_RESIDENTS): every run the daemon starts stays
-    short; the full sample has its own end-to-end tests. No KKBox: the churn assets skip with
-    their reason (they have their own tests). The export is generated in `staging` and all but
-    its last folder moved into landing, so the test can drop a new folder the way Synapse Link
-    adds one."""
+    short; the full sample has its own end-to-end tests. No KKBox (the churn assets report that
+    nothing landed; tests/e2e and tests/churn_assets cover them), and the finance files arrive
+    on one day (one bronze partition, one run, instead of the generator's two drop days). The
+    export is generated in `staging` and all but its last folder moved into landing, so the
+    test can drop a new folder the way Synapse Link adds one."""
     customer_csv, spend_csv = _sample_subset(staging, SAMPLE_CUSTOMERS)
     out = generate_customer_landing(
         staging / "landing", customer_csv=customer_csv, spend_csv=spend_csv, change_folders=1
@@ -91,12 +105,15 @@ def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], int]:
     landing = home / "landing"
     for area in ("finance", "crm2", "dataverse"):
         shutil.copytree(source / area, landing / area, dirs_exist_ok=True)
+    now = time.time()
+    for path in (landing / "finance").iterdir():
+        os.utime(path, (now, now))  # one drop day: today
     folders = sorted(p for p in (landing / "dataverse").iterdir() if p.name[:2] == "20")
     held = folders[-1]
     parked = staging / "held" / held.name
     parked.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(held, parked)
-    return [parked], out.live_customers
+    return [parked], out
 
 
 def drop_folder(parked: Path, landing: Path) -> Path:
@@ -136,6 +153,9 @@ class DevServer:
             # Sensors and automation evaluate every few seconds instead of 60 / 30 s.
             "C360_LANDING_SENSOR_INTERVAL": TEST_INTERVAL,
             "C360_AUTOMATION_INTERVAL": TEST_INTERVAL,
+            # Small data: a small driver heap, and the JVM settings above (README, "make dev").
+            "C360_SPARK_DRIVER_MEMORY": "1g",
+            "JAVA_TOOL_OPTIONS": SMALL_DATA_JVM,
             # On a loaded 2-core runner the code server can take over the default 60 s to
             # answer a run launch; the run would fail with DagsterUserCodeUnreachableError.
             "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
@@ -183,6 +203,25 @@ class DevServer:
         if body.get("errors"):
             raise RuntimeError(f"GraphQL errors: {body['errors']}")
         return body["data"]
+
+    def dataverse(self) -> Reader:
+        """A reader of the local Dataverse `customer360 dev` started (its address from the
+        log line the command prints; tenant and application users from its stored config)."""
+        found = re.search(r"local Dataverse on (https://\S+) ", self.log_path.read_text())
+        if found is None:
+            raise AssertionError(f"no 'local Dataverse on …' line in {self.log_path}")
+        base_url, folder = found.group(1), self.home / "dataverse"
+        stored = json.loads((folder / CONFIG_FILE_NAME).read_text("utf-8"))
+        handle = EmulatorHandle(
+            base_url=base_url,
+            api_url=f"{base_url}/api/data/v9.2/",
+            tenant_id=stored["tenant_id"],
+            authority=f"{base_url}/{stored['tenant_id']}",
+            ca_file=folder / "ca.pem",
+            principals=[(u["client_id"], u["client_secret"]) for u in stored["application_users"]],
+            home=self.home,
+        )
+        return Reader(handle)
 
     def _location_loaded(self) -> bool:
         data = self.graphql(

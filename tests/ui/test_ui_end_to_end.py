@@ -12,7 +12,9 @@ fresh C360_HOME, driven in headless Chromium. One test, in the order a user work
 6. the UI shows plots inline (and serves them), table previews and column descriptions;
 7. a stand-alone asset check is executed from the asset's Checks tab;
 8. the Delta tables agree: one current history row per Id, live customers as generated, and
-   every publish row accounted for with none failed.
+   every publish row accounted for with none failed; and Dataverse, read back with its own
+   client, holds every live customer active with its segment, every deleted one deactivated,
+   and a contact per person with a last name.
 
 The range backfill, the sensor's run and automation overlap on purpose: that is how the UI is
 used, and the table results must not depend on it. Waits are on concrete events (runs, backfills,
@@ -34,6 +36,7 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from customer360.generate.customers import GeneratedLanding
 from tests.ui.dev_server import DevServer, drop_folder
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(3600)]
@@ -68,6 +71,12 @@ def _open_plot(page, artifacts, label: str, name: str) -> str:
     _shot(page, artifacts, name)
     dialog.get_by_role("button", name="Close").click()
     return served
+
+
+def _park(page) -> None:
+    """A blank page while the test only waits on the daemon: the UI's pages poll the server
+    every few seconds, CPU the runs need on a 2-core machine."""
+    page.goto("about:blank")
 
 
 def _runs_page(page, ui: str) -> None:
@@ -106,7 +115,7 @@ class Walk:
     page: object
     artifacts: Path
     held: list[Path]
-    expected_live: int
+    generated: GeneratedLanding
     backfills: dict[str, str] = field(default_factory=dict)
     dropped: str = ""
     seen: set[str] = field(default_factory=set)  # failed runs already reported
@@ -116,10 +125,14 @@ class Walk:
     def ui(self) -> str:
         return self.server.ui_url
 
+    @property
+    def expected_live(self) -> int:
+        return self.generated.live_customers
+
 
 def test_dev_ui_end_to_end(dev, page, artifacts):
-    server, held, expected_live = dev
-    walk = Walk(server, page, artifacts, held, expected_live)
+    server, held, generated = dev
+    walk = Walk(server, page, artifacts, held, generated)
     timings = artifacts / "timings.txt"
     began = time.monotonic()
     for step in STEPS:
@@ -178,6 +191,7 @@ def step_3_sensor_toggle_and_drop(walk: Walk) -> None:
     _shot(page, walk.artifacts, "04-sensor-running-again")
     dropped = drop_folder(walk.held[0], server.home / "landing")
     walk.dropped = dropped.name
+    _park(page)
     # its run is requested (and queued behind the backfill's runs): seen, not awaited here
     _wait_for(lambda: _sensor_runs(server, SENSOR, dropped.name), "the sensor's run", 300)
 
@@ -216,6 +230,7 @@ def step_4_partition_range_backfill(walk: Walk) -> None:
 def step_5_everything_settles(walk: Walk) -> None:
     """Both backfills, the sensor's run and what automation started after them succeed."""
     server, page = walk.server, walk.page
+    _park(page)
     took = server.wait_until_settled(timeout=SETTLE)
     print(f"backfills, the drop and automation settled after {took:.0f} s")
     for what, backfill_id in walk.backfills.items():
@@ -296,6 +311,27 @@ def step_8_tables_and_publish_counts(walk: Walk) -> None:
     contact = meta["contact"]
     assert contact["rows_read"] == len(people), contact
     assert contact["failed"] == no_lastname, (contact, no_lastname)
+    _assert_dataverse(walk, profile)
+
+
+def _assert_dataverse(walk: Walk, profile: DeltaTable) -> None:
+    """What Dataverse holds afterwards, read back with its own client: every live customer
+    active with its value segment, every deleted one deactivated (soft delete), and one contact
+    per person with a last name, keyed by the unified id (contacts of deleted people stay)."""
+    deleted = walk.generated.deleted_ids - walk.generated.recreated_ids
+    reader = walk.server.dataverse()
+    try:
+        customers = reader.table("crc33_customers", ["statecode", "crc33_valuesegment"])
+        contacts = {c["contactid"] for c in reader.table("contacts", ["contactid"])}
+    finally:
+        reader.close()
+    active = [c for c in customers if c["statecode"] == 0 and c["crc33_valuesegment"]]
+    assert len(active) == walk.expected_live
+    assert sum(1 for c in customers if c["statecode"] == 1) == len(deleted) > 0
+    rows = profile.to_pyarrow_table(columns=["unified_customer_id", "lastname"]).to_pylist()
+    named = {r["unified_customer_id"] for r in rows if r["lastname"]}
+    assert named <= contacts, len(named - contacts)
+    assert len(contacts - named) <= len(deleted)
 
 
 STEPS = [

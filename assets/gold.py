@@ -45,6 +45,9 @@ PROFILE_AUTOMATION = EAGER | CHURN_RISK_UPDATED
 #: Run after every ready step of other domains (in-process runs pick ready steps by priority):
 #: in a run that also builds churn, the profile then reads this run's churn risk if it succeeded.
 AFTER_ENRICHMENTS = {"dagster/priority": "-1"}
+NO_CUSTOMERS = (
+    "no customer records yet (no Synapse Link export and no other CRM source landed): empty tables"
+)
 
 
 def _profile_deps() -> list[dg.AssetKey]:
@@ -83,6 +86,8 @@ def customer_profile(
         context.log.info(f"gold/customer_profile enrichment {name}: {used}")
     figures = profile_figures(lake, lakehouse.plot_path(f"segments-{context.run_id}"))
     details = dict(build.details)
+    if figures.table.num_rows == 0:  # e.g. finance alone landed: empty, with the reason
+        details["skipped"] = NO_CUSTOMERS
     if "phases" in details:
         details["phases"] = dg.MetadataValue.json(details["phases"])
     yield dg.MaterializeResult(
@@ -105,8 +110,10 @@ def customer_profile(
             ),
         ),
     )
+    empty = {"skipped": NO_CUSTOMERS} if figures.table.num_rows == 0 else {}
     yield dg.MaterializeResult(
-        asset_key=SEGMENTS_KEY, metadata=write_metadata(build.segments, refresh=build.refresh)
+        asset_key=SEGMENTS_KEY,
+        metadata=write_metadata(build.segments, refresh=build.refresh, **empty),
     )
     yield from _checks(lake, figures)
 

@@ -49,7 +49,8 @@ def _previous_merge_rate(context: dg.AssetExecutionContext) -> float | None:
     if event is None or event.asset_materialization is None:
         return None
     value = event.asset_materialization.metadata.get("merge_rate")
-    return None if value is None else float(value.value)
+    # None also when the previous build had no records at all (finance alone landed)
+    return None if value is None or value.value is None else float(value.value)
 
 
 def merge_rate_check(

@@ -1,10 +1,12 @@
-"""silver/customer before the first Synapse Link export, when another CRM source has landed.
+"""silver/customer before the first Synapse Link export, whatever else has landed.
 
 Identity resolution and the profile need no Dataverse attributes: a record is a record, whatever
 its source. So with a second source alone the graph still builds its people, from an EMPTY
 silver/customer (and quarantine) that has only the columns identity and profile read of it,
 typed as a Synapse Link export types them (the export's first build then adds its other
-columns). No consumer state is recorded: the first build after the export lands rebuilds in full.
+columns). With no other source either (finance alone), the same empty tables give empty
+identity, profile and segments, so every asset of a "Materialize all" gets a status. No
+consumer state is recorded: the first build after the export lands rebuilds in full.
 What genuinely needs Dataverse customers (finance joined to them, the deactivation target, which
 reads the history) still skips or reports nothing to do.
 """
@@ -34,6 +36,11 @@ EMPTY_CURRENT = pa.schema(
 
 
 def no_export_reason(sources: Sequence[str]) -> str:
+    if not sources:  # finance (or nothing) alone: every customer-dependent table is empty
+        return (
+            "no Synapse Link export landed in landing/dataverse/ yet and no other CRM source: "
+            "no customers, so empty tables"
+        )
     return (
         "no Synapse Link export landed in landing/dataverse/ yet: no Dataverse customers, so "
         f"empty tables; the customers of {', '.join(sources)} are resolved and profiled on "

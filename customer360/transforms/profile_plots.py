@@ -14,7 +14,11 @@ def plot_segments(counts: dict[tuple[str, str], int], path: str | Path) -> Path:
     grid = [[counts.get((v, s), 0) for s in stages] for v in values]
     fig = Figure(figsize=(1.6 * max(len(stages), 3) + 2, 0.6 * max(len(values), 2) + 1.6), dpi=100)
     ax = fig.subplots()
-    ax.imshow(grid, cmap="Blues", aspect="auto")
+    if not grid:  # no customers yet (no Synapse Link export, no other source): say so
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no customers yet", ha="center", va="center")
+    else:
+        ax.imshow(grid, cmap="Blues", aspect="auto")
     ax.set_xticks(range(len(stages)), stages, rotation=20, ha="right")
     ax.set_yticks(range(len(values)), values)
     peak = max((max(row) for row in grid), default=0)

@@ -2,8 +2,9 @@
 
 On a fresh C360_HOME the areas arrive as they may for a new user whose Dataverse export is not
 set up yet: finance files alone, then a second CRM source (one of its files broken), then the
-export. With finance alone there are no customers at all: everything customer-dependent (and
-every Dynamics publish) is skipped with its reason — not failed — and the run exits 0. With the
+export. With finance alone there are no customers at all: silver/customer is empty with its
+reason, everything customer-dependent builds empty (or materialises with its `skipped` reason),
+every asset gets a status — not failed, not left without one — and the run exits 0. With the
 second source, its people are resolved and profiled on their own (silver/customer empty, with
 the reason) and published as contacts; what needs Dataverse customers (the deactivation target,
 whose source silver/customer_history was never written) is still skipped with its reason. Once
@@ -22,6 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from customer360.cli.commands import main
+from customer360.definitions import build_definitions
 from customer360.generate import generate_customer_landing, write_second_source
 from customer360.lakehouse import DeltaLake
 from customer360.settings import URL_ENV
@@ -57,7 +59,9 @@ def _skipped(output: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def stages(spark, tmp_path_factory):
-    """{stage: (click result, {asset key: materialised?}, profile rows)} for the three drops."""
+    """{stage: (click result, {asset key: materialised?}, profile rows)} for the three drops;
+    `built` also has "<no status>": the unpartitioned assets the run left without a
+    materialisation (what ends a "Materialize all" backfill COMPLETED_FAILED)."""
     home = tmp_path_factory.mktemp("c360")
     staged = tmp_path_factory.mktemp("staged")
     generate_customer_landing(staged, change_folders=1)  # 2 partition runs, not 4
@@ -70,6 +74,7 @@ def stages(spark, tmp_path_factory):
         mp.setenv("C360_ENV", "local")
         mp.setenv("DAGSTER_HOME", str(home / "dagster"))
         mp.delenv(URL_ENV, raising=False)  # `run` starts the local Dataverse itself
+        graph = build_definitions().resolve_asset_graph()
 
         def run(name: str) -> None:
             result = CliRunner().invoke(main, ["run"])
@@ -81,6 +86,12 @@ def stages(spark, tmp_path_factory):
                     is not None
                     for key in WATCHED
                 }
+                built["<no status>"] = sorted(
+                    node.key.to_user_string()
+                    for node in graph.asset_nodes
+                    if node.is_materializable and node.partitions_def is None
+                    and instance.get_latest_materialization_event(node.key) is None
+                )  # fmt: skip
             profile = []
             if lake.exists("gold", "customer_profile"):
                 profile = lake.read_arrow("gold", "customer_profile").to_pylist()
@@ -95,15 +106,24 @@ def stages(spark, tmp_path_factory):
     return out
 
 
-def test_finance_alone_is_ingested_and_the_rest_skipped_with_the_reason(stages):
-    result, built, _ = stages["finance_only"]
+def test_finance_alone_is_ingested_and_the_rest_empty_with_the_reason(stages):
+    result, built, profile = stages["finance_only"]
     assert result.exit_code == 0, result.output  # before: deactivation and silver/customer failed
-    assert "FAILED" not in result.output
-    assert built["bronze/customer_finance"]
-    assert not any(built[key] for key in PEOPLE)  # skipped: no customers to build from
-    assert built[NEEDS_EXPORT]  # materialised with its reason (its source is the history)
-    assert set(NEEDS_CUSTOMERS) <= _skipped(result.output)
-    assert "silver/customer_finance" in _skipped(result.output)  # joins the customers
+    assert "FAILED" not in result.output and "check failed" not in result.output
+    assert built["bronze/customer_finance"] and built["silver/customer_finance"]
+    # Every asset got a status (before: silver/customer and all that joins the customers were
+    # Dagster-skipped, so "Materialize all" ended COMPLETED_FAILED although nothing failed).
+    assert built["<no status>"] == [], built["<no status>"]
+    assert all(built[key] for key in NEEDS_CUSTOMERS), built
+    assert profile == []  # no customers: empty tables, with the reason
+    assert re.search(r"silver/customer\s+0 rows\s+skipped: no Synapse Link export landed in "
+                     r"landing/dataverse/ yet and no other CRM source", result.output)  # fmt: skip
+    assert {"silver/customer", "silver/customer_quarantine", "gold/customer_profile",
+            "gold/customer_segments", NEEDS_EXPORT} <= _skipped(result.output)  # fmt: skip
+    # Nobody to publish: both publishes ran and sent nothing, nothing failed.
+    for target in ("contact", "crc33_customer"):
+        assert re.search(rf"dynamics/{target}\s+published 0, unchanged 0, failed 0, deferred 0",
+                         result.output), target  # fmt: skip
 
 
 def test_a_second_source_alone_builds_its_people_and_skips_what_needs_the_export(stages):
@@ -127,7 +147,8 @@ def test_a_second_source_alone_builds_its_people_and_skips_what_needs_the_export
     assert built[NEEDS_EXPORT] and NEEDS_EXPORT in _skipped(result.output)
     assert re.search(r"dynamics/crc33_customer_deactivation\s+skipped: source table "
                      r"silver/customer_history does not exist yet", result.output)  # fmt: skip
-    # Finance landed earlier: joined to no customer yet, built (its orphans are a warning).
+    # Finance landed earlier: built, joined to no Dataverse customer yet (orphans counted;
+    # customers_exist passes with `skipped` until the export lands).
     assert built["silver/customer_finance"]
     # The run's summary names the file it set aside and why.
     assert f"bronze/crm_residents set aside: {BROKEN}: set aside whole" in result.output

@@ -89,8 +89,9 @@ _CRM_SILVER_KEYS = [crm_silver_key(m.source) for m in unify_config().csv_sources
 #: Synapse Link export landed — after a second source's silver tables changed: it builds empty
 #: with the reason and identity, the profile and the publish follow from that source alone
 #: (before, under the daemon they waited forever on a history that never materialises;
-#: `customer360 run` and "Materialize all" did build them). With no second source either it
-#: is skipped, as before.
+#: `customer360 run` and "Materialize all" did build them). With neither an export nor a second
+#: source (a finance-only drop) the daemon requests nothing of it: `customer360 run` and
+#: "Materialize all" build it empty with the reason.
 CUSTOMER_AUTOMATION = _gated_or(
     (
         dg.AutomationCondition.missing()

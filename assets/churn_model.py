@@ -10,7 +10,6 @@ import dagster as dg
 import pandas as pd
 from pyspark.sql import functions as F
 
-from assets.churn import kkbox_not_landed, skipped_result
 from assets.keys import (
     CHURN_RISK_KEY,
     CUSTOMER_KEY,
@@ -21,6 +20,7 @@ from assets.keys import (
     PREDICTIONS_KEY,
     churn_key,
 )
+from assets.skipping import kkbox_not_landed, skipped_result
 from customer360.churn import choose_threshold, churn_history, profit_curve, scoring_candidates
 from customer360.churn.periods import ChurnPeriods, periods_path
 from customer360.churn.training import labelled_rows, scope_for_periods

@@ -14,7 +14,8 @@ from pathlib import PurePosixPath
 
 import dagster as dg
 
-from assets.churn import FILES, KKBOX_AREA
+from assets.churn import FILES
+from assets.skipping import KKBOX_AREA
 from resources.landing import LandingZoneResource
 from sensors.intervals import landing_sensor_interval
 

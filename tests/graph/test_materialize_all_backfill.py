@@ -28,8 +28,8 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._daemon.backfill import execute_backfill_iteration
 
-from assets.churn import NOT_LANDED
 from assets.keys import CHURN_RISK_KEY, CUSTOMER_KEY, QUARANTINE_KEY
+from assets.skipping import NOT_LANDED
 from customer360.definitions import build_definitions
 from customer360.settings import TENANT_ENV, URL_ENV, client_id_env, client_secret_env
 from sensors.churn_alert import churn_alert_sensor

@@ -19,7 +19,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets.churn import NOT_LANDED
+from assets.skipping import NOT_LANDED
 from customer360.churn import generate_kkbox
 from customer360.cli.local_dataverse import local_dataverse
 from customer360.cli.runner import GraphRun, enrichment_lines, materialize_graph

@@ -86,8 +86,9 @@ def customer_profile(
         context.log.info(f"gold/customer_profile enrichment {name}: {used}")
     figures = profile_figures(lake, lakehouse.plot_path(f"segments-{context.run_id}"))
     details = dict(build.details)
-    if figures.table.num_rows == 0:  # e.g. finance alone landed: empty, with the reason
-        details["skipped"] = NO_CUSTOMERS
+    # e.g. finance alone landed: empty tables, with the reason on both
+    empty = {"skipped": NO_CUSTOMERS} if figures.table.num_rows == 0 else {}
+    details.update(empty)
     if "phases" in details:
         details["phases"] = dg.MetadataValue.json(details["phases"])
     yield dg.MaterializeResult(
@@ -110,7 +111,6 @@ def customer_profile(
             ),
         ),
     )
-    empty = {"skipped": NO_CUSTOMERS} if figures.table.num_rows == 0 else {}
     yield dg.MaterializeResult(
         asset_key=SEGMENTS_KEY,
         metadata=write_metadata(build.segments, refresh=build.refresh, **empty),

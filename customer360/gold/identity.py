@@ -26,21 +26,25 @@ from customer360.lakehouse import DeltaLake, WriteResult
 from customer360.lakehouse.incremental import (
     FULL_REBUILD_FRACTION,
     ConsumerState,
-    apply_changes,
     current_result,
     full_refresh_reason,
+    on_conflict,
     read_state,
+    read_version,
+    rewrite_with_changes,
     table_versions,
     write_state,
 )
 from customer360.lakehouse.spark_arrow import arrow_to_spark
-from customer360.lakehouse.store import count_rows
 from customer360.unify import UnifyConfig, config_path, evaluate, local, quality_figures, unify
 from customer360.unify.incremental import (
     FINGERPRINT_VERSION,
+    OVERSIZED_SCHEMA,
     changed_records,
     join_fingerprints,
-    oversized_from_index,
+    oversized_after_change,
+    oversized_blocks,
+    oversized_report,
 )
 from customer360.unify.lake_records import (
     INDEX_TABLE,
@@ -97,7 +101,17 @@ def refresh_identity(
     """Bring the identity tables up to date with the silver sources (or report them again).
 
     `engine`: "local" resolves a full run on this machine (unify.local: DuckDB over Arrow, no
-    Spark stage costs), "spark" with Spark (a cluster); both run the same rule definitions."""
+    Spark stage costs), "spark" with Spark (a cluster); both run the same rule definitions.
+
+    An incremental run commits each table on the version it read; when another writer committed
+    first (`WriteConflict`) everything is read and decided again (a table this run had already
+    rewritten no longer matches the recorded state: the retry resolves in full)."""
+    return on_conflict(
+        lambda: _refresh(spark, lake, config, requested, plot_path, log, engine), "gold identity"
+    )
+
+
+def _refresh(spark, lake, config, requested, plot_path, log, engine) -> IdentityBuild:
     inputs, versions = identity_inputs(lake, config)
     state = read_state(lake, IDENTITY_CONSUMER)
     reason = full_refresh_reason(lake, state, inputs, IDENTITY_TABLES, requested)
@@ -133,14 +147,17 @@ def _recompute(spark, lake, config, reason, log, engine) -> tuple[str, str | Non
     current = current_fingerprints(lake, config)
     changed = None
     if reason is None:
-        index = lake.read_arrow(*INDEX_TABLE)
+        # Pinned: the rewrite of each table commits on exactly the version its rows came from.
+        read_at = {name: read_version(lake, "gold", name) for name in OUTPUT_NAMES}
+        read_at[INDEX_TABLE[1]] = read_version(lake, *INDEX_TABLE)
+        index = lake.read_arrow(*INDEX_TABLE, version=read_at[INDEX_TABLE[1]])
         changed = changed_records(index, current)
         if changed.num_rows > FULL_REBUILD_FRACTION * max(index.num_rows, 1):
             reason = f"{changed.num_rows} of {index.num_rows} records changed"
     if reason is None and changed.num_rows == 0:  # rewritten, not changed
         return "unchanged", None, dict(read_state(lake, IDENTITY_CONSUMER).facts)
     if reason is None:
-        facts = _resolve_changes(spark, lake, config, current, index, changed, log)
+        facts = _resolve_changes(spark, lake, config, current, (index, read_at), changed, log)
         return "incremental", None, facts
     log(f"identity resolution: full ({reason}) on {engine}")
     if engine == "local":
@@ -232,7 +249,7 @@ def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, l
         )
         facts: dict[str, Any] = {
             "figures": figures,
-            "oversized": oversized_from_index(index, oversize_limits(config)),
+            **_oversized_facts(oversized_blocks(index, oversize_limits(config))),
             "id_origin": id_origin,
             "rows_written": rows_written,
         }
@@ -275,7 +292,7 @@ def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Tabl
             **decision_figures(result.scored),
             "review_candidates": result.match_candidates.num_rows,
         },
-        "oversized": oversized_from_index(index, oversize_limits(config)),
+        **_oversized_facts(oversized_blocks(index, oversize_limits(config))),
         "id_origin": _id_origins(clusters),
         "rows_written": rows_written,
         "phases": result.seconds,  # seconds per phase of local.resolve
@@ -304,47 +321,56 @@ def _resolve_changes(
     lake: DeltaLake,
     config: UnifyConfig,
     current: pa.Table,
-    index: pa.Table,
+    pinned_index: tuple[pa.Table, dict[str, int]],
     changed: pa.Table,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Re-resolve what changed since the last run (unify_changes) and apply it to the tables."""
+    """Re-resolve what changed since the last run (unify_changes) and apply it to the tables.
+    `pinned_index`: the block index and the version of each table to read (and commit on)."""
     started = time.perf_counter()
+    index, read_at = pinned_index
     previous = PreviousResolution(
         index=index,
-        links=lake.read_arrow("gold", LINKS),
-        pairs=lake.read_arrow("gold", PAIRS),
-        candidates=lake.read_arrow("gold", CANDIDATES),
-    )
+        **{field: lake.read_arrow("gold", name, version=read_at[name])
+           for field, name in (("links", LINKS), ("pairs", PAIRS), ("candidates", CANDIDATES))},
+    )  # fmt: skip
     changes = unify_changes(
         lambda keys: record_rows(lake, config, keys), current, previous, config, changed
     )
     decisions = decision_figures(changes.scored)
     counts = changes.counts
-    apply_changes(lake, "gold", LINKS, changes.link_upserts, changes.link_remove,
-                  ["source", "source_key"])  # fmt: skip
-    apply_changes(lake, "gold", PAIRS, changes.pair_upserts, changes.pair_remove, PAIR_KEYS)
-    apply_changes(lake, "gold", CANDIDATES, changes.candidate_upserts,
-                  changes.candidate_remove, PAIR_KEYS)  # fmt: skip
-    apply_changes(lake, *INDEX_TABLE, changes.index_upserts, changes.index_remove, ["node"])
+    # Each table's changes applied in memory and written as one pinned overwrite: every file
+    # would be rewritten by a merge anyway (the changed keys are spread over all of them).
+    after = {
+        name: rewrite_with_changes(lake, layer, name, before, upserts, remove, keys,
+                                   read_at[name])[1]
+        for layer, name, before, upserts, remove, keys in (
+            ("gold", LINKS, previous.links, changes.link_upserts, changes.link_remove,
+             ["source", "source_key"]),
+            ("gold", PAIRS, previous.pairs, changes.pair_upserts, changes.pair_remove, PAIR_KEYS),
+            ("gold", CANDIDATES, previous.candidates, changes.candidate_upserts,
+             changes.candidate_remove, PAIR_KEYS),
+            (*INDEX_TABLE, index, changes.index_upserts, changes.index_remove, ["node"]),
+        )
+    }  # fmt: skip
     seconds = time.perf_counter() - started
     log(
         f"identity resolution: {counts['changed']:,} records changed ({counts['deleted']:,} "
         f"gone), {counts['dirty']:,} re-scored against {counts['partners']:,} block partners, "
         f"{counts['closure']:,} re-clustered in {seconds:.1f} s"
     )
-    links = lake.read_arrow("gold", LINKS, columns=["unified_customer_id", "source"])
-    pairs = lake.read_arrow("gold", PAIRS, columns=["rule"])
     figures = {
-        **table_figures(links, pairs),
+        **table_figures(after[LINKS].select(["unified_customer_id", "source"]),
+                        after[PAIRS].select(["rule"])),
         **decisions,
-        "review_candidates": count_rows(lake.table("gold", CANDIDATES)),
-    }
+        "review_candidates": after[CANDIDATES].num_rows,
+    }  # fmt: skip
     figures["records"] = current.num_rows  # what every_record_linked_once compares with
     new_ids = pc.count_distinct(changes.link_upserts["unified_customer_id"]).as_py()
+    oversized = _oversized_after(lake, config, index, changes.index, changed)
     facts: dict[str, Any] = {
         "figures": figures,
-        "oversized": oversized_from_index(changes.index, oversize_limits(config)),
+        **_oversized_facts(oversized),
         "id_origin": {"re-resolved profiles": new_ids},
         "incremental": {**counts, "seconds": round(seconds, 1), "phases": changes.seconds},
         "rows_written": {  # rows upserted (the metadata's rows_written)
@@ -358,3 +384,29 @@ def _resolve_changes(
         truth = _truth_pairs(session, lake.read(session, "gold", LINKS))
         facts["accuracy"] = evaluate(lake.read(session, "gold", PAIRS), truth)
     return facts
+
+
+#: Oversized blocks kept in the state (so the next incremental run counts only the blocks its
+#: changes touch); above this many the next run counts them all again.
+_OVERSIZED_KEPT = 10_000
+
+
+def _oversized_facts(oversized: pa.Table) -> dict[str, Any]:
+    """facts["oversized"] (the largest, for the metadata) and every oversized block."""
+    kept = None
+    if oversized.num_rows <= _OVERSIZED_KEPT:
+        kept = [list(row.values()) for row in oversized.to_pylist()]
+    return {"oversized": oversized_report(oversized), "oversized_blocks": kept}
+
+
+def _oversized_after(lake, config, before: pa.Table, after: pa.Table, changed: pa.Table):
+    """oversized_blocks of the index after the change: from the previous run's list and the
+    blocks the changed records touch, or counted over the whole index when there is no list."""
+    limits = oversize_limits(config)
+    kept = read_state(lake, IDENTITY_CONSUMER).facts.get("oversized_blocks")
+    if kept is None:
+        return oversized_blocks(after, limits)
+    columns = list(zip(*kept, strict=True)) if kept else [[], [], []]
+    previous = pa.table(dict(zip(("_col", "_block", "records"), columns, strict=True)))
+    previous = previous.cast(OVERSIZED_SCHEMA)
+    return oversized_after_change(previous, before, after, changed, limits)

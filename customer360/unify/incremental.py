@@ -88,6 +88,14 @@ class DirtyScope:
 
 
 _MEMBER_COLUMNS = ["node", "source", "source_key"]
+#: oversized_blocks(): every block over its rule's max_block_size.
+OVERSIZED_SCHEMA = pa.schema(
+    [
+        pa.field("_col", pa.string()),
+        pa.field("_block", pa.string()),
+        pa.field("records", pa.int64()),
+    ]
+)
 
 
 def _members(index: pa.Table, column: str, blocks: pa.Array) -> pa.Table:
@@ -275,26 +283,63 @@ def touching(rows: pa.Table, nodes: pa.Table, sides: Sequence[str] = ("left", "r
     return result["hit"].combine_chunks()
 
 
+def oversized_blocks(index: pa.Table, max_block_sizes: Mapping[str, int]) -> pa.Table:
+    """Every block over its rule's max_block_size: _col (block column), _block, records."""
+    if index.num_rows == 0 or not max_block_sizes:
+        return OVERSIZED_SCHEMA.empty_table()
+    # One aggregation per block column (a block id belongs to one pass): no unpivot of the
+    # million-row index into millions of (record, block) rows.
+    per_column = " UNION ALL ".join(
+        f"SELECT '{c}' AS _col, {sql_name(c)} AS _block, count(*) AS records FROM idx "
+        f"WHERE {sql_name(c)} IS NOT NULL GROUP BY 2 HAVING count(*) > {int(m)}"
+        for c, m in max_block_sizes.items()
+    )
+    found = arrow_query(per_column, idx=index.select(list(max_block_sizes)))
+    return found.select(OVERSIZED_SCHEMA.names).cast(OVERSIZED_SCHEMA)
+
+
+def oversized_after_change(
+    oversized: pa.Table,
+    previous: pa.Table,
+    current: pa.Table,
+    changed: pa.Table,
+    max_block_sizes: Mapping[str, int],
+) -> pa.Table:
+    """oversized_blocks(current) from oversized_blocks(previous) and the change: only the blocks
+    a changed record was or is in can change size, so only they are counted again (one hash
+    lookup per block column, as in dirty_scope) instead of grouping the whole index."""
+    was = previous.filter(pc.is_in(previous["node"], changed["node"]))
+    now = current.filter(pc.is_in(current["node"], changed["node"]))
+    parts = []
+    for column, limit in max_block_sizes.items():
+        kept = oversized.filter(pc.equal(oversized["_col"], column))
+        touched = pc.unique(pa.concat_arrays([_blocks_of(was, column), _blocks_of(now, column)]))
+        if len(touched):
+            kept = kept.filter(pc.invert(pc.is_in(kept["_block"], touched)))
+            counted = _sizes(current[column].filter(pc.is_in(current[column], touched)))
+            over = counted.filter(pc.greater(counted["_size"], limit))
+            column_ids = pa.array([column] * over.num_rows, pa.string())
+            counted_over = pa.table([column_ids, over["_block"], over["_size"]],
+                                    names=OVERSIZED_SCHEMA.names)  # fmt: skip
+            parts.append(counted_over.cast(OVERSIZED_SCHEMA))
+        parts.append(kept.cast(OVERSIZED_SCHEMA))
+    return pa.concat_tables(parts) if parts else OVERSIZED_SCHEMA.empty_table()
+
+
+def oversized_report(oversized: pa.Table, limit: int = 20) -> list[dict]:
+    """The `limit` largest of oversized_blocks(): block (separators shown as |), records."""
+    top = oversized.sort_by([("records", "descending"), ("_block", "ascending")]).slice(0, limit)
+    return [
+        {"block": r["_block"].replace(NODE_SEPARATOR, "|"), "records": r["records"]}
+        for r in top.select(["_block", "records"]).to_pylist()
+    ]
+
+
 def oversized_from_index(
     index: pa.Table, max_block_sizes: Mapping[str, int], limit: int = 20
 ) -> list[dict]:
     """The largest blocks over max_block_size (column, block key, records), from the index."""
-    if index.num_rows == 0:
-        return []
-    # One aggregation per block column (a block id belongs to one pass): no unpivot of the
-    # million-row index into millions of (record, block) rows.
-    per_column = " UNION ALL ".join(
-        f"SELECT {sql_name(c)} AS _block, count(*) AS records FROM idx "
-        f"WHERE {sql_name(c)} IS NOT NULL GROUP BY 1 HAVING count(*) > {int(m)}"
-        for c, m in max_block_sizes.items()
-    )
-    rows = arrow_query(
-        f"SELECT * FROM ({per_column}) ORDER BY records DESC, _block LIMIT {int(limit)}",
-        idx=index.select(list(max_block_sizes)),
-    ).to_pylist()
-    return [
-        {"block": r["_block"].replace(NODE_SEPARATOR, "|"), "records": r["records"]} for r in rows
-    ]
+    return oversized_report(oversized_blocks(index, max_block_sizes), limit)
 
 
 def join_fingerprints(blocks: pa.Table, fingerprints: pa.Table) -> pa.Table:

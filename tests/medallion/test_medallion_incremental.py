@@ -7,6 +7,7 @@ import datetime as dt
 
 import pyarrow as pa
 import pytest
+from arrow_rows import sorted_rows
 
 from customer360.generate.seed_table import CUSTOMER_TABLE
 from customer360.generate.synthetic import SyntheticLanding, change_sizes, synthetic_customers
@@ -17,9 +18,11 @@ from customer360.lakehouse.incremental import (
     full_refresh_reason,
     next_marker,
     read_state,
+    rewrite_with_changes,
     without_keys,
     write_state,
 )
+from customer360.lakehouse.store import WriteConflict
 from customer360.silver.current import validate_customers
 from customer360.synapse_link import LocalFileSystem, list_export_folders, read_entity
 from customer360.transforms.dataverse import MERGED_AT, changed_keys, live_ids, live_ids_arrow
@@ -124,6 +127,32 @@ def test_apply_changes_upserts_and_deletes_in_one_commit(tmp_path):
     assert lake.table("silver", "t").version() == 3
     with pytest.raises(ValueError, match="1 key\\(s\\) repeat"):
         apply_changes(lake, "silver", "t", _customers(["b", "b"], ["1", "2"]), empty, ["Id"])
+
+
+def test_rewrite_with_changes_writes_what_apply_changes_merges(tmp_path):
+    """The in-memory rewrite (gold identity's tables) leaves the rows the merge leaves, commits
+    nothing when there is nothing to change, and refuses a stale read version."""
+    lake = DeltaLake(str(tmp_path))
+    before = _customers(["a", "b", "c", "e"], ["x", "y", "z", "v"])
+    upserts = _customers(["b", "d"], ["y2", "w"])
+    remove = pa.table({"Id": ["a", "b", "missing"]})  # "b" is also upserted: it stays
+    for name in ("merged", "rewritten"):
+        lake.write_arrow(before, "gold", name)
+    apply_changes(lake, "gold", "merged", upserts, remove, ["Id"])
+    result, after = rewrite_with_changes(
+        lake, "gold", "rewritten", before, upserts, remove, ["Id"], read_version=0
+    )
+    assert (result.version, result.table_rows, result.rows_written) == (1, 4, 2)
+    merged = lake.read_arrow("gold", "merged")
+    assert sorted_rows(lake.read_arrow("gold", "rewritten")) == sorted_rows(merged)
+    assert sorted_rows(after) == sorted_rows(merged)
+    nothing, same = rewrite_with_changes(
+        lake, "gold", "rewritten", after, upserts.slice(0, 0), remove.slice(0, 0), ["Id"], 1
+    )
+    assert nothing is None and same is after and lake.table("gold", "rewritten").version() == 1
+    with pytest.raises(WriteConflict):  # computed from version 0, but version 1 is there
+        rewrite_with_changes(lake, "gold", "rewritten", before, upserts, remove, ["Id"], 0)
+    assert lake.table("gold", "rewritten").version() == 1
 
 
 def _silver_customers(ids: list[str], cids: list[int], emails: list[str]) -> pa.Table:

@@ -22,7 +22,14 @@ from unify_builders import rec, records_df, seed_records
 
 from customer360.lakehouse.spark_arrow import spark_to_arrow
 from customer360.unify import load_config, unify
-from customer360.unify.incremental import fingerprints, oversized_from_index
+from customer360.unify.incremental import (
+    changed_records,
+    fingerprints,
+    oversized_after_change,
+    oversized_blocks,
+    oversized_from_index,
+    oversized_report,
+)
 from customer360.unify.pipeline import (
     PreviousResolution,
     build_index,
@@ -179,5 +186,13 @@ def test_incremental_resolution_equals_a_full_run(spark):
         {**near_phone, "records": 2069},
         twins,
     ]
+    # The incremental run counts only the blocks the changed records touch: the same list.
+    limits = max_block_sizes(config)
+    changed = changed_records(index_1, _fingerprints(second))
+    updated = oversized_after_change(
+        oversized_blocks(index_1, limits), index_1, changes.index, changed, limits
+    )
+    assert sorted_rows(updated) == sorted_rows(oversized_blocks(index, limits))
+    assert oversized_report(updated) == oversized_from_index(index, limits)
     first.unpersist()
     second.unpersist()

@@ -26,11 +26,13 @@ from customer360.lakehouse import DeltaLake, WriteResult
 from customer360.lakehouse.incremental import (
     FULL_REBUILD_FRACTION,
     ConsumerState,
-    apply_changes,
     current_result,
     full_refresh_reason,
+    on_conflict,
     read_rows,
     read_state,
+    read_version,
+    rewrite_with_changes,
     table_versions,
     write_state,
 )
@@ -90,7 +92,13 @@ class ProfileBuild:
 def refresh_profiles(
     spark: Callable[[], SparkSession], lake: DeltaLake, requested: bool, log: Callable[[str], None]
 ) -> ProfileBuild:
-    """Bring the profile and segment tables up to date with the link table and enrichments."""
+    """Bring the profile and segment tables up to date with the link table and enrichments.
+    An incremental update commits each table on the version it read; when another writer
+    committed first (`WriteConflict`) everything is read and decided again."""
+    return on_conflict(lambda: _refresh(spark, lake, requested, log), "gold profile")
+
+
+def _refresh(spark, lake: DeltaLake, requested: bool, log: Callable[[str], None]) -> ProfileBuild:
     rules_path = segment_rules_path()
     rules = SegmentRules.load(rules_path)
     latest = lake.read_arrow("silver", "customer", columns=["SinkModifiedOn"])["SinkModifiedOn"]
@@ -292,22 +300,31 @@ def _update_profiles(
     rederived = pc.count_distinct(links[UNIFIED_ID]).as_py()
     rows = derive_profiles(session, lake, links, rules, as_of)
     derived = time.perf_counter()
-    current = lake.read_arrow(*PROFILE_TABLE, columns=[UNIFIED_ID, "email", "dq_duplicate_email"])
+    # The whole table, read once at a pinned version: the flags, the re-flagged rows and the
+    # rewrite all come from it (a merge would read every file again, read_rows once more).
+    profile_version = read_version(lake, *PROFILE_TABLE)
+    before = lake.read_arrow(*PROFILE_TABLE, version=profile_version)
+    current = before.select([UNIFIED_ID, "email", "dq_duplicate_email"])
     rows, reflagged_ids = duplicate_email_flags(rows, current, replaced)
-    reflagged = read_rows(lake, *PROFILE_TABLE, UNIFIED_ID, reflagged_ids)
+    reflagged = before.filter(pc.is_in(before[UNIFIED_ID], reflagged_ids))
     reflagged = reflagged.set_column(
         reflagged.schema.get_field_index("dq_duplicate_email"),
         "dq_duplicate_email",
         pc.invert(reflagged["dq_duplicate_email"]),
     )
     upserts = pa.concat_tables([rows, reflagged.select(rows.column_names).cast(rows.schema)])
-    apply_changes(lake, *PROFILE_TABLE, upserts, pa.table({UNIFIED_ID: replaced}), [UNIFIED_ID])
+    rewrite_with_changes(lake, *PROFILE_TABLE, before, upserts, pa.table({UNIFIED_ID: replaced}),
+                         [UNIFIED_ID], profile_version)  # fmt: skip
     applied = time.perf_counter()
     segment_keys = [UNIFIED_ID, "segment_type", "segment"]
     touched = pa.concat_arrays([replaced, reflagged_ids.cast(replaced.type)])
-    old_segments = read_rows(lake, *SEGMENTS_TABLE, UNIFIED_ID, touched, columns=segment_keys)
+    segments_version = read_version(lake, *SEGMENTS_TABLE)
+    all_segments = lake.read_arrow(*SEGMENTS_TABLE, version=segments_version)
+    old_segments = all_segments.filter(pc.is_in(all_segments[UNIFIED_ID], touched))
+    old_segments = old_segments.select(segment_keys)
     segments = spark_to_arrow(segment_memberships(arrow_to_spark(session, upserts), rules))
-    apply_changes(lake, *SEGMENTS_TABLE, segments, old_segments, segment_keys)
+    rewrite_with_changes(lake, *SEGMENTS_TABLE, all_segments, segments,
+                         old_segments, segment_keys, segments_version)  # fmt: skip
     seconds = time.perf_counter() - started
     log(
         f"gold/customer_profile: {len(replaced):,} profiles replaced by {rederived:,} "

@@ -48,6 +48,7 @@ from customer360.unify.incremental import (
 )
 from customer360.unify.lake_records import (
     INDEX_TABLE,
+    INDEX_WRITER,
     all_record_rows,
     current_fingerprints,
     file_digest,
@@ -233,7 +234,7 @@ def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, l
             for name, frame in zip(OUTPUT_NAMES, frames, strict=True)
         }
         index = build_index(result.keyed, current, config)
-        lake.write_arrow(index, *INDEX_TABLE)
+        lake.write_arrow(index, *INDEX_TABLE, writer_properties=INDEX_WRITER)
         figures = quality_figures(result.scored, result.pairs, result.clusters,
                                   result.match_candidates)  # fmt: skip
         clusters = result.clusters
@@ -282,7 +283,7 @@ def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Tabl
         for name, frame in zip(OUTPUT_NAMES, frames, strict=True)
     }
     index = join_fingerprints(result.index, current)
-    lake.write_arrow(index, *INDEX_TABLE)
+    lake.write_arrow(index, *INDEX_TABLE, writer_properties=INDEX_WRITER)
     clusters = result.clusters
     profiles = table_figures(clusters.select(["unified_customer_id", "source"]),
                              result.pairs.select(["rule"]))  # fmt: skip
@@ -343,14 +344,16 @@ def _resolve_changes(
     # would be rewritten by a merge anyway (the changed keys are spread over all of them).
     after = {
         name: rewrite_with_changes(lake, layer, name, before, upserts, remove, keys,
-                                   read_at[name])[1]
-        for layer, name, before, upserts, remove, keys in (
+                                   read_at[name], writer)[1]
+        for layer, name, before, upserts, remove, keys, writer in (
             ("gold", LINKS, previous.links, changes.link_upserts, changes.link_remove,
-             ["source", "source_key"]),
-            ("gold", PAIRS, previous.pairs, changes.pair_upserts, changes.pair_remove, PAIR_KEYS),
+             ["source", "source_key"], None),
+            ("gold", PAIRS, previous.pairs, changes.pair_upserts, changes.pair_remove, PAIR_KEYS,
+             None),
             ("gold", CANDIDATES, previous.candidates, changes.candidate_upserts,
-             changes.candidate_remove, PAIR_KEYS),
-            (*INDEX_TABLE, index, changes.index_upserts, changes.index_remove, ["node"]),
+             changes.candidate_remove, PAIR_KEYS, None),
+            (*INDEX_TABLE, index, changes.index_upserts, changes.index_remove, ["node"],
+             INDEX_WRITER),
         )
     }  # fmt: skip
     seconds = time.perf_counter() - started

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import Schema as DeltaSchema
+from deltalake import WriterProperties
 from deltalake.transaction import CommitProperties
 
 from customer360.lakehouse.delta_scan import rows_with_keys
@@ -278,6 +279,7 @@ def rewrite_with_changes(
     remove: pa.Table,
     keys: Sequence[str],
     read_version: int,
+    writer_properties: WriterProperties | None = None,
 ) -> tuple[WriteResult | None, pa.Table]:
     """apply_changes for a caller that holds the whole table (`previous`, read at
     `read_version`): the changed table is formed in memory and written as one pinned overwrite
@@ -300,7 +302,8 @@ def rewrite_with_changes(
         added = added.cast(previous.schema)
     changed = pa.concat_tables([kept, added], promote_options="default")
     result = lake.write_arrow(changed, layer, table, read_version=read_version,
-                              commit_metadata={"customer360.mode": "apply_changes"})  # fmt: skip
+                              commit_metadata={"customer360.mode": "apply_changes"},
+                              writer_properties=writer_properties)  # fmt: skip
     return replace(result, rows_written=upserts.num_rows), changed
 
 

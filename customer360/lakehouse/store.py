@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, Transaction
@@ -222,14 +222,17 @@ class DeltaLake:
         description: str | None = None,
         read_version: int | None = None,
         commit_metadata: Mapping[str, str] | None = None,
+        writer_properties: WriterProperties | None = None,
     ) -> WriteResult:
         """Write an Arrow table with delta-rs (also used by assets that never start Spark).
-        `read_version` and `commit_metadata` as in `write`."""
+        `read_version` and `commit_metadata` as in `write`; `writer_properties`: the Parquet
+        encoding of an append or overwrite (delta-rs defaults when None)."""
         uri = self.uri(layer, table)
         with conflicts_raised(uri, read_version):
             return self._write_arrow(
                 data, uri, WriteMode(mode), tuple(partition_by or ()), merge_keys,
                 _app_id(writer_id, batch_id), description, read_version, commit_metadata,
+                writer_properties,
             )  # fmt: skip
 
     def _write_arrow(
@@ -243,6 +246,7 @@ class DeltaLake:
         description: str | None,
         read_version: int | None,
         commit_metadata: Mapping[str, str] | None = None,
+        writer_properties: WriterProperties | None = None,
     ) -> WriteResult:
         data = normalize_arrow_table(data)
         existing = self._pinned(uri, read_version)
@@ -291,6 +295,7 @@ class DeltaLake:
                 storage_options=self.storage_options,
                 commit_properties=commit,
                 description=description,
+                writer_properties=writer_properties,
             )
         counts = _arrow_partition_counts(data, partition_by)
         committed = None if read_version is None else read_version + 1

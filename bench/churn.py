@@ -18,10 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.metrics import average_precision_score, log_loss, r2_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from customer360.churn import (
@@ -31,6 +32,7 @@ from customer360.churn import (
     train_churn_model,
     transactions_clean,
 )
+from customer360.churn.disengagement import FLOOR
 from customer360.churn.drop import read_drop_table
 from customer360.churn.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 from customer360.churn.generator import DRIVER_MIXES
@@ -39,6 +41,9 @@ from customer360.churn.model import feature_matrix
 from customer360.churn.periods import ChurnPeriods, detect_periods
 from customer360.churn.training import assemble_labels, labelled_rows, scope_for_periods
 from customer360.sparkconf import build_local_session
+
+#: The deepest disengagement (D at the level's floor): truth's `probability_if_fading`.
+FULL_DEPTH = 1 - FLOOR
 
 
 def tree_cpu_seconds() -> float:
@@ -207,11 +212,12 @@ def model_scores(work: Path, layout: str, timer: Timer) -> dict[str, Any]:
 
 
 def fading_bound(rows: pd.DataFrame, scoring: pd.DataFrame, truth: pd.DataFrame, path: Path):
-    """What the files allow at best: the true probabilities with the world's hidden fading draw
-    replaced by a fading posterior from our features (a classifier trained on the training and
-    validation rows *with the hidden draw as label*, which no real forecaster has), every other
-    hidden driver (member effect, cancels, plan) still known exactly. Ratios of that bound to
-    the truth say how much of the gap the logs alone leave open. Diagnostics only."""
+    """What the files allow at best: the true probabilities with the member's hidden
+    disengagement D on the billing day replaced by an estimate from our features (a regressor
+    trained on the training and validation rows *with the hidden D as target*, which no real
+    forecaster has), every other hidden driver (member effect, cancels, plan) still known
+    exactly. Ratios of that bound to the truth say how much of the gap the logs alone leave
+    open. Diagnostics only."""
     if not path.is_file() or "probability_if_fading" not in truth:
         return {}
     hidden = pd.read_csv(path)
@@ -220,25 +226,41 @@ def fading_bound(rows: pd.DataFrame, scoring: pd.DataFrame, truth: pd.DataFrame,
         hidden, on=["msno", "period_start"]
     )
     categorical = [c in CATEGORICAL_FEATURES for c in FEATURE_COLUMNS]
-    detector = HistGradientBoostingClassifier(
+    detector = HistGradientBoostingRegressor(
         max_iter=1000, learning_rate=0.05, early_stopping=True, categorical_features=categorical
     )
     with threadpool_limits(limits=1, user_api="openmp"):
         detector.fit(feature_matrix(labelled), labelled["fading"])
     both = truth.merge(scoring, on="msno")
-    posterior = detector.predict_proba(feature_matrix(both))[:, 1]
+    estimate = detector.predict(feature_matrix(both)).clip(0, FULL_DEPTH)
     y = both["is_churn"].to_numpy()
-    bound = (
-        posterior * both["probability_if_fading"]
-        + (1 - posterior) * both["probability_if_not_fading"]
-    )
     true_p = both["churn_probability"].clip(1e-6, 1 - 1e-6)
+    exact = with_depth(both, both["fading"])
+    bound = with_depth(both, estimate)
     return {
-        "fading_auc": roc_auc_score(both["fading"], posterior),
+        "fading_auc": roc_auc_score(both["fading"] > 0.3, estimate),
+        "fading_r2": r2_score(both["fading"], estimate),
+        "interpolation_ll_ratio": log_loss(y, exact, labels=[0, 1]) / log_loss(y, true_p),
         "bound_ap_ratio": average_precision_score(y, bound) / average_precision_score(y, true_p),
-        "bound_logloss_ratio": log_loss(y, bound.clip(1e-6, 1 - 1e-6), labels=[0, 1])
+        "bound_logloss_ratio": log_loss(y, bound, labels=[0, 1])
         / log_loss(y, true_p, labels=[0, 1]),
     }
+
+
+def with_depth(truth: pd.DataFrame, depth) -> np.ndarray:
+    """The truth's probability at disengagement `depth`: the churn log-odds are linear in D, so
+    interpolate the logits of D = 0 and D = FULL_DEPTH (exact without a pending cancel, which
+    mixes two such sigmoids; `interpolation_ll_ratio` shows the error at the true D)."""
+
+    def logit(p):
+        p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+
+    share = np.asarray(depth, dtype=float) / FULL_DEPTH
+    mixed = (1 - share) * logit(truth["probability_if_not_fading"]) + share * logit(
+        truth["probability_if_fading"]
+    )
+    return np.clip(1 / (1 + np.exp(-mixed)), 1e-6, 1 - 1e-6)
 
 
 def print_scores(rows: list[dict[str, Any]]) -> None:
@@ -253,12 +275,14 @@ def print_scores(rows: list[dict[str, Any]]) -> None:
             f"{r['ap_model']:>7.4f} {r['ap_true']:>7.4f} {r['ap_ratio']:>6.3f} "
             f"{r['logloss_model']:>8.4f} {r['logloss_true']:>8.4f} {r['logloss_ratio']:>6.3f}"
         )
-    print("\nbound from the files (the truth, its fading draw replaced by a posterior from logs):")
+    print("\nbound from the files (the truth, its disengagement D estimated from the logs):")
     for r in rows:
         if "bound_ap_ratio" in r:
             print(
-                f"{r['layout']:<11} fading AUC {r['fading_auc']:.3f}   AP ratio "
-                f"{r['bound_ap_ratio']:.3f}   log loss ratio {r['bound_logloss_ratio']:.3f}"
+                f"{r['layout']:<11} D R² {r['fading_r2']:.3f}  AUC(D > 0.3) {r['fading_auc']:.3f}"
+                f"   AP ratio {r['bound_ap_ratio']:.3f}   log loss ratio "
+                f"{r['bound_logloss_ratio']:.3f}   (interpolation at the true D: log loss "
+                f"ratio {r['interpolation_ll_ratio']:.3f})"
             )
     print("\nagainst drawn_probability (the draw's own: it knows cancels made inside the month):")
     for r in rows:

@@ -17,6 +17,14 @@ These features do (all from logs dated before the period P, so nothing leaks):
 - `term_active_share` / `term_plays_per_day` / `term_vs_base`: listening since the member's
   last transaction (the current paid term): a fall that belonged to the previous term and was
   followed by a renewal shows up here as a recovery.
+- `prebill_active_share` / `prebill_plays_per_day` / `prebill_vs_base`: listening in the
+  `PREBILL_DAYS` before the member's last transaction (the billing at which the renewal of the
+  current term is decided), against the usual level; `term_vs_prebill`: the term against those
+  days (a fall under way at the billing goes on after it, a recovery does not). Disengagement
+  precedes the decision: these are the days that show how far it had gone by then. NULL under
+  `MIN_PREBILL_DAYS` covered subscribed days (e.g. a first transaction).
+- `days_since_listen`: days from the last day with a log row to P (181 when none in the 180
+  days the logs cover).
 
 Windows the logs do not cover are NULL (unknown), never zero.
 """
@@ -35,6 +43,9 @@ BASE_FROM, BASE_TO = 180, 91
 MIN_BASE_DAYS = 14
 #: Days before the expiry over which a fall in listening is fitted.
 DECLINE_DAYS = 90
+#: Days before the last transaction that show the listening at the billing, and how many of
+#: them (subscribed, covered by the logs) a value needs.
+PREBILL_DAYS, MIN_PREBILL_DAYS = 21, 7
 
 SHIFT_FEATURES: tuple[str, ...] = (
     "base_active_share",
@@ -45,6 +56,11 @@ SHIFT_FEATURES: tuple[str, ...] = (
     "term_active_share",
     "term_plays_per_day",
     "term_vs_base",
+    "prebill_active_share",
+    "prebill_plays_per_day",
+    "prebill_vs_base",
+    "term_vs_prebill",
+    "days_since_listen",
 )
 
 _PLAYS = ("num_25", "num_50", "num_75", "num_985", "num_100")
@@ -112,6 +128,11 @@ def shift_features(
     # The usual level only counts days the member was subscribed (not before joining).
     in_base = (back >= BASE_TO) & (F.col("date") >= F.col("_sub_start"))
     in_term = F.col("date") >= F.col("_last_tx")
+    in_prebill = (
+        (F.col("date") < F.col("_last_tx"))
+        & (F.col("date") >= F.date_sub(F.col("_last_tx"), PREBILL_DAYS))
+        & (F.col("date") >= F.col("_sub_start"))
+    )
     ramp = _ramp(F.col("date"), F.col("_exp"))
     sums = (
         daily.join(state, "msno")
@@ -124,6 +145,9 @@ def shift_features(
             F.sum(F.when(~in_base, ramp * F.col("plays")).otherwise(0.0)).alias("_ramp_plays"),
             F.sum(in_term.cast("int")).alias("_term_days"),
             F.sum(F.when(in_term, F.col("plays")).otherwise(0)).alias("_term_plays"),
+            F.sum(in_prebill.cast("int")).alias("_prebill_days"),
+            F.sum(F.when(in_prebill, F.col("plays")).otherwise(0)).alias("_prebill_plays"),
+            F.max("date").alias("_last_listen"),
         )
     )
     joined = state.join(sums, ["msno", "period_start"], "left")
@@ -166,5 +190,34 @@ def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
         "term_active_share": term_active,
         "term_plays_per_day": F.when(has_term, zero("_term_plays") / term_cover),
         "term_vs_base": (term_active + 0.05) / (base_active + 0.05),
+        **_prebill_columns(logs, base_active, term_active),
     }
     return [columns[name].cast("double").alias(name) for name in SHIFT_FEATURES]
+
+
+def _prebill_columns(
+    logs: tuple[dt.date | None, dt.date | None], base_active: Column, term_active: Column
+) -> dict[str, Column]:
+    """Listening in the days before the last transaction (the billing), and the last listen."""
+    p, first, last = F.col("period_start"), *logs
+
+    def zero(name: str) -> Column:
+        return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
+
+    # Only subscribed days inside the 180 days the logs were joined over count.
+    lo = F.greatest(
+        F.date_sub(F.col("_last_tx"), PREBILL_DAYS), F.col("_sub_start"), F.date_sub(p, BASE_FROM)
+    )
+    cover = _covered_days(first, last, lo, F.date_sub(F.col("_last_tx"), 1))
+    has = cover >= MIN_PREBILL_DAYS
+    active = F.when(has, zero("_prebill_days") / cover)
+    since = F.when(F.col("_last_listen").isNotNull(), F.datediff(p, F.col("_last_listen"))).when(
+        covered(first, last, F.date_sub(p, BASE_FROM), F.date_sub(p, 1)), BASE_FROM + 1
+    )
+    return {
+        "prebill_active_share": active,
+        "prebill_plays_per_day": F.when(has, zero("_prebill_plays") / cover),
+        "prebill_vs_base": (active + 0.05) / (base_active + 0.05),
+        "term_vs_prebill": (term_active + 0.05) / (active + 0.05),
+        "days_since_listen": since,
+    }

@@ -5,10 +5,13 @@ transaction per member per loop step), so 100,000 members take seconds, not minu
 
 - plans of 30/90/180/410 days with KKBox-like list prices (NTD), payment methods, promotions
   (paid 0 or half price), auto-renew (about 80%), active cancels (immediate or end-of-term);
-- at each expiry the member renews or churns; churn is more likely with auto-renew off, after a
-  cancel, when the member is "fading" (listening falls towards the expiry), on a discounted or
-  cheap plan, for young members and some registration channels/cities; a churner may come back
-  after more than 30 days (a new subscription);
+- each member is engaged or disengaging (`disengagement.py`: a member-level process whose
+  listening level decays smoothly from an onset until a re-engagement);
+- at each billing the world decides whether the member renews at the term's expiry or churns;
+  churn is more likely with auto-renew off, after a cancel, the deeper the member's
+  disengagement on the billing day (already visible in the logs before the decision), on a
+  discounted or cheap plan, for young members and some registration channels/cities; a
+  churner may come back after more than 30 days (a new subscription, engaged again);
 - daily listening (`user_logs`) for the last five months of the range: per-member activity and
   volume, counts num_25..num_100, num_unq, total_secs, a few members with two rows on a day;
 - `train_v2.csv` holds the labels of the last month, computed by the official rules from the
@@ -32,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from customer360.churn.disengagement import FLOOR, Disengagement, level_on
 from customer360.churn.ids import msno_for_customer
 from customer360.churn.periods import add_months, period_bounds
 from customer360.churn.schemas import (
@@ -72,7 +76,7 @@ _CITY_SHARE = np.array(
 _CHANNELS = np.array([7, 9, 3, 4, 13])
 _CHANNEL_SHARE = np.array([0.33, 0.27, 0.17, 0.2, 0.03])
 _CHANNEL_EFFECT = {7: -0.6, 9: 0.0, 3: 0.2, 4: 0.45, 13: 0.1}
-#: Log-odds of an active cancel during a term, and what fading / manual renewal add.
+#: Log-odds of an active cancel during a term, and what disengagement (× D) / manual renewal add.
 _CANCEL_LOGIT, _CANCEL_FADING, _CANCEL_MANUAL = -3.4, 2.2, 0.5
 _BD_OUTLIERS = np.array([-7000, -38, 1, 3, 105, 931, 1051, 2015])
 #: Typical seconds per play in each listened-fraction bucket (num_25 … num_100).
@@ -118,7 +122,7 @@ def generate_kkbox(
     # Simulate two months past the scoring month: the renewals that decide its labels.
     sim = _simulate(rng, traits, _day(add_months(last_month, 3)) - 1, drivers)
     log_from = _day(add_months(last_month, -(log_months - 1)))
-    logs = _user_logs(rng, traits, sim.terms, log_from, _day(end))
+    logs = _user_logs(rng, traits, sim, log_from, _day(end))
     paths = _write_layout(out, layout, msno, traits, sim.transactions, logs, last_month)
     if truth_dir is not None:
         paths["truth"] = _write_truth(
@@ -187,7 +191,8 @@ def _write_truth(
     `churn_probability` is the probability as of the month's first day: everything the world
     had drawn by then (plan, auto-renew, discount, fading, member effect, a cancel already made)
     is known, and a cancel still to come is weighed by its chance — a prediction made on that
-    day cannot know later draws, so an oracle that did would not be a fair yardstick.
+    day cannot know later draws, so an oracle that did would not be a fair yardstick. The
+    disengagement D that drives the term was fixed on its billing day, before the month.
     `drawn_probability` is the one the outcome was drawn with (it includes later cancels).
     """
     labels = label_period_arrays(sim.transactions, month)
@@ -203,8 +208,10 @@ def _write_truth(
             "is_churn": truth["is_churn"].to_numpy(),
             "churn_probability": np.round(_probability_on(truth, _day(month)), 6),
             "drawn_probability": truth["probability"].round(6).to_numpy(),
-            "fading": truth["fading"].astype(np.int64).to_numpy(),
-            "probability_if_fading": np.round(_probability_on(_with_fading(truth, 1), day), 6),
+            "fading": truth["fading"].round(4).to_numpy(),
+            "probability_if_fading": np.round(
+                _probability_on(_with_fading(truth, 1 - FLOOR), day), 6
+            ),
             "probability_if_not_fading": np.round(_probability_on(_with_fading(truth, 0), day), 6),
         }
     ).to_csv(path, index=False)
@@ -235,7 +242,8 @@ def _terms_frame(sim: _Simulation) -> pd.DataFrame:
 
 
 def _with_fading(terms: pd.DataFrame, fading: int) -> pd.DataFrame:
-    """The same terms as if their fading draw had been `fading` (everything else as drawn)."""
+    """The same terms as if their disengagement D at billing had been `fading` (0: engaged,
+    1: fully disengaged; everything else as drawn)."""
     logit = terms["logit_rest"] + terms["fading_effect"] * fading
     return terms.assign(
         p_stay=_sigmoid(logit.to_numpy()),
@@ -245,8 +253,9 @@ def _with_fading(terms: pd.DataFrame, fading: int) -> pd.DataFrame:
 
 
 def _write_fading(path: Path, msno, transactions, terms: pd.DataFrame, month: dt.date) -> None:
-    """(msno, period_start, fading) of the in-scope term of every month of the last year up to
-    `month`: the hidden driver, for diagnostics (how well logs can reveal it), never features."""
+    """(msno, period_start, fading = D at billing) of the in-scope term of every month of the
+    last year up to `month`: the hidden driver, for diagnostics (how well logs can reveal it),
+    never features."""
     frames = []
     for k in range(-12, 1):
         period = add_months(month, k)
@@ -259,7 +268,7 @@ def _write_fading(path: Path, msno, transactions, terms: pd.DataFrame, month: dt
                 {
                     "msno": msno[rows["member"].to_numpy()],
                     "period_start": period.isoformat(),
-                    "fading": rows["fading"].astype(np.int64).to_numpy(),
+                    "fading": rows["fading"].round(4).to_numpy(),
                 }
             )
         )
@@ -361,7 +370,8 @@ def _member_traits(
 @dataclass
 class _Simulation:
     transactions: pd.DataFrame  # member + TRANSACTIONS_COLUMNS (dates as day numbers)
-    terms: list[dict[str, np.ndarray]]  # per loop step: member, start, end, fading
+    terms: list[dict[str, np.ndarray]]  # per loop step: member, start, end, fading (D), …
+    episodes: tuple[np.ndarray, np.ndarray, np.ndarray]  # disengagement (member, onset, end)
 
 
 def _pick(rng: np.random.Generator, table: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray:
@@ -378,7 +388,8 @@ class ChurnDrivers:
     """The churn log-odds at each expiry: intercept + the drivers present (see docs/churn.md §2).
 
     Other mixes make other worlds (e.g. engagement-led: a larger `fading`, smaller billing
-    effects); `member_sd` is the unobservable member effect."""
+    effects); `fading` multiplies the member's disengagement D (0–0.95) on the billing day;
+    `member_sd` is the unobservable member effect."""
 
     intercept: float = -3.9
     manual_renewal: float = 2.0  # auto-renew off
@@ -408,6 +419,8 @@ class _State:
     plan: np.ndarray
     price: np.ndarray
     method: np.ndarray
+    churned: np.ndarray  # the member's last term ended in churn (a next billing is a comeback)
+    process: Disengagement
 
 
 def _simulate(
@@ -425,6 +438,8 @@ def _simulate(
         plan=traits.plan.copy(),
         price=traits.price.copy(),
         method=np.where(auto, _pick(rng, _AUTO_METHODS, n), _pick(rng, _MANUAL_METHODS, n)),
+        churned=np.zeros(n, dtype=bool),
+        process=Disengagement.start(rng, traits.risk, traits.join_day),
     )
     parts: list[dict[str, np.ndarray]] = []
     terms: list[dict[str, np.ndarray]] = []
@@ -434,7 +449,8 @@ def _simulate(
             break
         terms.append(_one_term(rng, traits, state, idx, drivers, parts))
     transactions = pd.DataFrame({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
-    return _Simulation(transactions=transactions, terms=terms)
+    episodes = state.process.episodes(sim_end)
+    return _Simulation(transactions=transactions, terms=terms, episodes=episodes)
 
 
 def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: list) -> dict:
@@ -450,7 +466,11 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
     method = state.method[idx]
     parts.append(_rows(idx, method, plan_days, list_price, paid, is_auto, day, expiry, False))
 
-    fading = rng.random(k) < _sigmoid(-2.0 + 0.8 * traits.risk[idx])
+    # The member's disengagement on the billing day: its fall began before this decision.
+    comeback = state.churned[idx]
+    state.process.restart(rng, idx[comeback], day[comeback])
+    state.process.advance(rng, idx, day)
+    fading = state.process.depth(idx, day)
     cancel_rest = _CANCEL_LOGIT + _CANCEL_MANUAL * ~is_auto
     cancel_chance = _sigmoid(cancel_rest + _CANCEL_FADING * fading)
     cancel = rng.random(k) < cancel_chance
@@ -476,6 +496,7 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
     probability = _sigmoid(logit + drivers.cancel * cancel)
     churn = rng.random(k) < probability
     _next_transaction(rng, state, idx, day, effective, is_auto, cancel, cancel_day, churn)
+    state.churned[idx] = churn
     _change_plans(rng, state, idx, cancel, is_auto)
     return {
         "member": idx,
@@ -557,19 +578,22 @@ def _rows(member, method, plan_days, list_price, paid, auto, day, expiry, cancel
 def _user_logs(
     rng: np.random.Generator,
     traits: _Traits,
-    terms: list[dict[str, np.ndarray]],
+    sim: _Simulation,
     first_day: int,
     last_day: int,
     chunk: int = 25_000,
 ) -> pd.DataFrame:
     n = len(traits.join_day)
     days = np.arange(first_day, last_day + 1)
+    episode_member, onset, episode_end = sim.episodes
+    seen = (episode_end > first_day) & (onset <= last_day)
+    episode_member, onset, episode_end = episode_member[seen], onset[seen], episode_end[seen]
     frames = []
     for m0 in range(0, n, chunk):
         m1 = min(n, m0 + chunk)
         active = np.zeros((m1 - m0, len(days)), dtype=bool)
         level = np.ones((m1 - m0, len(days)), dtype=np.float32)
-        for term in terms:
+        for term in sim.terms:
             lo, hi = np.searchsorted(term["member"], [m0, m1])
             if lo == hi:
                 continue
@@ -577,11 +601,11 @@ def _user_logs(
             start = term["start"][lo:hi, None]
             end = term["end"][lo:hi, None]
             active[rows] |= (days >= start) & (days <= end)
-            # Fading members listen less and less over the 90 days before the expiry (which
-            # may reach back into the previous subscription term).
-            ramp = np.clip((days - (end - 90)) / 90.0, 0.0, 1.0)
-            fading = term["fading"][lo:hi, None] & (days >= end - 90) & (days <= end)
-            level[rows] = np.where(fading, np.minimum(level[rows], 1.0 - 0.95 * ramp), level[rows])
+        # Disengaging members listen less and less from the onset until they re-engage.
+        lo, hi = np.searchsorted(episode_member, [m0, m1])
+        if lo < hi:
+            falls = level_on(days, onset[lo:hi, None], episode_end[lo:hi, None])
+            np.minimum.at(level, episode_member[lo:hi] - m0, falls.astype(np.float32))
         # Lapsed members still listen a little (free tier).
         level = np.where(active, level, 0.1).astype(np.float32)
         chance = traits.activity[m0:m1, None].astype(np.float32) * level

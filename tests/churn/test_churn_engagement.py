@@ -76,6 +76,11 @@ def test_a_steady_member_has_no_shift(shift):
             "term_active_share": 1.0,  # 03-10 … 03-31
             "term_plays_per_day": 10.0,
             "term_vs_base": 1.0,
+            "prebill_active_share": 1.0,  # 02-17 … 03-09
+            "prebill_plays_per_day": 10.0,
+            "prebill_vs_base": 1.0,
+            "term_vs_prebill": 1.0,
+            "days_since_listen": 1,  # listened on 03-31
         }
     )
 
@@ -96,6 +101,12 @@ def test_a_member_gone_silent_before_the_expiry_lost_everything(shift):
             "term_active_share": 0.0,
             "term_plays_per_day": 0.0,
             "term_vs_base": 0.05 / 1.05,
+            # Billed on 03-02: the 21 days before (02-09 … 03-01) were already silent.
+            "prebill_active_share": 0.0,
+            "prebill_plays_per_day": 0.0,
+            "prebill_vs_base": 0.05 / 1.05,
+            "term_vs_prebill": 1.0,
+            "days_since_listen": 90,  # last heard on 2017-01-01
         }
     )
 
@@ -108,6 +119,9 @@ def test_the_usual_level_counts_only_days_of_the_subscription(shift):
     newer = shift["newer"]
     assert newer["base_active_share"] is None and newer["active_decline"] is None
     assert newer["term_active_share"] == pytest.approx(1.0)  # 03-25 … 03-31
+    # The days before the billing are subscribed days (03-04 … 03-24): they count.
+    assert newer["prebill_active_share"] == pytest.approx(1.0)
+    assert newer["prebill_vs_base"] is None  # no usual level to compare with
 
 
 def test_windows_the_logs_do_not_cover_are_missing_not_zero(shift):
@@ -118,3 +132,6 @@ def test_windows_the_logs_do_not_cover_are_missing_not_zero(shift):
     # the logs (they start 2016-10-03), 7 of 12 days listened at 4 plays; 11-05 is after P.
     assert early["term_active_share"] == pytest.approx(7 / 12)
     assert early["term_plays_per_day"] == pytest.approx(28 / 12)
+    # Billed on the subscription's first day: no subscribed day before it, so no value.
+    assert early["prebill_active_share"] is None and early["term_vs_prebill"] is None
+    assert early["days_since_listen"] == 1  # 10-31; the row on 11-05 is after P

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from churn_builders import d
 
+from customer360.churn.disengagement import FLOOR, TAU, Disengagement, level_on
 from customer360.churn.generator import _day, generate_kkbox, label_period_arrays
 from customer360.churn.ids import msno_for_customer
 from customer360.churn.schemas import KKBOX_FILES
@@ -133,11 +134,19 @@ def test_other_layouts_write_kaggles_other_file_sets(tmp_path, layout, stems):
         generate_kkbox(tmp_path / "x", members=10, layout="v3")
 
 
-def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(tmp_path):
-    paths = generate_kkbox(tmp_path / "landing", members=3000, seed=6, truth_dir=tmp_path / "truth")
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A v2 world with its truth written beside (not inside) landing."""
+    root = tmp_path_factory.mktemp("world")
+    paths = generate_kkbox(root / "landing", members=3000, seed=6, truth_dir=root / "truth")
+    return root, paths
+
+
+def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(world):
+    root, paths = world
     truth = pd.read_csv(paths["truth"])
-    assert paths["truth"].parent == tmp_path / "truth"
-    assert not list((tmp_path / "landing").glob("truth*"))
+    assert paths["truth"].parent == root / "truth"
+    assert not list((root / "landing").glob("truth*"))
     assert (truth["period_start"] == "2017-04-01").all()  # the month after the data's end
     assert truth["churn_probability"].between(0, 1).all()
     # Outcomes follow these probabilities (as of April 1st): calibrated within sampling error,
@@ -152,15 +161,73 @@ def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(tmp_pa
     assert set(truth["msno"]) - set(submission["msno"]) == set() or len(
         set(truth["msno"]) - set(submission["msno"])
     ) < 0.05 * len(truth)
-    # The hidden fading draw and the probability had it gone either way (bench diagnostics):
-    # the truth is the variant of the member's own draw, and fading only ever raises it.
-    own = truth["probability_if_fading"].where(
-        truth["fading"] == 1, truth["probability_if_not_fading"]
-    )
-    assert (own - truth["churn_probability"]).abs().max() < 2e-6
+    # The hidden disengagement D at billing and the probability had it been none or the
+    # deepest (bench diagnostics): the truth lies between them, equal to the engaged variant
+    # for an engaged member, and disengagement only ever raises it.
+    assert truth["fading"].between(0, 1 - FLOOR + 1e-9).all()
+    assert 0.05 < (truth["fading"] > 0.3).mean() < 0.3
+    engaged = truth["fading"] == 0
+    gap = truth["churn_probability"] - truth["probability_if_not_fading"]
+    assert gap[engaged].abs().max() < 2e-6
+    assert (gap[~engaged] > -2e-6).all() and (gap[truth["fading"] > 0.3] > 0.01).all()
     assert (truth["probability_if_fading"] > truth["probability_if_not_fading"]).all()
-    assert 0.03 < truth["fading"].mean() < 0.3
-    fading = pd.read_csv(tmp_path / "truth" / "fading.csv")
+    fading = pd.read_csv(root / "truth" / "fading.csv")
     assert fading["period_start"].nunique() == 13  # April and the twelve months before
     april = fading[fading["period_start"] == "2017-04-01"].set_index("msno")["fading"]
     assert april.reindex(truth["msno"]).tolist() == truth["fading"].tolist()
+
+
+def _active_share_before_billing(paths) -> pd.DataFrame:
+    """Per member: the in-scope term's billing day (last renewal before April) and the share
+    of days with a log row 1–14 days before it and 61–120 days before it (the usual level)."""
+    tx = pd.concat([pd.read_csv(paths["transactions"]), pd.read_csv(paths["transactions_v2"])])
+    tx = tx[(tx["is_cancel"] == 0) & (tx["transaction_date"] < 20170401)]
+    billing = tx.groupby("msno")["transaction_date"].max()
+    billing = pd.to_datetime(billing.astype(str), format="%Y%m%d")
+    logs = pd.concat([pd.read_csv(paths["user_logs"]), pd.read_csv(paths["user_logs_v2"])])
+    logs = logs.drop_duplicates(["msno", "date"])
+    before = (billing.reindex(logs["msno"]).to_numpy() - pd.to_datetime(
+        logs["date"].astype(str), format="%Y%m%d"
+    ).to_numpy()) / np.timedelta64(1, "D")  # fmt: skip
+    logs = logs.assign(before=before)
+    recent = logs[logs["before"].between(1, 14)].groupby("msno").size() / 14
+    usual = logs[logs["before"].between(61, 120)].groupby("msno").size() / 60
+    return pd.DataFrame({"recent": recent, "usual": usual}).fillna(0)
+
+
+def test_disengagement_precedes_the_decision_and_drives_churn(world):
+    """The world's disengagement is the member's, not a coin per term: a term decided while
+    the member is deeply disengaged shows the fall in the logs BEFORE its billing day (the
+    decision), and the depth D on that day drives churn."""
+    _root, paths = world
+    truth = pd.read_csv(paths["truth"]).set_index("msno")
+    shares = _active_share_before_billing(paths).reindex(truth.index).dropna()
+    shares = shares[shares["usual"] > 0.3]  # members who used to listen
+    deep = truth.loc[shares.index, "fading"] > 0.6
+    engaged = truth.loc[shares.index, "fading"] == 0
+    assert deep.sum() >= 30 and engaged.sum() >= 300
+    kept = shares["recent"] / shares["usual"]
+    assert kept[deep].median() < 0.5  # already listening far less before the billing
+    assert kept[engaged].median() > 0.85
+    churn_deep = truth.loc[truth["fading"] > 0.6, "is_churn"].mean()
+    churn_engaged = truth.loc[truth["fading"] == 0, "is_churn"].mean()
+    assert churn_deep > 4 * churn_engaged
+
+
+def test_the_disengagement_level_decays_from_the_onset_until_re_engagement():
+    days = np.arange(100, 200)
+    level = level_on(days, 120, 170)
+    assert (level[days < 120] == 1).all() and (level[days >= 170] == 1).all()
+    assert level[days == 120][0] == 1.0  # the onset day itself is still engaged
+    assert level[days == 120 + int(TAU)][0] == pytest.approx(np.exp(-1), abs=1e-9)
+    inside = level[(days >= 120) & (days < 170)]
+    assert (np.diff(inside) <= 0).all() and inside.min() >= FLOOR
+    # A churn and comeback starts engaged again, whatever the member was.
+    rng = np.random.default_rng(0)
+    process = Disengagement.start(rng, np.zeros(3), np.array([0, 0, 0]))
+    process.onset[:], process.recover[:] = 10, 10_000
+    process.advance(rng, np.arange(3), np.full(3, 60))
+    assert (process.depth(np.arange(3), np.full(3, 60)) > 0.8).all()
+    process.restart(rng, np.array([1]), np.array([60]))
+    depth = process.depth(np.arange(3), np.full(3, 60))
+    assert depth[1] == 0 and depth[0] > 0.8

@@ -10,16 +10,24 @@ export DAGSTER_HOME ?= $(C360_HOME)/dagster
 # Screenshots and the server log of the browser test (tests/ui) land here.
 export C360_UI_ARTIFACTS ?= $(C360_HOME)/ui-artifacts
 
-.PHONY: setup java chromium demo dev run test test-ui lint format bench clean
+.PHONY: setup bytecode java chromium demo dev run test test-ui lint format bench clean
 
 # Re-install only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --disable-pip-version-check uv
-	@$(BIN)/uv pip install --quiet --python $(PY) -e '.[dev]'
+	@$(BIN)/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP) java
+# Bytecode of the project's own modules, written ahead of time: where PYTHONDONTWRITEBYTECODE
+# is set (as on many CI images) no process writes it, so every Dagster run and step process
+# would compile its imports from source again (importing the code location: 5.5 s → 2.4 s).
+# The installed packages are compiled by `uv --compile-bytecode` above. Stale files are safe:
+# Python checks each one against its source.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q -j 0 customer360 assets resources sensors >/dev/null
+
+setup: $(STAMP) java bytecode
 
 # Spark 4 needs Java 17+. Install it with apt when missing and we are root; otherwise say how.
 java:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from arrow_rows import sorted_rows
+from small_data_jvm import SMALL_DATA_JVM
 
 from customer360.generate import generate_customer_landing
 from customer360.lakehouse import DeltaLake
@@ -40,6 +41,7 @@ def _env(home: Path) -> dict[str, str]:
         C360_ENV="local",
         DAGSTER_HOME=str(home / "dagster"),
         C360_SPARK_DRIVER_MEMORY="1g",  # three drivers at once on a small CI machine
+        JAVA_TOOL_OPTIONS=SMALL_DATA_JVM,  # each driver's own JVM, on 1,400 customers
         PYSPARK_PYTHON=sys.executable,
     )
     return env

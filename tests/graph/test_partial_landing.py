@@ -10,6 +10,14 @@ tests/graph/test_no_dataverse_export.py.) After each drop the graph runs as `cus
 does (new partitions, then every unpartitioned asset in ONE run — what "Materialize all" launches
 for them) against the real local Dataverse (HTTPS, msal). Each stage is one test (two for the
 third); they share the stages' results.
+
+The complete stage (export, finance, second source, KKBox) is also the whole graph end to end,
+churn included: no asset check of severity ERROR fails, every asset of the graph materialised
+over the stages, and the churn chain reaches Dataverse — model → predictions → customer churn
+risk → profile → publish, read back with the test's own msal client. (What the browser test
+proves through `customer360 dev` is not repeated: the medallion and publish counts, the Delta
+tables, Dataverse's customers, deactivations and contacts. The churn assets' own quality bounds
+are tests/churn_assets, on 3,000 members.)
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import shutil
 
 import dagster as dg
 import pytest
+from dataverse_reader import Reader
 
 from assets.skipping import NOT_LANDED
 from customer360.churn import generate_kkbox
@@ -34,6 +43,7 @@ CORE = ["silver/customer", "gold/customer_source_link", "gold/customer_profile",
         "gold/customer_segments", "lakedb/gold", "dynamics/crc33_customer",
         "dynamics/contact"]  # fmt: skip
 PUBLISH = ["dynamics/crc33_customer", "dynamics/contact", "dynamics/crc33_customer_deactivation"]
+STAGES_UP_TO_COMPLETE = ["dataverse", "finance", "second_source_kkbox_broken", "kkbox"]
 
 
 def _drop(staged, home, area: str) -> None:
@@ -42,7 +52,8 @@ def _drop(staged, home, area: str) -> None:
 
 @pytest.fixture(scope="module")
 def stages(spark, tmp_path_factory):
-    """{stage name: (GraphRun, profile rows)} for the five drops, in order."""
+    """({stage name: (GraphRun, profile rows)} for the five drops, in order; what was generated;
+    the graph's materialisable asset keys; Dataverse's customers after the complete stage)."""
     home = tmp_path_factory.mktemp("c360")
     staged = tmp_path_factory.mktemp("staged")  # everything generated, dropped area by area
     generated = generate_customer_landing(staged, change_folders=1)  # 2 partition runs, not 4
@@ -65,6 +76,8 @@ def stages(spark, tmp_path_factory):
                 profile = lake.read_arrow("gold", "customer_profile").to_pylist()
                 out[name] = (summary, profile)
 
+            graph = defs.resolve_asset_graph()
+            keys = {k.to_user_string() for k in graph.materializable_asset_keys}
             _drop(staged, home, "dataverse")
             run("dataverse")
             _drop(staged, home, "finance")
@@ -76,9 +89,14 @@ def stages(spark, tmp_path_factory):
             run("second_source_kkbox_broken")
             members.with_suffix(".held").rename(members)
             run("kkbox")
+            reader = Reader(emu)  # what the complete stage published, before the broken drop
+            try:
+                customers = reader.table("crc33_customers", ["crc33_churnriskband"])
+            finally:
+                reader.close()
             members.rename(members.with_suffix(".held"))
             run("kkbox_broken_again")
-    yield out, generated
+    yield out, generated, keys, customers
 
 
 def _core_built(summary: GraphRun) -> None:
@@ -168,3 +186,32 @@ def test_churn_fails_again_profile_keeps_the_last_good_churn_risk(stages):
     assert {r["unified_customer_id"]: r["churn_probability"] for r in profile} == risk
     lines = "\n".join(enrichment_lines(summary))
     assert f"the profile went on with {last_good}" in lines
+
+
+def test_every_asset_materialises_and_no_error_check_fails(stages):
+    out, _, keys, _ = stages
+    summary = out["kkbox"][0]  # everything landed: the whole graph, churn included
+    assert summary.success, summary.failed
+    errors = [c for c in summary.failed_checks if "(ERROR)" in c]
+    assert errors == []
+    # Partitioned assets run when their area lands, the rest in every stage: over the stages up
+    # to the complete one, every asset of the graph was materialised.
+    built = set().union(*(set(out[name][0].materialized) for name in STAGES_UP_TO_COMPLETE))
+    assert keys - built == set()
+
+
+def test_churn_reaches_the_customer_profile_and_dynamics(stages):
+    (summary, profile), customers = stages[0]["kkbox"], stages[3]
+    # A model was trained and scored (its quality bounds: tests/churn_assets, 3,000 members).
+    assert 0.5 < summary.materialized["churn/model"]["roc_auc"] <= 1.0
+    risk_rows = summary.materialized["gold/customer_churn_risk"]["dagster/row_count"]
+    assert risk_rows > 0
+    # Members of Dataverse customers are scored; the extra members (cids 100,000+) match no
+    # profile, and profiles without a Dataverse record get no churn risk.
+    scored = [r for r in profile if r["churn_probability"] is not None]
+    assert 0 < len(scored) <= risk_rows and all(r["dataverse_cids"] for r in scored)
+    bands = {r["churn_risk_band"] for r in scored}
+    assert bands <= {"low", "medium", "high"} and len(bands) > 1
+    # … and the Dynamics publish carries them to every Dataverse record of those people.
+    published = [c for c in customers if c["crc33_churnriskband"]]
+    assert len(published) == sum(len(r["dataverse_cids"]) for r in scored)

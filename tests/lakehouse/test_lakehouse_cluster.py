@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from small_data_jvm import SMALL_DATA_JVM
 
 pytestmark = pytest.mark.cluster
 
@@ -45,6 +46,8 @@ def standalone_cluster(tmp_path_factory):
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_WORKER_DIR": str(logs / "work"),
+        # Master, worker, executor and driver: four JVMs for 10,000 rows (tests/small_data_jvm.py).
+        "JAVA_TOOL_OPTIONS": SMALL_DATA_JVM,
     }
     port = _free_port()
     master_url = f"spark://127.0.0.1:{port}"

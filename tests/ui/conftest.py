@@ -18,15 +18,6 @@ from tests.ui.dev_server import DevServer, stage_sample_data
 CHROMIUM = os.environ.get("C360_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 
 
-def pytest_collection_modifyitems(session, config, items) -> None:
-    """The browser test first: in `make test` (two xdist workers, a file per worker, in this
-    order with --no-loadscope-reorder) its long file starts at once on one worker while the
-    other works through the rest, instead of being handed out last and running alone."""
-    browser = [item for item in items if item.get_closest_marker("ui")]
-    if browser:
-        items[:] = browser + [item for item in items if not item.get_closest_marker("ui")]
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

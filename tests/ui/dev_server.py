@@ -30,6 +30,7 @@ from customer360.emulator.launcher import EmulatorHandle
 from customer360.generate import generate_customer_landing, write_second_source
 from customer360.generate.customers import SAMPLE_DATA, GeneratedLanding
 from tests.dataverse_reader import Reader
+from tests.small_data_jvm import SMALL_DATA_JVM
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "customer360"
@@ -45,11 +46,6 @@ SAMPLE_CUSTOMERS = 300
 #: daemon's first wave fails (gold/customer_source_link reads silver/crm_residents, which
 #: automation never builds while landing/crm2/ is empty).
 SAMPLE_RESIDENTS = 150
-#: Small-data JVM settings for every Spark driver the runs start (a standard JVM variable, read
-#: by any `java`): the quick client compiler only and the serial collector. On ~300 rows the
-#: JIT's optimising compiler and the parallel GC threads are most of a short run's CPU (half
-#: of it in a probe of a few small Spark queries); big data wants the defaults.
-SMALL_DATA_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def free_port() -> int:
@@ -92,10 +88,11 @@ def stage_sample_data(home: Path, staging: Path) -> tuple[list[Path], GeneratedL
 
     Small on purpose (SAMPLE_CUSTOMERS, SAMPLE_RESIDENTS): every run the daemon starts stays
     short; the full sample has its own end-to-end tests. No KKBox (the churn assets report that
-    nothing landed; tests/e2e and tests/churn_assets cover them), and the finance files arrive
-    on one day (one bronze partition, one run, instead of the generator's two drop days). The
-    export is generated in `staging` and all but its last folder moved into landing, so the
-    test can drop a new folder the way Synapse Link adds one."""
+    nothing landed; tests/graph/test_partial_landing.py and tests/churn_assets cover them), and
+    the finance files arrive on one day (one bronze partition, one run, instead of the
+    generator's two drop days). The export is generated in `staging` and all but its last
+    folder moved into landing, so the test can drop a new folder the way Synapse Link adds
+    one."""
     customer_csv, spend_csv = _sample_subset(staging, SAMPLE_CUSTOMERS)
     out = generate_customer_landing(
         staging / "landing", customer_csv=customer_csv, spend_csv=spend_csv, change_folders=1
@@ -153,7 +150,10 @@ class DevServer:
             # Sensors and automation evaluate every few seconds instead of 60 / 30 s.
             "C360_LANDING_SENSOR_INTERVAL": TEST_INTERVAL,
             "C360_AUTOMATION_INTERVAL": TEST_INTERVAL,
-            # Small data: a small driver heap, and the JVM settings above (README, "make dev").
+            # Small data: a small driver heap, and small-data JVM settings for every Spark
+            # driver the runs start (a standard JVM variable, read by any `java`; README,
+            # "make dev"): on ~300 rows the optimising JIT and the parallel GC threads are half
+            # of a short run's CPU (a probe of a few small Spark queries).
             "C360_SPARK_DRIVER_MEMORY": "1g",
             "JAVA_TOOL_OPTIONS": SMALL_DATA_JVM,
             # On a loaded 2-core runner the code server can take over the default 60 s to

@@ -23,7 +23,8 @@ from customer360.generate.seed_table import (
 from customer360.synapse_link import SynapseLinkWriter
 from sensors.landing import register_landing_partitions
 
-# The medallion layers only: publishing and churn have their own tests (tests/e2e runs all).
+# The medallion layers only: publishing and churn have their own tests
+# (tests/graph/test_partial_landing.py runs all).
 MEDALLION = dg.AssetSelection.groups(
     "bronze", "silver", "gold", "lakedb"
 ) - dg.AssetSelection.assets(["gold", "customer_churn_risk"])

@@ -42,9 +42,9 @@ AUTOMATION = "medallion_automation"
 TEST_INTERVAL = "5"
 #: Customers of the sample in the export (of 1,400): enough for every asset and plot.
 SAMPLE_CUSTOMERS = 300
-#: Rows of the second CRM source's export (of 740). The walk needs the source: without it the
-#: daemon's first wave fails (gold/customer_source_link reads silver/crm_residents, which
-#: automation never builds while landing/crm2/ is empty).
+#: Rows of the second CRM source's export (of 740). The walk stages the source so that its
+#: bronze and silver assets are built by the daemon too (without it bronze/crm_residents has
+#: no partition and the walk's "every asset materialised" could not hold).
 SAMPLE_RESIDENTS = 150
 
 

@@ -12,6 +12,7 @@ from dagster_azure.adls2 import ADLS2Resource
 from pydantic import Field
 
 from customer360.synapse_link import LandingFileSystem
+from customer360.synapse_link.filesystem import path_parts
 from resources.landing import LandingFile, LandingZoneResource
 
 
@@ -40,9 +41,7 @@ class AdlsFileSystem:
         return f"AdlsFileSystem({_container(self._client)!r}, {self._folder!r})"
 
     def _full(self, path: str) -> str:
-        parts = [part for part in path.split("/") if part]
-        if any(part in (".", "..") for part in parts):
-            raise ValueError(f"path must stay inside the export root: {path!r}")
+        parts = path_parts(path)
         return "/".join([self._folder, *parts] if self._folder else parts)
 
     def _where(self, full: str) -> str:

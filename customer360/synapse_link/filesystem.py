@@ -24,6 +24,15 @@ class LandingFileSystem(Protocol):
     def read_bytes(self, path: str) -> bytes: ...
 
 
+def path_parts(path: str) -> list[str]:
+    """The parts of a path relative to the export root; `.` and `..` are refused, so no
+    filesystem can be led outside its root."""
+    parts = [part for part in path.split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        raise ValueError(f"path must stay inside the export root: {path!r}")
+    return parts
+
+
 def join(*parts: str) -> str:
     """Join relative path parts with '/', ignoring empty parts (the root)."""
     return "/".join(part.strip("/") for part in parts if part and part.strip("/"))
@@ -39,10 +48,7 @@ class LocalFileSystem:
         return f"LocalFileSystem({str(self.root)!r})"
 
     def _resolve(self, path: str) -> Path:
-        parts = [part for part in path.split("/") if part]
-        if any(part in (".", "..") for part in parts):
-            raise ValueError(f"path must stay inside the export root: {path!r}")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*path_parts(path))
 
     def list_dir(self, path: str) -> list[str]:
         return sorted(child.name for child in self._resolve(path).iterdir())

@@ -255,6 +255,11 @@ def test_read_bytes_round_trips(zones):
     )
     with pytest.raises(FileNotFoundError, match=r"no such file in ADLS: .*finance.*/nothere\.csv"):
         adls.read_bytes("finance", "nothere.csv")
+    # Neither filesystem can be led outside its export root (one rule, synapse_link.path_parts).
+    for fs in (adls.filesystem("dataverse"), local.filesystem("dataverse")):
+        for path in ("../finance/x.csv", "a/./model.json"):
+            with pytest.raises(ValueError, match="must stay inside the export root"):
+                fs.read_bytes(path)
 
 
 class WithoutEtags:

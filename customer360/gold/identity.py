@@ -43,7 +43,7 @@ from customer360.unify.incremental import (
     changed_records,
     join_fingerprints,
     oversized_after_change,
-    oversized_blocks,
+    oversized_index_blocks,
     oversized_report,
 )
 from customer360.unify.lake_records import (
@@ -250,7 +250,7 @@ def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, l
         )
         facts: dict[str, Any] = {
             "figures": figures,
-            **_oversized_facts(oversized_blocks(index, oversize_limits(config))),
+            **_oversized_facts(oversized_index_blocks(index, oversize_limits(config))),
             "id_origin": id_origin,
             "rows_written": rows_written,
         }
@@ -293,7 +293,7 @@ def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Tabl
             **decision_figures(result.scored),
             "review_candidates": result.match_candidates.num_rows,
         },
-        **_oversized_facts(oversized_blocks(index, oversize_limits(config))),
+        **_oversized_facts(oversized_index_blocks(index, oversize_limits(config))),
         "id_origin": _id_origins(clusters),
         "rows_written": rows_written,
         "phases": result.seconds,  # seconds per phase of local.resolve
@@ -403,12 +403,12 @@ def _oversized_facts(oversized: pa.Table) -> dict[str, Any]:
 
 
 def _oversized_after(lake, config, before: pa.Table, after: pa.Table, changed: pa.Table):
-    """oversized_blocks of the index after the change: from the previous run's list and the
+    """oversized_index_blocks of the index after the change: from the previous run's list and the
     blocks the changed records touch, or counted over the whole index when there is no list."""
     limits = oversize_limits(config)
     kept = read_state(lake, IDENTITY_CONSUMER).facts.get("oversized_blocks")
     if kept is None:
-        return oversized_blocks(after, limits)
+        return oversized_index_blocks(after, limits)
     columns = list(zip(*kept, strict=True)) if kept else [[], [], []]
     previous = pa.table(dict(zip(("_col", "_block", "records"), columns, strict=True)))
     previous = previous.cast(OVERSIZED_SCHEMA)

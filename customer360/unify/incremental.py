@@ -88,7 +88,7 @@ class DirtyScope:
 
 
 _MEMBER_COLUMNS = ["node", "source", "source_key"]
-#: oversized_blocks(): every block over its rule's max_block_size.
+#: oversized_index_blocks(): every block over its rule's max_block_size.
 OVERSIZED_SCHEMA = pa.schema(
     [
         pa.field("_col", pa.string()),
@@ -283,7 +283,7 @@ def touching(rows: pa.Table, nodes: pa.Table, sides: Sequence[str] = ("left", "r
     return result["hit"].combine_chunks()
 
 
-def oversized_blocks(index: pa.Table, max_block_sizes: Mapping[str, int]) -> pa.Table:
+def oversized_index_blocks(index: pa.Table, max_block_sizes: Mapping[str, int]) -> pa.Table:
     """Every block over its rule's max_block_size: _col (block column), _block, records."""
     if index.num_rows == 0 or not max_block_sizes:
         return OVERSIZED_SCHEMA.empty_table()
@@ -305,9 +305,10 @@ def oversized_after_change(
     changed: pa.Table,
     max_block_sizes: Mapping[str, int],
 ) -> pa.Table:
-    """oversized_blocks(current) from oversized_blocks(previous) and the change: only the blocks
-    a changed record was or is in can change size, so only they are counted again (one hash
-    lookup per block column, as in dirty_scope) instead of grouping the whole index."""
+    """oversized_index_blocks(current) from oversized_index_blocks(previous) and the change:
+    only the blocks a changed record was or is in can change size, so only they are counted
+    again (one hash lookup per block column, as in dirty_scope) instead of grouping the whole
+    index."""
     was = previous.filter(pc.is_in(previous["node"], changed["node"]))
     now = current.filter(pc.is_in(current["node"], changed["node"]))
     parts = []
@@ -327,19 +328,12 @@ def oversized_after_change(
 
 
 def oversized_report(oversized: pa.Table, limit: int = 20) -> list[dict]:
-    """The `limit` largest of oversized_blocks(): block (separators shown as |), records."""
+    """The `limit` largest of oversized_index_blocks(): block (separators shown as |), records."""
     top = oversized.sort_by([("records", "descending"), ("_block", "ascending")]).slice(0, limit)
     return [
         {"block": r["_block"].replace(NODE_SEPARATOR, "|"), "records": r["records"]}
         for r in top.select(["_block", "records"]).to_pylist()
     ]
-
-
-def oversized_from_index(
-    index: pa.Table, max_block_sizes: Mapping[str, int], limit: int = 20
-) -> list[dict]:
-    """The largest blocks over max_block_size (column, block key, records), from the index."""
-    return oversized_report(oversized_blocks(index, max_block_sizes), limit)
 
 
 def join_fingerprints(blocks: pa.Table, fingerprints: pa.Table) -> pa.Table:

@@ -26,8 +26,7 @@ from customer360.unify.incremental import (
     changed_records,
     fingerprints,
     oversized_after_change,
-    oversized_blocks,
-    oversized_from_index,
+    oversized_index_blocks,
     oversized_report,
 )
 from customer360.unify.pipeline import (
@@ -180,8 +179,12 @@ def test_incremental_resolution_equals_a_full_run(spark):
     near_phone = {"block": "6|4|+18015550100", "records": 2070}  # name_variant_near_dob's pass
     trio = {"block": "0|0|family@example.com", "records": 3}
     twins = {"block": "0|0|alban.fusha@contoso.com", "records": 3}
-    assert oversized_from_index(index_1, max_block_sizes(config)) == [phone, near_phone, trio]
-    assert oversized_from_index(index, max_block_sizes(config)) == [
+    assert oversized_report(oversized_index_blocks(index_1, max_block_sizes(config))) == [
+        phone,
+        near_phone,
+        trio,
+    ]
+    assert oversized_report(oversized_index_blocks(index, max_block_sizes(config))) == [
         {**phone, "records": 2069},
         {**near_phone, "records": 2069},
         twins,
@@ -190,9 +193,9 @@ def test_incremental_resolution_equals_a_full_run(spark):
     limits = max_block_sizes(config)
     changed = changed_records(index_1, _fingerprints(second))
     updated = oversized_after_change(
-        oversized_blocks(index_1, limits), index_1, changes.index, changed, limits
+        oversized_index_blocks(index_1, limits), index_1, changes.index, changed, limits
     )
-    assert sorted_rows(updated) == sorted_rows(oversized_blocks(index, limits))
-    assert oversized_report(updated) == oversized_from_index(index, limits)
+    assert sorted_rows(updated) == sorted_rows(oversized_index_blocks(index, limits))
+    assert oversized_report(updated) == oversized_report(oversized_index_blocks(index, limits))
     first.unpersist()
     second.unpersist()

@@ -84,7 +84,9 @@ def customer_profile(
     )
     for name, used in build.enrichments.items():
         context.log.info(f"gold/customer_profile enrichment {name}: {used}")
-    figures = profile_figures(lake, lakehouse.plot_path(f"segments-{context.run_id}"))
+    figures = profile_figures(
+        lake, lakehouse.plot_path(f"segments-{context.run_id}"), build.tables.get("profile")
+    )
     details = dict(build.details)
     # e.g. finance alone landed: empty tables, with the reason on both
     empty = {"skipped": NO_CUSTOMERS} if figures.table.num_rows == 0 else {}
@@ -115,12 +117,12 @@ def customer_profile(
         asset_key=SEGMENTS_KEY,
         metadata=write_metadata(build.segments, refresh=build.refresh, **empty),
     )
-    yield from _checks(lake, figures)
+    yield from _checks(lake, figures, build.tables)
 
 
-def _checks(lake, figures: ProfileFigures):
+def _checks(lake, figures: ProfileFigures, tables: dict):
     table, flagged = figures.table, figures.duplicate_flagged
-    f = lake_check_figures(lake, table)
+    f = lake_check_figures(lake, table, tables.get("links"), tables.get("segments"))
     yield dg.AssetCheckResult(
         check_name="one_row_per_unified_customer", asset_key=PROFILE_KEY,
         passed=table.num_rows == f["distinct_ids"] == f["linked_ids"],

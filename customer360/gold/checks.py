@@ -11,11 +11,23 @@ from customer360.lakehouse.arrow_sql import arrow_query
 from customer360.transforms.profile import UNIFIED_ID
 
 
-def lake_check_figures(lake: DeltaLake, profiles: pa.Table) -> dict[str, Any]:
-    """check_figures of the profile rows read and the link and segment tables now."""
-    links = lake.read_arrow("gold", "customer_source_link", columns=[UNIFIED_ID])
-    segments = lake.read_arrow("gold", "customer_segments", columns=[UNIFIED_ID, "segment_type"])
-    return check_figures(profiles, links, segments)
+def lake_check_figures(
+    lake: DeltaLake,
+    profiles: pa.Table,
+    links: pa.Table | None = None,
+    segments: pa.Table | None = None,
+) -> dict[str, Any]:
+    """check_figures of the profile rows and the link and segment tables: those given (as the
+    build read or committed them), the others read now."""
+    if links is None:
+        links = lake.read_arrow("gold", "customer_source_link", columns=[UNIFIED_ID])
+    if segments is None:
+        segments = lake.read_arrow(
+            "gold", "customer_segments", columns=[UNIFIED_ID, "segment_type"]
+        )
+    return check_figures(
+        profiles, links.select([UNIFIED_ID]), segments.select([UNIFIED_ID, "segment_type"])
+    )
 
 
 def check_figures(profiles: pa.Table, links: pa.Table, segments: pa.Table) -> dict[str, Any]:

@@ -116,12 +116,13 @@ def _refresh(spark, lake, config, requested, plot_path, log, engine) -> Identity
     inputs, versions = identity_inputs(lake, config)
     state = read_state(lake, IDENTITY_CONSUMER)
     reason = full_refresh_reason(lake, state, inputs, IDENTITY_TABLES, requested)
+    tables: dict[str, pa.Table] = {}  # the link and pair tables as committed, when held
     if reason is None and state.facts.get("versions") == versions and "figures" in state.facts:
         # Same sources, same rules, tables as this asset left them: the resolution would be
         # identical (it is deterministic), so report it again instead of recomputing it.
         refresh, facts = "unchanged", state.facts
     else:
-        refresh, reason, facts = _recompute(spark, lake, config, reason, log, engine)
+        refresh, reason, facts, tables = _recompute(spark, lake, config, reason, log, engine)
         facts["versions"] = versions
         # JSON keys (state and metadata): the same shape as a state read back.
         sizes = facts["figures"]["profile_sizes"]
@@ -137,14 +138,21 @@ def _refresh(spark, lake, config, requested, plot_path, log, engine) -> Identity
         )  # fmt: skip
     rows_written = facts.get("rows_written", {}) if refresh != "unchanged" else {}
     written = {n: current_result(lake, "gold", n, rows_written.get(n, 0)) for n in OUTPUT_NAMES}
-    keys = lake.read_arrow("gold", LINKS, columns=["source", "source_key"])
+    # The tables just committed when this run holds them (not read back: a million rows each).
+    keys = tables.get(LINKS)
+    if keys is None:
+        keys = lake.read_arrow("gold", LINKS, columns=["source", "source_key"])
     per_key = keys.group_by(["source", "source_key"]).aggregate([([], "count_all")])
     repeated = int(pc.sum(pc.greater(per_key["count_all"], 1)).as_py() or 0)
-    return IdentityBuild(refresh, reason, facts, written, repeated, example_merges(lake))
+    examples = example_merges(lake, pairs=tables.get(PAIRS))
+    return IdentityBuild(refresh, reason, facts, written, repeated, examples)
 
 
-def _recompute(spark, lake, config, reason, log, engine) -> tuple[str, str | None, dict[str, Any]]:
-    """(refresh, reason, facts) of an incremental or a full resolution."""
+def _recompute(
+    spark, lake, config, reason, log, engine
+) -> tuple[str, str | None, dict[str, Any], dict[str, pa.Table]]:
+    """(refresh, reason, facts, the output tables as committed when held in memory) of an
+    incremental or a full resolution."""
     current = current_fingerprints(lake, config)
     changed = None
     if reason is None:
@@ -156,14 +164,15 @@ def _recompute(spark, lake, config, reason, log, engine) -> tuple[str, str | Non
         if changed.num_rows > FULL_REBUILD_FRACTION * max(index.num_rows, 1):
             reason = f"{changed.num_rows} of {index.num_rows} records changed"
     if reason is None and changed.num_rows == 0:  # rewritten, not changed
-        return "unchanged", None, dict(read_state(lake, IDENTITY_CONSUMER).facts)
+        return "unchanged", None, dict(read_state(lake, IDENTITY_CONSUMER).facts), {}
     if reason is None:
-        facts = _resolve_changes(spark, lake, config, current, (index, read_at), changed, log)
-        return "incremental", None, facts
+        facts, after = _resolve_changes(spark, lake, config, current, (index, read_at), changed,
+                                        log)  # fmt: skip
+        return "incremental", None, facts, after
     log(f"identity resolution: full ({reason}) on {engine}")
     if engine == "local":
-        return "full", reason, _resolve_local(spark, lake, config, current, log)
-    return "full", reason, _resolve(spark(), lake, config, current, log)
+        return "full", reason, _resolve_local(spark, lake, config, current, log), {}
+    return "full", reason, _resolve(spark(), lake, config, current, log), {}
 
 
 def identity_inputs(lake: DeltaLake, config: UnifyConfig) -> tuple[dict[str, Any], dict[str, int]]:
@@ -212,11 +221,16 @@ def _truth_pairs(session: SparkSession, records: DataFrame) -> DataFrame | None:
     return truth
 
 
-def example_merges(lake: DeltaLake, limit: int = 10) -> list[dict[str, Any]]:
-    """A few merged profiles explained (keys, rule and score only: never personal data)."""
+def example_merges(
+    lake: DeltaLake, limit: int = 10, pairs: pa.Table | None = None
+) -> list[dict[str, Any]]:
+    """A few merged profiles explained (keys, rule and score only: never personal data), from
+    `pairs` (the pair table as committed) or read."""
     columns = ["unified_customer_id", "left_source", "left_key", "right_source", "right_key",
                "rule", "score"]  # fmt: skip
-    return lake.read_arrow("gold", PAIRS, columns=columns).slice(0, limit).to_pylist()
+    if pairs is None:
+        pairs = lake.read_arrow("gold", PAIRS, columns=columns)
+    return pairs.select(columns).slice(0, limit).to_pylist()
 
 
 def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, log):
@@ -325,9 +339,10 @@ def _resolve_changes(
     pinned_index: tuple[pa.Table, dict[str, int]],
     changed: pa.Table,
     log: Callable[[str], None],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Re-resolve what changed since the last run (unify_changes) and apply it to the tables.
-    `pinned_index`: the block index and the version of each table to read (and commit on)."""
+    `pinned_index`: the block index and the version of each table to read (and commit on).
+    Returns (facts, each table as committed)."""
     started = time.perf_counter()
     index, read_at = pinned_index
     previous = PreviousResolution(
@@ -386,7 +401,7 @@ def _resolve_changes(
         session = spark()
         truth = _truth_pairs(session, lake.read(session, "gold", LINKS))
         facts["accuracy"] = evaluate(lake.read(session, "gold", PAIRS), truth)
-    return facts
+    return facts, after
 
 
 #: Oversized blocks kept in the state (so the next incremental run counts only the blocks its

@@ -87,6 +87,10 @@ class ProfileBuild:
     segments: WriteResult
     details: dict[str, Any] = field(default_factory=dict)  # full_refresh_reason, phases …
     enrichments: dict[str, str] = field(default_factory=dict)
+    #: The tables as this build committed them ("profile", "segments", "links": the link
+    #: table it read), when it holds them in memory: the figures and checks use them instead
+    #: of reading a million rows back (an "unchanged" build holds none).
+    tables: dict[str, pa.Table] = field(default_factory=dict)
 
 
 def refresh_profiles(
@@ -119,11 +123,13 @@ def _refresh(spark, lake: DeltaLake, requested: bool, log: Callable[[str], None]
         if changes.num_rows > FULL_REBUILD_FRACTION * max(profiles_now, 1):
             reason = f"{changes.num_rows} records changed"
     details: dict[str, Any]
+    tables: dict[str, pa.Table] = {}
     if reason is None and changes.num_rows == 0:
         refresh, details = "unchanged", {}
     elif reason is None:
         refresh = "incremental"
-        details = _update_profiles(spark(), lake, rules, as_of, changes, links, log)
+        details, tables = _update_profiles(spark(), lake, rules, as_of, changes, links, log)
+        tables["links"] = links
     else:
         refresh = "full"
         log(f"gold/customer_profile: full rebuild ({reason})")
@@ -141,7 +147,7 @@ def _refresh(spark, lake: DeltaLake, requested: bool, log: Callable[[str], None]
         refresh, as_of, rules_path,
         current_result(lake, *PROFILE_TABLE, rows_written[0]),
         current_result(lake, *SEGMENTS_TABLE, rows_written[1]),
-        details, enrichment.describe(lake),
+        details, enrichment.describe(lake), tables,
     )  # fmt: skip
 
 
@@ -286,9 +292,9 @@ def _rows(lake: DeltaLake, table: tuple[str, str], cids: pa.Array | None, column
 
 def _update_profiles(
     session, lake: DeltaLake, rules, as_of, changes: pa.Table, links: pa.Table, log
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Re-derive only the profiles `changes` touch, from the current `links`, and apply them
-    (one commit per table)."""
+    (one commit per table). Returns (details, the profile and segment tables as committed)."""
     started = time.perf_counter()
     # Every profile a changed record left or joined: replaced by what its links now hold
     # (nothing, for a profile whose last record left).
@@ -313,8 +319,9 @@ def _update_profiles(
         pc.invert(reflagged["dq_duplicate_email"]),
     )
     upserts = pa.concat_tables([rows, reflagged.select(rows.column_names).cast(rows.schema)])
-    rewrite_with_changes(lake, *PROFILE_TABLE, before, upserts, pa.table({UNIFIED_ID: replaced}),
-                         [UNIFIED_ID], profile_version)  # fmt: skip
+    profile_now = rewrite_with_changes(lake, *PROFILE_TABLE, before, upserts,
+                                       pa.table({UNIFIED_ID: replaced}), [UNIFIED_ID],
+                                       profile_version)[1]  # fmt: skip
     applied = time.perf_counter()
     segment_keys = [UNIFIED_ID, "segment_type", "segment"]
     touched = pa.concat_arrays([replaced, reflagged_ids.cast(replaced.type)])
@@ -323,14 +330,16 @@ def _update_profiles(
     old_segments = all_segments.filter(pc.is_in(all_segments[UNIFIED_ID], touched))
     old_segments = old_segments.select(segment_keys)
     segments = spark_to_arrow(segment_memberships(arrow_to_spark(session, upserts), rules))
-    rewrite_with_changes(lake, *SEGMENTS_TABLE, all_segments, segments,
-                         old_segments, segment_keys, segments_version)  # fmt: skip
+    segments_now = rewrite_with_changes(
+        lake, *SEGMENTS_TABLE, all_segments, segments,
+        old_segments, segment_keys, segments_version,
+    )[1]  # fmt: skip
     seconds = time.perf_counter() - started
     log(
         f"gold/customer_profile: {len(replaced):,} profiles replaced by {rederived:,} "
         f"re-derived ones, {len(reflagged_ids):,} re-flagged in {seconds:.1f} s"
     )
-    return {
+    details = {
         "rows_written": (upserts.num_rows, segments.num_rows),
         "profiles_rederived": rederived,
         "profiles_replaced": len(replaced),
@@ -341,6 +350,7 @@ def _update_profiles(
             "segments": round(time.perf_counter() - applied, 2),
         },
     }
+    return details, {"profile": profile_now, "segments": segments_now}
 
 
 @dataclass(frozen=True)
@@ -356,10 +366,16 @@ class ProfileFigures:
     plot: Path
 
 
-def profile_figures(lake: DeltaLake, plot_path: Path) -> ProfileFigures:
+def profile_figures(
+    lake: DeltaLake, plot_path: Path, profiles: pa.Table | None = None
+) -> ProfileFigures:
+    """The figures of the profile table: `profiles` (the table as just committed) or read."""
     columns = [UNIFIED_ID, "email", "value_segment", "life_stage_segment", "dq_duplicate_email",
                "churn_risk_band", "record_count"]  # fmt: skip
-    table = lake.read_arrow(*PROFILE_TABLE, columns=columns)
+    if profiles is None:
+        table = lake.read_arrow(*PROFILE_TABLE, columns=columns)
+    else:
+        table = profiles.select(columns)
     pairs = table.group_by(["value_segment", "life_stage_segment"]).aggregate([([], "count_all")])
     counts = zip(pairs["value_segment"].to_pylist(), pairs["life_stage_segment"].to_pylist(),
                  pairs["count_all"].to_pylist(), strict=True)  # fmt: skip

@@ -51,8 +51,9 @@ from customer360.unify.lake_records import (
     INDEX_WRITER,
     all_record_rows,
     current_fingerprints,
+    current_rows,
     file_digest,
-    record_rows,
+    record_rows_in,
     source_records,
     source_tables,
 )
@@ -153,7 +154,8 @@ def _recompute(
 ) -> tuple[str, str | None, dict[str, Any], dict[str, pa.Table]]:
     """(refresh, reason, facts, the output tables as committed when held in memory) of an
     incremental or a full resolution."""
-    current = current_fingerprints(lake, config)
+    rows = current_rows(lake, config)  # read once: fingerprints, changed records, partners
+    current = current_fingerprints(lake, config, rows)
     changed = None
     if reason is None:
         # Pinned: the rewrite of each table commits on exactly the version its rows came from.
@@ -166,12 +168,12 @@ def _recompute(
     if reason is None and changed.num_rows == 0:  # rewritten, not changed
         return "unchanged", None, dict(read_state(lake, IDENTITY_CONSUMER).facts), {}
     if reason is None:
-        facts, after = _resolve_changes(spark, lake, config, current, (index, read_at), changed,
-                                        log)  # fmt: skip
+        facts, after = _resolve_changes(spark, lake, config, (rows, current),
+                                        (index, read_at), changed, log)  # fmt: skip
         return "incremental", None, facts, after
     log(f"identity resolution: full ({reason}) on {engine}")
     if engine == "local":
-        return "full", reason, _resolve_local(spark, lake, config, current, log), {}
+        return "full", reason, _resolve_local(spark, lake, config, (rows, current), log), {}
     return "full", reason, _resolve(spark(), lake, config, current, log), {}
 
 
@@ -278,10 +280,12 @@ def _resolve(session, lake: DeltaLake, config: UnifyConfig, current: pa.Table, l
     return facts
 
 
-def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current: pa.Table, log):
+def _resolve_local(spark, lake: DeltaLake, config: UnifyConfig, current_rows_and_prints, log):
     """_resolve on this machine (unify.local.resolve over Arrow): the same tables and figures.
-    Spark starts only to score against a truth file."""
-    records = all_record_rows(lake, config)
+    Spark starts only to score against a truth file. `current_rows_and_prints`: current_rows
+    and their fingerprints."""
+    rows, current = current_rows_and_prints
+    records = all_record_rows(lake, config, rows)
     try:
         validate_record_table(records)
     except ValueError as exc:  # ambiguous identity (repeated keys): names sources and keys only
@@ -335,15 +339,17 @@ def _resolve_changes(
     spark: Callable[[], SparkSession],
     lake: DeltaLake,
     config: UnifyConfig,
-    current: pa.Table,
+    current_rows_and_prints: tuple[dict[str, pa.Table], pa.Table],
     pinned_index: tuple[pa.Table, dict[str, int]],
     changed: pa.Table,
     log: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, pa.Table]]:
     """Re-resolve what changed since the last run (unify_changes) and apply it to the tables.
     `pinned_index`: the block index and the version of each table to read (and commit on).
-    Returns (facts, each table as committed)."""
+    `current_rows_and_prints`: current_rows (the changed records and partners come from them)
+    and their fingerprints. Returns (facts, each table as committed)."""
     started = time.perf_counter()
+    rows, current = current_rows_and_prints
     index, read_at = pinned_index
     previous = PreviousResolution(
         index=index,
@@ -351,7 +357,7 @@ def _resolve_changes(
            for field, name in (("links", LINKS), ("pairs", PAIRS), ("candidates", CANDIDATES))},
     )  # fmt: skip
     changes = unify_changes(
-        lambda keys: record_rows(lake, config, keys), current, previous, config, changed
+        lambda keys: record_rows_in(rows, config, keys), current, previous, config, changed
     )
     decisions = decision_figures(changes.scored)
     counts = changes.counts

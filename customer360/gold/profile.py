@@ -252,7 +252,7 @@ def _rebuild_profiles_local(session, lake: DeltaLake, rules, as_of, log) -> tupl
         log("no gold/customer_churn_risk: churn columns stay empty")
     rows = derive_profiles(session, lake, links, rules, as_of, every_record=True)
     profiles = lake.write_arrow(rows, *PROFILE_TABLE)
-    segments = spark_to_arrow(segment_memberships(arrow_to_spark(session, rows), rules))
+    segments = profile_inputs.segment_rows(rows, rules)
     return profiles.rows_written, lake.write_arrow(segments, *SEGMENTS_TABLE).rows_written
 
 
@@ -329,7 +329,7 @@ def _update_profiles(
     all_segments = lake.read_arrow(*SEGMENTS_TABLE, version=segments_version)
     old_segments = all_segments.filter(pc.is_in(all_segments[UNIFIED_ID], touched))
     old_segments = old_segments.select(segment_keys)
-    segments = spark_to_arrow(segment_memberships(arrow_to_spark(session, upserts), rules))
+    segments = profile_inputs.segment_rows(upserts, rules)
     segments_now = rewrite_with_changes(
         lake, *SEGMENTS_TABLE, all_segments, segments,
         old_segments, segment_keys, segments_version,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import Schema as DeltaSchema
@@ -330,11 +331,23 @@ def key_values(table: pa.Table, keys: Sequence[str]) -> pa.Array:
 
 
 def without_keys(table: pa.Table, other: pa.Table, keys: Sequence[str]) -> pa.Table:
-    """The rows of `table` whose keys do not occur in `other` (an anti-join)."""
+    """The rows of `table` whose keys do not occur in `other` (an anti-join), in their order."""
     if table.num_rows == 0 or other.num_rows == 0:
         return table
-    found = pc.is_in(key_values(table, keys), key_values(other, keys))
-    return table.filter(pc.invert(found))
+    if len(keys) == 1:
+        return table.filter(pc.invert(pc.is_in(key_values(table, keys), key_values(other, keys))))
+    # Composite keys: only rows whose first key column occurs in `other` can match, so the
+    # joined key text is built for those alone (not for the millions of segment rows).
+    maybe = pc.indices_nonzero(pc.is_in(_key_text(table, keys[0]), _key_text(other, keys[0])))
+    found = pc.is_in(key_values(table.take(maybe), keys), key_values(other, keys))
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[pc.filter(maybe, found).to_numpy()] = False
+    return table.filter(pa.array(keep))
+
+
+def _key_text(table: pa.Table, key: str) -> pa.Array:
+    """One key column as key_values renders its part of a composite key."""
+    return pc.fill_null(pc.cast(table[key], pa.string()), "").combine_chunks()
 
 
 def _check_unique_keys(uri: str, data: pa.Table, keys: list[str]) -> None:

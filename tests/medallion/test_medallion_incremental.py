@@ -197,6 +197,12 @@ def test_without_keys_on_single_and_composite_keys():
     ]
     assert without_keys(old, new, ["id"]).num_rows == 0
     assert without_keys(old, new.slice(0, 0), ["id"]).num_rows == 3
+    # Typed and null key parts match as before (a null part as ""), the order is kept.
+    typed = pa.table({"n": [3, 1, 2, 1, None], "t": ["x", None, "y", "z", "w"]})
+    gone = pa.table({"n": pa.array([1, None], pa.int64()), "t": ["", "w"]})
+    assert without_keys(typed, gone, ["n", "t"]).to_pylist() == [
+        {"n": 3, "t": "x"}, {"n": 2, "t": "y"}, {"n": 1, "t": "z"},
+    ]  # fmt: skip
 
 
 def test_state_round_trip_and_full_refresh_reasons(tmp_path):

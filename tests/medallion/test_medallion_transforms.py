@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
+from customer360.lakehouse.spark_arrow import spark_to_arrow
 from customer360.transforms.customer import split_valid, standardize_customers
 from customer360.transforms.dataverse import (
     as_versions,
@@ -22,6 +23,7 @@ from customer360.transforms.profile import (
     finance_measures,
     segment_memberships,
 )
+from customer360.transforms.profile_inputs import segment_rows
 
 pytestmark = pytest.mark.spark
 T = dt.datetime
@@ -251,6 +253,9 @@ def test_profile_measures_segments_churn_and_flags(spark, tmp_path):
     members = segment_memberships(built, rules).collect()
     extra = sorted(r.unified_customer_id for r in members if r.segment == "new_customer")
     assert extra == ["u3"] and len(members) == 3 + 3 + 2 + 1  # u3 has no age band
+    # The driver's version (incremental updates, one-machine rebuilds): the same rows and order.
+    on_driver = segment_rows(spark_to_arrow(built), rules)
+    assert on_driver.equals(spark_to_arrow(segment_memberships(built, rules)))
     without_churn = build_profile(merged, facts, first_seen, measures, None, as_of, rules)
     assert without_churn.filter("churn_probability IS NOT NULL").count() == 0
 

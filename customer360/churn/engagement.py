@@ -46,6 +46,13 @@ DECLINE_DAYS = 90
 #: Days before the last transaction that show the listening at the billing, and how many of
 #: them (subscribed, covered by the logs) a value needs.
 PREBILL_DAYS, MIN_PREBILL_DAYS = 21, 7
+#: The week each side of the last transaction: where a fall under way at the billing is
+#: steepest (the 21 days before it average a fall with what came before it).
+BILL_WEEK = 7
+#: The member's peak level: the best of the 30-day blocks of the 180 days before P with at
+#: least `MIN_PEAK_DAYS` subscribed days covered by the logs. A fall that began before the
+#: usual-level window (91–180 days before P) drags that window down too; the peak does not.
+PEAK_BLOCK, MIN_PEAK_DAYS = 30, 20
 
 SHIFT_FEATURES: tuple[str, ...] = (
     "base_active_share",
@@ -61,6 +68,14 @@ SHIFT_FEATURES: tuple[str, ...] = (
     "prebill_vs_base",
     "term_vs_prebill",
     "days_since_listen",
+    "bill_week_vs_base",
+    "bill_week_plays_vs_base",
+    "after_bill_week_vs_base",
+    "after_bill_week_plays_vs_base",
+    "peak_active_share",
+    "peak_plays_per_day",
+    "prebill_vs_peak",
+    "bill_week_vs_peak",
 )
 
 _PLAYS = ("num_25", "num_50", "num_75", "num_985", "num_100")
@@ -133,25 +148,55 @@ def shift_features(
         & (F.col("date") >= F.date_sub(F.col("_last_tx"), PREBILL_DAYS))
         & (F.col("date") >= F.col("_sub_start"))
     )
+    in_bill_week = in_prebill & (F.col("date") >= F.date_sub(F.col("_last_tx"), BILL_WEEK))
+    in_after_bill_week = in_term & (F.col("date") < F.date_add(F.col("_last_tx"), BILL_WEEK))
     ramp = _ramp(F.col("date"), F.col("_exp"))
-    sums = (
-        daily.join(state, "msno")
-        .where((back >= 1) & (back <= BASE_FROM))
+    window = daily.join(state, "msno").where((back >= 1) & (back <= BASE_FROM))
+    sums = window.groupBy("msno", "period_start").agg(
+        F.sum(in_base.cast("int")).alias("_base_days"),
+        F.sum(F.when(in_base, F.col("plays")).otherwise(0)).alias("_base_plays"),
+        F.sum(F.when(~in_base, ramp).otherwise(0.0)).alias("_ramp_days"),
+        F.sum(F.when(~in_base, ramp * F.col("plays")).otherwise(0.0)).alias("_ramp_plays"),
+        F.sum(in_term.cast("int")).alias("_term_days"),
+        F.sum(F.when(in_term, F.col("plays")).otherwise(0)).alias("_term_plays"),
+        F.sum(in_prebill.cast("int")).alias("_prebill_days"),
+        F.sum(F.when(in_prebill, F.col("plays")).otherwise(0)).alias("_prebill_plays"),
+        F.max("date").alias("_last_listen"),
+        F.sum(in_bill_week.cast("int")).alias("_bill_week_days"),
+        F.sum(F.when(in_bill_week, F.col("plays")).otherwise(0)).alias("_bill_week_plays"),
+        F.sum(in_after_bill_week.cast("int")).alias("_after_bill_week_days"),
+        F.sum(F.when(in_after_bill_week, F.col("plays")).otherwise(0)).alias(
+            "_after_bill_week_plays"
+        ),
+    )
+    joined = state.join(sums, ["msno", "period_start"], "left").join(
+        _peak_levels(window, logs), ["msno", "period_start"], "left"
+    )
+    return joined.select("msno", "period_start", *_shift_columns(logs))
+
+
+def _peak_levels(window: DataFrame, logs: tuple[dt.date | None, dt.date | None]) -> DataFrame:
+    """msno, period_start, _peak_active, _peak_plays: the best 30-day block (listened days and
+    plays per covered subscribed day) of the 180 days before P; blocks with fewer than
+    MIN_PEAK_DAYS covered subscribed days do not count (no row when none does)."""
+    p, first, last = F.col("period_start"), *logs
+    block = F.floor((F.datediff(p, F.col("date")) - 1) / PEAK_BLOCK).cast("int")
+    blocks = (
+        window.where(F.col("date") >= F.col("_sub_start"))
+        .groupBy("msno", "period_start", "_sub_start", block.alias("_block"))
+        .agg(F.count("*").alias("_days"), F.sum("plays").alias("_plays"))
+    )
+    lo = F.greatest(F.date_sub(p, (F.col("_block") + 1) * PEAK_BLOCK), F.col("_sub_start"))
+    cover = _covered_days(first, last, lo, F.date_sub(p, F.col("_block") * PEAK_BLOCK + 1))
+    return (
+        blocks.withColumn("_cover", cover)
+        .where(F.col("_cover") >= MIN_PEAK_DAYS)
         .groupBy("msno", "period_start")
         .agg(
-            F.sum(in_base.cast("int")).alias("_base_days"),
-            F.sum(F.when(in_base, F.col("plays")).otherwise(0)).alias("_base_plays"),
-            F.sum(F.when(~in_base, ramp).otherwise(0.0)).alias("_ramp_days"),
-            F.sum(F.when(~in_base, ramp * F.col("plays")).otherwise(0.0)).alias("_ramp_plays"),
-            F.sum(in_term.cast("int")).alias("_term_days"),
-            F.sum(F.when(in_term, F.col("plays")).otherwise(0)).alias("_term_plays"),
-            F.sum(in_prebill.cast("int")).alias("_prebill_days"),
-            F.sum(F.when(in_prebill, F.col("plays")).otherwise(0)).alias("_prebill_plays"),
-            F.max("date").alias("_last_listen"),
+            F.max(F.col("_days") / F.col("_cover")).alias("_peak_active"),
+            F.max(F.col("_plays") / F.col("_cover")).alias("_peak_plays"),
         )
     )
-    joined = state.join(sums, ["msno", "period_start"], "left")
-    return joined.select("msno", "period_start", *_shift_columns(logs))
 
 
 def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
@@ -191,6 +236,8 @@ def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
         "term_plays_per_day": F.when(has_term, zero("_term_plays") / term_cover),
         "term_vs_base": (term_active + 0.05) / (base_active + 0.05),
         **_prebill_columns(logs, base_active, term_active),
+        **_bill_week_columns(logs, base_active, base_plays),
+        **_peak_columns(logs),
     }
     return [columns[name].cast("double").alias(name) for name in SHIFT_FEATURES]
 
@@ -220,4 +267,65 @@ def _prebill_columns(
         "prebill_vs_base": (active + 0.05) / (base_active + 0.05),
         "term_vs_prebill": (term_active + 0.05) / (active + 0.05),
         "days_since_listen": since,
+    }
+
+
+def _bill_week_columns(
+    logs: tuple[dt.date | None, dt.date | None], base_active: Column, base_plays: Column
+) -> dict[str, Column]:
+    """Listening in the week before and the week after the last transaction against the usual
+    level (active days and plays): NULL unless the logs cover the whole subscribed week."""
+    p, first, last = F.col("period_start"), *logs
+    bill = F.col("_last_tx")
+
+    def zero(name: str) -> Column:
+        return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
+
+    def versus(lo: Column, hi: Column, days: str, plays: str) -> tuple[Column, Column]:
+        cover = _covered_days(first, last, lo, hi)
+        whole = (cover == F.datediff(hi, lo) + 1) & (cover > 0)
+        active = (zero(days) / cover + 0.05) / (base_active + 0.05)
+        played = (zero(plays) / cover + 1.0) / (base_plays + 1.0)
+        return F.when(whole, active), F.when(whole, played)
+
+    before = versus(
+        F.greatest(F.date_sub(bill, BILL_WEEK), F.col("_sub_start"), F.date_sub(p, BASE_FROM)),
+        F.date_sub(bill, 1),
+        "_bill_week_days",
+        "_bill_week_plays",
+    )
+    after = versus(
+        bill,
+        F.least(F.date_add(bill, BILL_WEEK - 1), F.date_sub(p, 1)),
+        "_after_bill_week_days",
+        "_after_bill_week_plays",
+    )
+    return {
+        "bill_week_vs_base": before[0],
+        "bill_week_plays_vs_base": before[1],
+        "after_bill_week_vs_base": after[0],
+        "after_bill_week_plays_vs_base": after[1],
+    }
+
+
+def _peak_columns(logs: tuple[dt.date | None, dt.date | None]) -> dict[str, Column]:
+    """The peak level (`_peak_levels`) and the listening before the billing against it."""
+    p, first, last = F.col("period_start"), *logs
+    bill = F.col("_last_tx")
+
+    def share(days: str, lo: Column, hi: Column, least: int) -> Column:
+        cover = _covered_days(first, last, lo, hi)
+        return F.when(cover >= least, F.coalesce(F.col(days), F.lit(0)) / cover)
+
+    start = F.greatest(F.col("_sub_start"), F.date_sub(p, BASE_FROM))
+    hi = F.date_sub(bill, 1)
+    prebill = share("_prebill_days", F.greatest(F.date_sub(bill, PREBILL_DAYS), start), hi,
+                    MIN_PREBILL_DAYS)  # fmt: skip
+    week = share("_bill_week_days", F.greatest(F.date_sub(bill, BILL_WEEK), start), hi, BILL_WEEK)
+    peak = F.col("_peak_active")
+    return {
+        "peak_active_share": peak,
+        "peak_plays_per_day": F.col("_peak_plays"),
+        "prebill_vs_peak": (prebill + 0.05) / (peak + 0.05),
+        "bill_week_vs_peak": (week + 0.05) / (peak + 0.05),
     }

@@ -27,7 +27,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -126,7 +126,7 @@ def generate_kkbox(
     paths = _write_layout(out, layout, msno, traits, sim.transactions, logs, last_month)
     if truth_dir is not None:
         paths["truth"] = _write_truth(
-            Path(truth_dir), msno, sim, add_months(last_month, 1), layout, seed
+            Path(truth_dir), msno, sim, add_months(last_month, 1), layout, seed, drivers
         )
     return paths
 
@@ -184,7 +184,13 @@ def _write_layout(out, layout, msno, traits, full_tx, logs, last_month) -> dict[
 
 
 def _write_truth(
-    truth_dir: Path, msno, sim: _Simulation, month: dt.date, layout: str, seed: int
+    truth_dir: Path,
+    msno,
+    sim: _Simulation,
+    month: dt.date,
+    layout: str,
+    seed: int,
+    drivers: ChurnDrivers,
 ) -> Path:
     """The scoring month's labelled members with their true churn probability and outcome.
 
@@ -222,6 +228,7 @@ def _write_truth(
                 "scoring_month": f"{month:%Y-%m}",
                 "layout": layout,
                 "seed": seed,
+                "drivers": asdict(drivers),
                 "labelled": len(labels),
                 "with_probability": len(truth),
             },
@@ -316,7 +323,7 @@ def _msnos(rng: np.random.Generator, n: int, customer_ids: Sequence[int] | None)
 
 
 def _member_traits(
-    rng: np.random.Generator, n: int, start: int, end: int, member_sd: float = 0.35
+    rng: np.random.Generator, n: int, start: int, end: int, member_sd: float = 0.2
 ) -> _Traits:
     # 45% are already members at the start; the rest join evenly until three weeks before end.
     existing = rng.random(n) < 0.45
@@ -398,7 +405,7 @@ class ChurnDrivers:
     discount: float = 1.2
     cheap_plan: float = 0.7  # a 30-day plan under 149 NTD
     long_plan: float = -0.6  # 180 days or more
-    member_sd: float = 0.35
+    member_sd: float = 0.2
 
 
 #: Named driver mixes for benches and acceptance worlds.

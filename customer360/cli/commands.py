@@ -314,11 +314,17 @@ def _write_customers(change_folders: int = 3, seed: int = 7, second_source: bool
     show_default=True,
     help="write the scoring month's true churn probabilities to C360_HOME/truth/kkbox/",
 )
+@click.option(
+    "--drivers",
+    default="default",
+    show_default=True,
+    help="the simulated world's churn drivers: default, engagement or billing (docs/churn.md)",
+)
 def generate_kkbox_files(
-    members: int, seed: int, tie_to_customers: bool, layout: str, truth: bool
+    members: int, seed: int, tie_to_customers: bool, layout: str, truth: bool, drivers: str
 ) -> None:
     """KKBox-format churn data (members, transactions, user logs, label files)."""
-    _write_kkbox(members, seed, tie_to_customers, layout, truth)
+    _write_kkbox(members, seed, tie_to_customers, layout, truth, drivers)
 
 
 def _write_kkbox(
@@ -327,8 +333,17 @@ def _write_kkbox(
     tie_to_customers: bool = True,
     layout: str = "v2",
     truth: bool = False,
+    drivers: str = "default",
 ) -> None:
+    # Imported here: the generator loads numpy and pandas, which `customer360 --help` must not.
     from customer360.churn import generate_kkbox
+    from customer360.churn.generator import DRIVER_MIXES
+
+    if drivers not in DRIVER_MIXES:
+        raise click.BadParameter(
+            f"{drivers!r} is not a driver mix; choose one of {', '.join(sorted(DRIVER_MIXES))}",
+            param_hint="--drivers",
+        )
 
     ids = None
     if tie_to_customers:
@@ -338,7 +353,13 @@ def _write_kkbox(
     # The truth sits beside landing, never in it: the pipeline must not see it.
     truth_dir = get_settings().home / "truth" / "kkbox" if truth else None
     files = generate_kkbox(
-        out, members=members, seed=seed, customer_ids=ids, layout=layout, truth_dir=truth_dir
+        out,
+        members=members,
+        seed=seed,
+        customer_ids=ids,
+        layout=layout,
+        truth_dir=truth_dir,
+        drivers=DRIVER_MIXES[drivers],
     )
     click.echo(f"wrote {len(files)} KKBox files ({layout}) for {members:,} members to {out}")
     if truth_dir is not None:

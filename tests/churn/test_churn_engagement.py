@@ -81,6 +81,14 @@ def test_a_steady_member_has_no_shift(shift):
             "prebill_vs_base": 1.0,
             "term_vs_prebill": 1.0,
             "days_since_listen": 1,  # listened on 03-31
+            "bill_week_vs_base": 1.0,  # 03-03 … 03-09
+            "bill_week_plays_vs_base": 1.0,
+            "after_bill_week_vs_base": 1.0,  # 03-10 … 03-16
+            "after_bill_week_plays_vs_base": 1.0,
+            "peak_active_share": 1.0,
+            "peak_plays_per_day": 10.0,
+            "prebill_vs_peak": 1.0,
+            "bill_week_vs_peak": 1.0,
         }
     )
 
@@ -107,6 +115,16 @@ def test_a_member_gone_silent_before_the_expiry_lost_everything(shift):
             "prebill_vs_base": 0.05 / 1.05,
             "term_vs_prebill": 1.0,
             "days_since_listen": 90,  # last heard on 2017-01-01
+            # The weeks either side of the billing (02-23 … 03-01, 03-02 … 03-08): silent.
+            "bill_week_vs_base": 0.05 / 1.05,
+            "bill_week_plays_vs_base": 1 / 11,  # (0 + 1) / (10 + 1)
+            "after_bill_week_vs_base": 0.05 / 1.05,
+            "after_bill_week_plays_vs_base": 1 / 11,
+            # Its best 30-day block (12-02 … 12-31) was before it went silent.
+            "peak_active_share": 1.0,
+            "peak_plays_per_day": 10.0,
+            "prebill_vs_peak": 0.05 / 1.05,
+            "bill_week_vs_peak": 0.05 / 1.05,
         }
     )
 
@@ -122,6 +140,10 @@ def test_the_usual_level_counts_only_days_of_the_subscription(shift):
     # The days before the billing are subscribed days (03-04 … 03-24): they count.
     assert newer["prebill_active_share"] == pytest.approx(1.0)
     assert newer["prebill_vs_base"] is None  # no usual level to compare with
+    assert newer["bill_week_vs_base"] is None and newer["after_bill_week_vs_base"] is None
+    # Without a usual level its peak (03-02 … 03-31, all listened) still compares the billing.
+    assert newer["peak_active_share"] == pytest.approx(1.0)
+    assert newer["prebill_vs_peak"] == pytest.approx(1.0)
 
 
 def test_windows_the_logs_do_not_cover_are_missing_not_zero(shift):
@@ -135,3 +157,6 @@ def test_windows_the_logs_do_not_cover_are_missing_not_zero(shift):
     # Billed on the subscription's first day: no subscribed day before it, so no value.
     assert early["prebill_active_share"] is None and early["term_vs_prebill"] is None
     assert early["days_since_listen"] == 1  # 10-31; the row on 11-05 is after P
+    assert early["bill_week_vs_base"] is None and early["after_bill_week_plays_vs_base"] is None
+    # Its only block (10-02 … 10-31) has 12 subscribed days (from 10-20): too few for a peak.
+    assert early["peak_active_share"] is None and early["prebill_vs_peak"] is None

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from customer360.cli import main
 from customer360.churn.generator import DRIVER_MIXES
+from customer360.cli import main
 
 
 def test_the_driver_mix_is_chosen_by_name_and_recorded_beside_the_truth(tmp_path, monkeypatch):

@@ -35,9 +35,8 @@ def _next_folder(work: Path, customers: int, folders: int) -> None:
     written = sorted(p.name for p in (work / "landing" / "dataverse").iterdir()
                      if p.is_dir() and p.name[:2].isdigit())  # fmt: skip
     updates, deletes = change_sizes(customers, folders, 0.2, 0.02)
-    landing.folders = written
     # Each change folder after the initial sync used updates + deletes untouched customers.
-    landing._next = (len(written) - 1) * (updates + deletes)
+    landing.resume(written, (len(written) - 1) * (updates + deletes))
     print(f"new folder {landing.write_changes(updates, deletes)}: {updates:,} updates, "
           f"{deletes:,} deletes")  # fmt: skip
 

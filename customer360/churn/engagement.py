@@ -199,33 +199,37 @@ def _peak_levels(window: DataFrame, logs: tuple[dt.date | None, dt.date | None])
     )
 
 
+def _zero(name: str) -> Column:
+    """A summed column as a double, 0 for a member-period without log rows (left join)."""
+    return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
+
+
 def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
     p, expiry = F.col("period_start"), F.col("_exp")
     first, last = logs
-
-    def zero(name: str) -> Column:
-        return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
-
     base_from = F.greatest(F.date_sub(p, BASE_FROM), F.col("_sub_start"))
     base_cover = _covered_days(first, last, base_from, F.date_sub(p, BASE_TO))
     has_base = base_cover >= MIN_BASE_DAYS
-    base_active = F.when(has_base, zero("_base_days") / base_cover)
-    base_plays = F.when(has_base, zero("_base_plays") / base_cover)
+    base_active = F.when(has_base, _zero("_base_days") / base_cover)
+    base_plays = F.when(has_base, _zero("_base_plays") / base_cover)
     ramp_sum, ramp_square = _ramp_moments(p, expiry)
     has_ramp = covered(first, last, F.date_sub(p, DECLINE_DAYS), F.date_sub(p, 1))
 
     def decline(base: Column, observed: str) -> Column:
         # Least squares of listening = base · (1 − k · ramp):
         # k = Σ ramp · (base − x) / (base · Σ ramp²).
-        fitted = (base * ramp_sum - zero(observed)) / (base * ramp_square)
+        fitted = (base * ramp_sum - _zero(observed)) / (base * ramp_square)
         return F.when(has_ramp & (base > 0), F.when(ramp_square > 0, fitted).otherwise(0.0))
 
-    ramp_active = F.when(ramp_sum > 0, zero("_ramp_days") / ramp_sum).otherwise(0.0)
+    ramp_active = F.when(ramp_sum > 0, _zero("_ramp_days") / ramp_sum).otherwise(0.0)
     # The term is looked at over at most BASE_FROM days (the logs joined above).
     term_from = F.greatest(F.col("_last_tx"), F.date_sub(p, BASE_FROM))
     term_cover = _covered_days(first, last, term_from, F.date_sub(p, 1))
     has_term = term_cover > 0
-    term_active = F.when(has_term, zero("_term_days") / term_cover)
+    term_active = F.when(has_term, _zero("_term_days") / term_cover)
+    weeks = _bill_weeks(logs)
+    prebill = weeks["prebill"][0]
+    peak = F.col("_peak_active")
     columns = {
         "base_active_share": base_active,
         "base_plays_per_day": base_plays,
@@ -233,99 +237,71 @@ def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
         "plays_decline": decline(base_plays, "_ramp_plays"),
         "decline_ratio": F.when(has_ramp, (ramp_active + 0.05) / (base_active + 0.05)),
         "term_active_share": term_active,
-        "term_plays_per_day": F.when(has_term, zero("_term_plays") / term_cover),
+        "term_plays_per_day": F.when(has_term, _zero("_term_plays") / term_cover),
         "term_vs_base": (term_active + 0.05) / (base_active + 0.05),
-        **_prebill_columns(logs, base_active, term_active),
-        **_bill_week_columns(logs, base_active, base_plays),
-        **_peak_columns(logs),
+        "prebill_active_share": prebill,
+        "prebill_plays_per_day": weeks["prebill"][1],
+        "prebill_vs_base": (prebill + 0.05) / (base_active + 0.05),
+        "term_vs_prebill": (term_active + 0.05) / (prebill + 0.05),
+        "days_since_listen": _days_since_listen(logs),
+        **{
+            f"{name}_vs_base": (active + 0.05) / (base_active + 0.05)
+            for name, (active, _) in weeks.items()
+            if name != "prebill"
+        },
+        **{
+            f"{name}_plays_vs_base": (plays + 1.0) / (base_plays + 1.0)
+            for name, (_, plays) in weeks.items()
+            if name != "prebill"
+        },
+        "peak_active_share": peak,
+        "peak_plays_per_day": F.col("_peak_plays"),
+        "prebill_vs_peak": (prebill + 0.05) / (peak + 0.05),
+        "bill_week_vs_peak": (weeks["bill_week"][0] + 0.05) / (peak + 0.05),
     }
     return [columns[name].cast("double").alias(name) for name in SHIFT_FEATURES]
 
 
-def _prebill_columns(
-    logs: tuple[dt.date | None, dt.date | None], base_active: Column, term_active: Column
-) -> dict[str, Column]:
-    """Listening in the days before the last transaction (the billing), and the last listen."""
-    p, first, last = F.col("period_start"), *logs
+def _bill_weeks(
+    logs: tuple[dt.date | None, dt.date | None],
+) -> dict[str, tuple[Column, Column]]:
+    """Listened-day share and plays per day around the last transaction (the billing), each
+    over subscribed days inside the 180 days the logs were joined over:
 
-    def zero(name: str) -> Column:
-        return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
-
-    # Only subscribed days inside the 180 days the logs were joined over count.
-    lo = F.greatest(
-        F.date_sub(F.col("_last_tx"), PREBILL_DAYS), F.col("_sub_start"), F.date_sub(p, BASE_FROM)
-    )
-    cover = _covered_days(first, last, lo, F.date_sub(F.col("_last_tx"), 1))
-    has = cover >= MIN_PREBILL_DAYS
-    active = F.when(has, zero("_prebill_days") / cover)
-    since = F.when(F.col("_last_listen").isNotNull(), F.datediff(p, F.col("_last_listen"))).when(
-        covered(first, last, F.date_sub(p, BASE_FROM), F.date_sub(p, 1)), BASE_FROM + 1
-    )
-    return {
-        "prebill_active_share": active,
-        "prebill_plays_per_day": F.when(has, zero("_prebill_plays") / cover),
-        "prebill_vs_base": (active + 0.05) / (base_active + 0.05),
-        "term_vs_prebill": (term_active + 0.05) / (active + 0.05),
-        "days_since_listen": since,
-    }
-
-
-def _bill_week_columns(
-    logs: tuple[dt.date | None, dt.date | None], base_active: Column, base_plays: Column
-) -> dict[str, Column]:
-    """Listening in the week before and the week after the last transaction against the usual
-    level (active days and plays): NULL unless the logs cover the whole subscribed week."""
+    - "prebill": the PREBILL_DAYS before it, NULL under MIN_PREBILL_DAYS covered days;
+    - "bill_week" / "after_bill_week": the BILL_WEEK days before it / from it (to P − 1), NULL
+      unless the logs cover every such day."""
     p, first, last = F.col("period_start"), *logs
     bill = F.col("_last_tx")
+    start = F.greatest(F.col("_sub_start"), F.date_sub(p, BASE_FROM))
 
-    def zero(name: str) -> Column:
-        return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
-
-    def versus(lo: Column, hi: Column, days: str, plays: str) -> tuple[Column, Column]:
+    def shares(prefix: str, lo: Column, hi: Column, least: int | None) -> tuple[Column, Column]:
+        """`least`: covered days needed (None: every day of [lo, hi])."""
         cover = _covered_days(first, last, lo, hi)
         whole = (cover == F.datediff(hi, lo) + 1) & (cover > 0)
-        active = (zero(days) / cover + 0.05) / (base_active + 0.05)
-        played = (zero(plays) / cover + 1.0) / (base_plays + 1.0)
-        return F.when(whole, active), F.when(whole, played)
+        ok = whole if least is None else cover >= least
+        return (
+            F.when(ok, _zero(f"_{prefix}_days") / cover),
+            F.when(ok, _zero(f"_{prefix}_plays") / cover),
+        )
 
-    before = versus(
-        F.greatest(F.date_sub(bill, BILL_WEEK), F.col("_sub_start"), F.date_sub(p, BASE_FROM)),
-        F.date_sub(bill, 1),
-        "_bill_week_days",
-        "_bill_week_plays",
-    )
-    after = versus(
-        bill,
-        F.least(F.date_add(bill, BILL_WEEK - 1), F.date_sub(p, 1)),
-        "_after_bill_week_days",
-        "_after_bill_week_plays",
-    )
+    before = F.date_sub(bill, 1)
+    week_end = F.least(F.date_add(bill, BILL_WEEK - 1), F.date_sub(p, 1))
     return {
-        "bill_week_vs_base": before[0],
-        "bill_week_plays_vs_base": before[1],
-        "after_bill_week_vs_base": after[0],
-        "after_bill_week_plays_vs_base": after[1],
+        "prebill": shares(
+            "prebill", F.greatest(F.date_sub(bill, PREBILL_DAYS), start), before, MIN_PREBILL_DAYS
+        ),
+        "bill_week": shares(
+            "bill_week", F.greatest(F.date_sub(bill, BILL_WEEK), start), before, None
+        ),
+        "after_bill_week": shares("after_bill_week", bill, week_end, None),
     }
 
 
-def _peak_columns(logs: tuple[dt.date | None, dt.date | None]) -> dict[str, Column]:
-    """The peak level (`_peak_levels`) and the listening before the billing against it."""
+def _days_since_listen(logs: tuple[dt.date | None, dt.date | None]) -> Column:
+    """Days from the last day with a log row to P; BASE_FROM + 1 when the logs cover the
+    BASE_FROM days before P and none has a row; NULL when they do not cover them."""
     p, first, last = F.col("period_start"), *logs
-    bill = F.col("_last_tx")
-
-    def share(days: str, lo: Column, hi: Column, least: int) -> Column:
-        cover = _covered_days(first, last, lo, hi)
-        return F.when(cover >= least, F.coalesce(F.col(days), F.lit(0)) / cover)
-
-    start = F.greatest(F.col("_sub_start"), F.date_sub(p, BASE_FROM))
-    hi = F.date_sub(bill, 1)
-    prebill = share("_prebill_days", F.greatest(F.date_sub(bill, PREBILL_DAYS), start), hi,
-                    MIN_PREBILL_DAYS)  # fmt: skip
-    week = share("_bill_week_days", F.greatest(F.date_sub(bill, BILL_WEEK), start), hi, BILL_WEEK)
-    peak = F.col("_peak_active")
-    return {
-        "peak_active_share": peak,
-        "peak_plays_per_day": F.col("_peak_plays"),
-        "prebill_vs_peak": (prebill + 0.05) / (peak + 0.05),
-        "bill_week_vs_peak": (week + 0.05) / (peak + 0.05),
-    }
+    return F.when(F.col("_last_listen").isNotNull(), F.datediff(p, F.col("_last_listen"))).when(
+        covered(first, last, F.date_sub(p, BASE_FROM), F.date_sub(p, 1)), BASE_FROM + 1
+    )

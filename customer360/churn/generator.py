@@ -323,7 +323,7 @@ def _msnos(rng: np.random.Generator, n: int, customer_ids: Sequence[int] | None)
 
 
 def _member_traits(
-    rng: np.random.Generator, n: int, start: int, end: int, member_sd: float = 0.2
+    rng: np.random.Generator, n: int, start: int, end: int, member_sd: float
 ) -> _Traits:
     # 45% are already members at the start; the rest join evenly until three weeks before end.
     existing = rng.random(n) < 0.45

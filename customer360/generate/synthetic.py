@@ -146,6 +146,14 @@ class SyntheticLanding:
     def writer(self) -> SynapseLinkWriter:
         return SynapseLinkWriter(self.landing_root / "dataverse", incremental=True)
 
+    def resume(self, folders: list[str], touched: int) -> None:
+        """Continue an export this generator wrote earlier (same customers and seed): its
+        folder names, and how many customers its change folders updated or deleted."""
+        if touched > len(self._untouched):
+            raise ValueError(f"{touched} touched customers, only {len(self._untouched)} exist")
+        self.folders = list(folders)
+        self._next = touched
+
     def write_initial(self) -> str:
         """The initial sync: every customer in one folder at `base_time`."""
         folder = self.writer.write(

@@ -155,7 +155,7 @@ def _recompute(
     """(refresh, reason, facts, the output tables as committed when held in memory) of an
     incremental or a full resolution."""
     rows = current_rows(lake, config)  # read once: fingerprints, changed records, partners
-    current = current_fingerprints(lake, config, rows)
+    current = current_fingerprints(rows, config)
     changed = None
     if reason is None:
         # Pinned: the rewrite of each table commits on exactly the version its rows came from.

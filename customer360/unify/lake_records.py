@@ -108,12 +108,9 @@ def current_rows(lake: DeltaLake, config: UnifyConfig) -> dict[str, pa.Table]:
     }
 
 
-def current_fingerprints(
-    lake: DeltaLake, config: UnifyConfig, rows: dict[str, pa.Table] | None = None
-) -> pa.Table:
+def current_fingerprints(rows: dict[str, pa.Table], config: UnifyConfig) -> pa.Table:
     """incremental.fingerprints of every current record (Arrow and DuckDB, no Spark), from
-    `rows` (current_rows) or read."""
-    rows = current_rows(lake, config) if rows is None else rows
+    `rows` (current_rows)."""
     return pa.concat_tables(
         [fingerprints(rows[t.source], t.source, t.key) for t in source_tables(config)]
     )

@@ -271,3 +271,23 @@ def test_synthetic_export_has_the_documented_shape(tmp_path):
     assert lines[0] == "cid,month,income,spend"
     assert len(lines) - 1 == landing.finance_rows
     assert 0.9 * 500 * 12 < landing.finance_rows < 500 * 12
+
+
+def test_a_resumed_export_writes_the_folder_the_uninterrupted_one_writes(tmp_path):
+    customers = synthetic_customers(300, seed=3)
+    whole = SyntheticLanding(tmp_path / "whole", customers, seed=3)
+    whole.write_initial()
+    whole.write_changes(20, 2)
+    whole.write_changes(20, 2)
+    resumed = SyntheticLanding(tmp_path / "resumed", customers, seed=3)
+    resumed.resume(whole.folders[:2], touched=22)
+    assert resumed.write_changes(20, 2) == whole.folders[2]
+    last = []
+    for root in (tmp_path / "whole", tmp_path / "resumed"):
+        fs = LocalFileSystem(root / "dataverse")
+        last.append(read_entity(fs, list_export_folders(fs)[-1], CUSTOMER_TABLE).table)
+    ids = [table.sort_by("Id") for table in last]
+    assert ids[0].num_rows == 22
+    assert ids[0]["Id"].to_pylist() == ids[1]["Id"].to_pylist()
+    with pytest.raises(ValueError, match="301 touched customers, only 300 exist"):
+        resumed.resume(whole.folders, touched=301)

@@ -78,6 +78,12 @@ _CHANNEL_SHARE = np.array([0.33, 0.27, 0.17, 0.2, 0.03])
 _CHANNEL_EFFECT = {7: -0.6, 9: 0.0, 3: 0.2, 4: 0.45, 13: 0.1}
 #: Log-odds of an active cancel during a term, and what disengagement (× D) / manual renewal add.
 _CANCEL_LOGIT, _CANCEL_FADING, _CANCEL_MANUAL = -3.4, 2.2, 0.5
+#: Renewal timing of a member who stays: auto-renew bills on the expiry or, this often, the day
+#: before; a manual renewer comes within these days of it (half-open range); after a cancel that
+#: is not churn (a plan change) the new subscription comes within this many days.
+_AUTO_DAY_BEFORE = 0.3
+_MANUAL_RENEWAL_DAYS = (-7, 22)
+_PLAN_CHANGE_DAYS = 10
 _BD_OUTLIERS = np.array([-7000, -38, 1, 3, 105, 931, 1051, 2015])
 #: Typical seconds per play in each listened-fraction bucket (num_25 … num_100).
 _SECONDS_PER_PLAY = np.array([18.0, 65.0, 115.0, 175.0, 245.0])
@@ -196,9 +202,11 @@ def _write_truth(
 
     `churn_probability` is the probability as of the month's first day: everything the world
     had drawn by then (plan, auto-renew, discount, fading, member effect, a cancel already made)
-    is known, and a cancel still to come is weighed by its chance — a prediction made on that
-    day cannot know later draws, so an oracle that did would not be a fair yardstick. The
-    disengagement D that drives the term was fixed on its billing day, before the month.
+    is known, so is that the member has not renewed by then (being in scope says so; see
+    `_probability_on`), and a cancel still to come is weighed by its chance — a prediction
+    made on that day cannot know later draws, so an oracle that did would not be a fair
+    yardstick. The disengagement D that drives the term was fixed on its billing day, before
+    the month.
     `drawn_probability` is the one the outcome was drawn with (it includes later cancels).
     """
     labels = label_period_arrays(sim.transactions, month)
@@ -240,7 +248,7 @@ def _write_truth(
 
 def _terms_frame(sim: _Simulation) -> pd.DataFrame:
     """Every simulated term, keyed by (member, last_expire) as the labels are."""
-    keys = ("member", "end", "probability", "p_cancel", "p_stay", "cancel_chance",
+    keys = ("member", "end", "auto", "probability", "p_cancel", "p_stay", "cancel_chance",
             "cancel_from", "cancel_span", "cancel_day", "fading", "logit_rest", "cancel_rest",
             "fading_effect", "cancel_effect")  # fmt: skip
     terms = pd.DataFrame({k: np.concatenate([t[k] for t in sim.terms]) for k in keys})
@@ -283,15 +291,43 @@ def _write_fading(path: Path, msno, transactions, terms: pd.DataFrame, month: dt
 
 
 def _probability_on(terms: pd.DataFrame, day: int) -> np.ndarray:
-    """P(churn) known on `day`: a cancel before it is certain, one after it is weighed by its
-    chance given that none happened yet (the cancel day is uniform over its span)."""
+    """P(churn) known on `day` for a member still in scope then.
+
+    A cancel before `day` is certain, one after it is weighed by its chance given that none
+    happened yet (the cancel day is uniform over its span). Being in scope on `day` also says
+    the member has not renewed yet, which only a stayer can do: a member who cancelled and has
+    not re-subscribed within the plan-change days, or a manual renewer past the early-renewal
+    days, is more likely a churner than the draw alone says (Bayes on the renewal timing).
+    """
     cancelled = terms["cancel_day"].to_numpy() < day
     span = terms["cancel_span"].to_numpy()
     after = np.clip(terms["cancel_from"].to_numpy() + span - day, 0, span) / span
     chance = terms["cancel_chance"].to_numpy()
     still = chance * after / (1 - chance * (1 - after))
-    blended = still * terms["p_cancel"].to_numpy() + (1 - still) * terms["p_stay"].to_numpy()
-    return np.where(cancelled, terms["p_cancel"].to_numpy(), blended)
+    p_cancel, p_stay = terms["p_cancel"].to_numpy(), terms["p_stay"].to_numpy()
+    # A cancel still to come renews (if at all) after `day`: nothing to condition on.
+    churn = np.where(cancelled, p_cancel, still * p_cancel + (1 - still) * p_stay)
+    stay = np.where(
+        cancelled,
+        (1 - p_cancel) * _not_renewed_after_cancel(terms["cancel_day"].to_numpy(), day),
+        still * (1 - p_cancel) + (1 - still) * (1 - p_stay) * _not_renewed_yet(terms, day),
+    )
+    return churn / (churn + stay)
+
+
+def _not_renewed_after_cancel(cancel_day: np.ndarray, day: int) -> np.ndarray:
+    """P(a plan change after a cancel on `cancel_day` comes on or after `day`)."""
+    return np.clip((cancel_day + _PLAN_CHANGE_DAYS - day) / _PLAN_CHANGE_DAYS, 0, 1)
+
+
+def _not_renewed_yet(terms: pd.DataFrame, day: int) -> np.ndarray:
+    """P(a staying member without a cancel renews on or after `day`), by `_next_transaction`'s
+    timing: auto-renew on the expiry or the day before, manual within `_MANUAL_RENEWAL_DAYS`."""
+    expiry = terms["last_expire"].to_numpy()
+    auto = np.where(expiry > day, 1.0, np.where(expiry == day, 1 - _AUTO_DAY_BEFORE, 0.0))
+    low, high = _MANUAL_RENEWAL_DAYS
+    manual = np.clip((expiry + high - day) / (high - low), 0, 1)
+    return np.where(terms["auto"].to_numpy(), auto, manual)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +545,7 @@ def _one_term(rng, traits, state: _State, idx, drivers: ChurnDrivers, parts: lis
         "member": idx,
         "start": day,
         "end": effective,
+        "auto": is_auto,
         "fading": fading,
         "probability": probability,
         # What the truth needs to condition on a day: churn odds with and without a cancel,
@@ -534,10 +571,10 @@ def _next_transaction(rng, state: _State, idx, day, effective, is_auto, cancel, 
     k = idx.size
     renew_day = np.where(
         is_auto & ~cancel,
-        effective - (rng.random(k) < 0.3),
-        effective + rng.integers(-7, 22, k),
+        effective - (rng.random(k) < _AUTO_DAY_BEFORE),
+        effective + rng.integers(*_MANUAL_RENEWAL_DAYS, k),
     )
-    renew_day = np.where(cancel, cancel_day + rng.integers(0, 10, k), renew_day)
+    renew_day = np.where(cancel, cancel_day + rng.integers(0, _PLAN_CHANGE_DAYS, k), renew_day)
     comeback = rng.random(k) < 0.25
     after_churn = np.where(comeback, effective + rng.integers(31, 200, k), _NEVER)
     state.next_day[idx] = np.maximum(np.where(churn, after_churn, renew_day), day + 1)

@@ -169,12 +169,44 @@ def test_truth_is_written_outside_landing_with_probabilities_and_outcomes(world)
     engaged = truth["fading"] == 0
     gap = truth["churn_probability"] - truth["probability_if_not_fading"]
     assert gap[engaged].abs().max() < 2e-6
-    assert (gap[~engaged] > -2e-6).all() and (gap[truth["fading"] > 0.3] > 0.01).all()
-    assert (truth["probability_if_fading"] > truth["probability_if_not_fading"]).all()
+    # (A member who cancelled and did not re-subscribe within the plan-change days is a
+    # certain churner, fading or not.)
+    uncertain = truth["churn_probability"] < 1
+    assert (gap[~engaged] > -2e-6).all()
+    assert (gap[(truth["fading"] > 0.3) & uncertain] > 0.01).all()
+    lifted = truth["probability_if_fading"] - truth["probability_if_not_fading"]
+    assert (lifted[uncertain] > 0).all() and (lifted[~uncertain] == 0).all()
     fading = pd.read_csv(root / "truth" / "fading.csv")
     assert fading["period_start"].nunique() == 13  # April and the twelve months before
     april = fading[fading["period_start"] == "2017-04-01"].set_index("msno")["fading"]
     assert april.reindex(truth["msno"]).tolist() == truth["fading"].tolist()
+
+
+@pytest.fixture(scope="module")
+def large_world(tmp_path_factory):
+    """A v2 world large enough for calibration within a small group (about 70 members)."""
+    root = tmp_path_factory.mktemp("large")
+    generate_kkbox(root / "landing", members=20_000, seed=6, truth_dir=root / "truth")
+    return root
+
+
+def test_truth_conditions_on_what_the_scoring_day_shows(large_world):
+    """A member in scope on April 1st whose last transaction is a cancel has not re-subscribed
+    yet, and only a stayer would have (a plan change follows a cancel within days): the truth
+    weighs that in. The probability the outcome was drawn with does not, and is far too low
+    for them (about 0.52 against an observed 0.75 in this world)."""
+    landing = large_world / "landing"
+    truth = pd.read_csv(large_world / "truth" / "truth.csv")
+    in_scope = set(pd.read_csv(landing / "sample_submission_v2.csv")["msno"])
+    truth = truth[truth["msno"].isin(in_scope)]
+    tx = pd.concat([pd.read_csv(landing / n) for n in ("transactions.csv", "transactions_v2.csv")])
+    last = tx.sort_values(["msno", "transaction_date", "is_cancel"]).groupby("msno").tail(1)
+    cancelled = truth["msno"].isin(last.loc[last["is_cancel"] == 1, "msno"])
+    group = truth[cancelled]
+    assert len(group) >= 50
+    assert abs(group["churn_probability"].mean() - group["is_churn"].mean()) < 0.1
+    assert group["is_churn"].mean() - group["drawn_probability"].mean() > 0.15
+    assert abs(truth["churn_probability"].mean() - truth["is_churn"].mean()) < 0.015
 
 
 def _active_share_before_billing(paths) -> pd.DataFrame:

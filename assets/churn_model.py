@@ -63,8 +63,9 @@ def _md_table(rows: list[dict]) -> str:
     group_name=GROUP,
     kinds={"scikitlearn", "delta"},
     automation_condition=EAGER,
-    description="Gradient-boosted trees trained on the training months, tuned and calibrated "
-    "on the validation month; persisted in the lake with its version, features and metrics.",
+    description="Two stages — gradient-boosted trees on the listening, a logistic regression "
+    "for the account and the member — trained on the training months, tuned and calibrated on "
+    "the validation month; persisted in the lake with its version, features and metrics.",
 )
 def churn_model(
     context: dg.AssetExecutionContext,

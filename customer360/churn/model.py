@@ -1,12 +1,15 @@
-"""The churn model: gradient-boosted trees, time-based tuning, calibrated probabilities.
+"""The churn model: two stages (trees, then a logistic regression), time-based tuning, calibrated
+probabilities.
 
-`train_churn_model` fits scikit-learn's HistGradientBoostingClassifier (balanced class weights,
-native categorical splits for the code columns) on an earlier period for each point of a small
-grid, keeps the point with the best average precision on a later validation period, then
-calibrates it on that validation period (isotonic by default), so `predict_churn` returns
-probabilities, never 0/1 labels. Metrics (AP, log loss, ROC AUC, Brier, a decile calibration
-table, a precision-recall curve, permutation importances) are plain dicts and lists, ready for
-JSON or Dagster metadata.
+`train_churn_model` fits, for each point of a small grid, `two_stage.TwoStageChurnModel`
+(gradient-boosted trees on the listening and the billing's timing; a logistic regression on
+their out-of-fold score and the account and member codes) — or, with `learner="trees"`,
+scikit-learn's HistGradientBoostingClassifier on every feature (native categorical splits for
+the code columns) — on an earlier period, keeps the point with the lowest log loss on a later
+validation period, then calibrates it on that period when that helps (or refits it on both),
+so `predict_churn` returns probabilities, never 0/1 labels. Metrics (AP, log loss, ROC AUC,
+Brier, a decile calibration table, a precision-recall curve, permutation importances) are
+plain dicts and lists, ready for JSON or Dagster metadata.
 
 Persisted bundles are a directory: `model.joblib` + `manifest.json` (version, features,
 metrics, library versions, SHA-256 of the joblib file). Loading unpickles Python objects:
@@ -48,6 +51,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from customer360.churn.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
+from customer360.churn.two_stage import TwoStageChurnModel
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -75,6 +79,9 @@ BASE_PARAMS: dict[str, Any] = {
     "scoring": "loss",
 }
 CALIBRATIONS = ("auto", "isotonic", "sigmoid", "none")
+#: "two_stage": trees on the listening, a logistic regression for the account and the member
+#: (`two_stage.py`); "trees": one set of trees on every feature (the earlier model).
+LEARNERS = ("two_stage", "trees")
 
 
 @dataclass
@@ -106,6 +113,7 @@ def train_churn_model(
     importance_repeats: int = 3,
     threads: int | None = 1,
     refit: bool = True,
+    learner: str = "two_stage",
 ) -> ModelBundle:
     """Tune on `validation` (a later period than `train`), calibrate on it, evaluate.
 
@@ -120,29 +128,33 @@ def train_churn_model(
     the validation month shows the trees need no calibration, the final model is the chosen
     parameters refitted on training + validation rows (the newest month is the closest to the
     one scored; measured on three generated worlds: +0.01–0.02 × AP and −0.01 × log loss
-    against the true probabilities); its validation metrics are then in-sample.
+    against the true probabilities); its validation metrics are then in-sample. `learner`:
+    "two_stage" (default, `two_stage.TwoStageChurnModel`; the grid tunes its trees) or "trees".
     """
+    if learner not in LEARNERS:
+        raise ValueError(f"learner must be one of {LEARNERS}, got {learner!r}")
     with _thread_limit(threads):
         return _train(
             train, validation, test, grid, calibration, random_state, version, importance_repeats,
-            refit,
+            refit, learner,
         )  # fmt: skip
 
 
 def _grid_search(
     grid: Sequence[Mapping[str, Any]],
-    training: tuple[pd.DataFrame, pd.Series],
+    training: tuple[pd.DataFrame, pd.Series, np.ndarray | None],
     validation: tuple[pd.DataFrame, pd.Series],
     random_state: int,
-) -> tuple[Pipeline, dict[str, Any], list[dict[str, Any]]]:
-    """(the pipeline with the lowest validation log loss, its parameters, every point tried)."""
-    (x_train, y_train), (x_valid, y_valid) = training, validation
+    learner: str,
+) -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    """(the model with the lowest validation log loss, its parameters, every point tried)."""
+    (x_train, y_train, groups), (x_valid, y_valid) = training, validation
     tried = []
-    best: tuple[float, Pipeline, dict[str, Any]] | None = None
+    best: tuple[float, Any, dict[str, Any]] | None = None
     for point in grid:
         params = {**BASE_PARAMS, **point, "random_state": random_state}
-        pipeline = _pipeline(params).fit(x_train, y_train)
-        p = pipeline.predict_proba(x_valid)[:, 1]
+        model = _fit(learner, params, x_train, y_train, groups)
+        p = model.predict_proba(x_valid)[:, 1]
         loss = float(log_loss(y_valid, p, labels=[0, 1]))
         tried.append(
             {
@@ -152,7 +164,7 @@ def _grid_search(
             }
         )
         if best is None or loss < best[0]:
-            best = (loss, pipeline, params)
+            best = (loss, model, params)
     assert best is not None
     return best[1], best[2], tried
 
@@ -167,6 +179,7 @@ def _train(
     version: str | None,
     importance_repeats: int,
     refit: bool = True,
+    learner: str = "two_stage",
 ) -> ModelBundle:
     if calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
@@ -175,8 +188,9 @@ def _train(
     if not grid:
         raise ValueError("grid must hold at least one parameter set")
 
-    fitted, params, tried = _grid_search(grid, (x_train, y_train), (x_valid, y_valid),
-                                         random_state)  # fmt: skip
+    groups = [_members(train), _members(validation)]
+    fitted, params, tried = _grid_search(grid, (x_train, y_train, groups[0]),
+                                         (x_valid, y_valid), random_state, learner)  # fmt: skip
     calibration_losses: dict[str, float] = {}
     if calibration == "auto":
         calibration_losses = _calibration_losses(fitted, x_valid, y_valid, random_state)
@@ -189,9 +203,11 @@ def _train(
     calibrated = _calibrate(fitted, calibration, x_valid, y_valid)
     refitted = refit and calibration == "none"
     if refitted:
-        calibrated = _refit(params, fitted, (x_train, x_valid), (y_train, y_valid))
+        calibrated = _refit(learner, params, fitted, (x_train, x_valid), (y_train, y_valid),
+                            groups)  # fmt: skip
 
     metrics: dict[str, Any] = {
+        "learner": learner,
         "grid": tried,
         "chosen_params": {k: v for k, v in params.items() if k != "random_state"},
         "calibration_method": calibration,
@@ -225,18 +241,45 @@ def _train(
 
 
 def _refit(
+    learner: str,
     params: Mapping[str, Any],
-    fitted: Pipeline,
+    fitted: Any,
     xs: tuple[pd.DataFrame, pd.DataFrame],
     ys: tuple[np.ndarray, np.ndarray],
-) -> Pipeline:
+    groups: Sequence[np.ndarray | None],
+) -> Any:
     """The chosen parameters fitted on training + validation rows.
 
-    Early stopping is not repeated (its hold-out would be a random slice of both months): the
-    fit runs the iterations it chose on the training rows, grown by 10% for the extra rows."""
+    Trees alone: early stopping is not repeated (its hold-out would be a random slice of both
+    months): the fit runs the iterations it chose on the training rows, grown by 10% for the
+    extra rows. Two stages: refitted as they were tuned (their out-of-fold score needs each
+    fold's trees to stop on their own)."""
+    x, y = pd.concat(xs), np.concatenate(ys)
+    if learner == "two_stage":
+        both = None if any(g is None for g in groups) else np.concatenate(groups)
+        return _fit(learner, params, x, y, both)
     iterations = max(1, int(fitted.named_steps["trees"].n_iter_ * 1.1))
     final = {**params, "early_stopping": False, "max_iter": iterations}
-    return _pipeline(final).fit(pd.concat(xs), np.concatenate(ys))
+    return _pipeline(final).fit(x, y)
+
+
+def _fit(
+    learner: str,
+    params: Mapping[str, Any],
+    x: pd.DataFrame,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+) -> Any:
+    if learner == "two_stage":
+        tree_params = {k: v for k, v in params.items() if k != "random_state"}
+        model = TwoStageChurnModel(tree_params, random_state=params.get("random_state", 0))
+        return model.fit(x, y, groups=groups)
+    return _pipeline(params).fit(x, y)
+
+
+def _members(frame: pd.DataFrame) -> np.ndarray | None:
+    """The member of each row (the two stages' folds keep a member's months together)."""
+    return frame["msno"].to_numpy() if "msno" in frame.columns else None
 
 
 def _calibrate(fitted: Pipeline, method: str, x: pd.DataFrame, y: np.ndarray) -> Any:

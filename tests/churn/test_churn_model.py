@@ -16,6 +16,7 @@ from customer360.churn.model import (
     save_model,
     train_churn_model,
 )
+from customer360.churn.two_stage import TREE_FEATURES
 
 
 def _frame(rows: int, seed: int) -> pd.DataFrame:
@@ -124,3 +125,47 @@ def test_refit_on_training_and_validation_only_when_no_calibration_is_needed():
     assert a.between(0, 1).all() and a.nunique() > 10
     sigmoid = train_churn_model(train, validation, calibration="sigmoid", **kwargs)
     assert sigmoid.metrics["refit_on_validation"] is False
+
+
+def _additive_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Churn = a listening interaction (few listening days raise churn for manual renewers
+    only) + a city effect of +1.2 log-odds for city 5; three rows per member, as months."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(np.zeros((rows, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
+    frame["last_is_auto_renew"] = (rng.random(rows) < 0.7).astype(float)
+    frame["days_with_session"] = rng.integers(0, 31, rows).astype(float)
+    frame["city"] = rng.choice([1.0, 5.0, 13.0], rows)
+    frame["bd"] = rng.integers(15, 60, rows).astype(float)
+    quiet = (frame["days_with_session"] < 8) & (frame["last_is_auto_renew"] == 0)
+    logit = -2.5 + 2.5 * quiet + 1.2 * (frame["city"] == 5.0)
+    frame["is_churn"] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame.insert(0, "msno", [f"m{i % (rows // 3)}" for i in range(rows)])
+    return frame
+
+
+def test_two_stages_learn_the_additive_effect_and_the_listening_interaction():
+    """The regression carries the city's log-odds effect (+1.2), the trees the listening
+    interaction; the probabilities are calibrated on a later sample."""
+    bundle = train_churn_model(
+        _additive_frame(6000, 31), _additive_frame(3000, 32), importance_repeats=0
+    )
+    assert bundle.metrics["learner"] == "two_stage"
+    later = _additive_frame(4000, 33)
+    p = predict_churn(bundle, later)["churn_probability"].to_numpy()
+    odds = np.log(p / (1 - p))
+    city5, city1 = later["city"] == 5.0, later["city"] == 1.0
+    quiet = (later["days_with_session"] < 8) & (later["last_is_auto_renew"] == 0)
+    for group in (quiet, ~quiet):
+        effect = odds[group & city5].mean() - odds[group & city1].mean()
+        assert effect == pytest.approx(1.2, abs=0.3)
+    assert odds[quiet].mean() - odds[~quiet].mean() == pytest.approx(2.5, abs=0.5)
+    assert p.mean() == pytest.approx(later["is_churn"].mean(), abs=0.02)
+    # The trees never see the city: it is the regression's.
+    assert "city" not in TREE_FEATURES
+    assert bundle.model.trees_.n_features_in_ == len(TREE_FEATURES)
+
+
+def test_the_learner_is_checked():
+    frame = _frame(600, 41)
+    with pytest.raises(ValueError, match="learner must be one of"):
+        train_churn_model(frame.iloc[:400], frame.iloc[400:], learner="forest")

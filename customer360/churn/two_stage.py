@@ -1,0 +1,139 @@
+"""The churn model's two stages: trees read the listening, a logistic regression adds the rest.
+
+Churn is driven by two kinds of input that want different learners:
+
+- the member's listening against their own usual level (disengagement), visible only through
+  interactions of many log features with the billing's timing: gradient-boosted trees
+  (`TREE_FEATURES`: the engagement features plus when the term was billed and ends, whether it
+  auto-renews or was cancelled);
+- the account and the member (auto-renew, a cancel, a discount, the plan and its price, city,
+  registration channel, gender, age): effects that add up on the log-odds scale, which a
+  logistic regression estimates from far fewer rows than trees need to rebuild them split by
+  split.
+
+`TwoStageChurnModel.fit` fits the trees, takes their out-of-fold churn log-odds for every
+training row (folds by member, so a member's other months never score their own rows) and fits
+the regression on that score plus one-hot codes of the account and member columns. Measured
+against the true probabilities of generated worlds (docs/churn.md §12), this beats trees on all
+features by about 0.01 × average precision and 0.008 × log loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold, KFold
+
+from customer360.churn.features import FEATURE_COLUMNS, TRANSACTION_FEATURES
+
+#: What the listening is read against: the term's billing and expiry, and how it renews.
+BILLING_TIMING: tuple[str, ...] = (
+    "days_until_expiration",
+    "days_since_last_account_action",
+    "last_is_cancel",
+    "last_is_auto_renew",
+    "last_payment_plan_days",
+)
+TREE_FEATURES: tuple[str, ...] = (
+    *(c for c in FEATURE_COLUMNS if c not in TRANSACTION_FEATURES),
+    *BILLING_TIMING,
+)
+#: Account and member columns the regression sees as one indicator per level.
+LEVEL_COLUMNS: tuple[str, ...] = (
+    "last_payment_plan_days",
+    "last_plan_list_price",
+    "city",
+    "registered_via",
+    "gender",
+)
+#: Age bands (years, left-closed); ages outside 10–70 are KKBox's known bad values: unknown.
+AGE_BANDS: tuple[int, ...] = (10, 15, 20, 25, 30, 35, 40, 50, 71)
+
+
+class TwoStageChurnModel(ClassifierMixin, BaseEstimator):
+    """Trees on `TREE_FEATURES`, then a logistic regression on their out-of-fold log-odds and
+    the account and member codes. Inputs: a frame of `FEATURE_COLUMNS` (as `feature_matrix`
+    gives). `tree_params`: HistGradientBoostingClassifier parameters; a level seen in fewer
+    than `min_level_rows` training rows gets no indicator of its own."""
+
+    def __init__(
+        self,
+        tree_params: Mapping[str, Any] | None = None,
+        folds: int = 5,
+        regularization: float = 1.0,
+        min_level_rows: int = 50,
+        random_state: int = 0,
+    ) -> None:
+        self.tree_params = tree_params
+        self.folds = folds
+        self.regularization = regularization
+        self.min_level_rows = min_level_rows
+        self.random_state = random_state
+
+    def fit(
+        self, x: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None
+    ) -> TwoStageChurnModel:
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        trees_x = x[list(TREE_FEATURES)]
+        score = np.zeros(len(y))
+        for fit, held in self._splits(len(y), groups):
+            trees = self._trees().fit(trees_x.iloc[fit], y[fit])
+            score[held] = _log_odds(trees.predict_proba(trees_x.iloc[held])[:, 1])
+        self.trees_ = self._trees().fit(trees_x, y)
+        self.levels_ = {
+            column: sorted(v for v, n in x[column].value_counts().items()
+                           if n >= self.min_level_rows)
+            for column in LEVEL_COLUMNS
+        }  # fmt: skip
+        self.regression_ = LogisticRegression(C=self.regularization, max_iter=3000).fit(
+            self._design(x, score), y
+        )
+        return self
+
+    def predict_proba(self, x: pd.DataFrame) -> np.ndarray:
+        score = _log_odds(self.trees_.predict_proba(x[list(TREE_FEATURES)])[:, 1])
+        return self.regression_.predict_proba(self._design(x, score))
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return self.classes_[(self.predict_proba(x)[:, 1] >= 0.5).astype(int)]
+
+    def _trees(self) -> HistGradientBoostingClassifier:
+        params = {**(self.tree_params or {}), "random_state": self.random_state}
+        return HistGradientBoostingClassifier(**params)
+
+    def _splits(self, rows: int, groups: np.ndarray | None):
+        if groups is not None and len(np.unique(groups)) >= self.folds:
+            return GroupKFold(self.folds).split(np.zeros(rows), groups=groups)
+        return KFold(self.folds, shuffle=True, random_state=self.random_state).split(np.zeros(rows))
+
+    def _design(self, x: pd.DataFrame, score: np.ndarray) -> np.ndarray:
+        """[tree log-odds, manual renewal, cancel, discounted, discount share, one indicator per
+        kept level of each `LEVEL_COLUMNS`, one per age band] — absent values are zeros."""
+        price = x["last_plan_list_price"].where(x["last_plan_list_price"] > 0)
+        columns = [
+            score,
+            1 - x["last_is_auto_renew"].fillna(1),
+            x["last_is_cancel"].fillna(0),
+            (x["last_discount"] > 0).astype(float),
+            (x["last_discount"] / price).fillna(0).clip(0, 1),
+        ]
+        for column, levels in self.levels_.items():
+            values = x[column].to_numpy()
+            columns.extend((values == level).astype(float) for level in levels)
+        bd = x["bd"].to_numpy()
+        band = np.digitize(bd, AGE_BANDS)  # 0 below 10, len(AGE_BANDS) at 71 and over
+        known = (bd >= AGE_BANDS[0]) & (bd < AGE_BANDS[-1])
+        columns.extend((known & (band == k)).astype(float) for k in range(1, len(AGE_BANDS)))
+        return np.column_stack([np.asarray(c, dtype=float) for c in columns])
+
+
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-5, 1 - 1e-5)
+    return np.log(p / (1 - p))

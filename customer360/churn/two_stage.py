@@ -81,6 +81,11 @@ class TwoStageChurnModel(ClassifierMixin, BaseEstimator):
     ) -> TwoStageChurnModel:
         y = np.asarray(y)
         self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:  # the regression needs both; say so, not sklearn's words
+            raise ValueError(
+                f"the training rows hold only is_churn = {self.classes_.tolist()}: "
+                "a churn model needs churners and stayers"
+            )
         trees_x = x[list(TREE_FEATURES)]
         score = np.zeros(len(y))
         for fit, held in self._splits(len(y), groups):

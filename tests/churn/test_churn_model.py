@@ -165,7 +165,10 @@ def test_two_stages_learn_the_additive_effect_and_the_listening_interaction():
     assert bundle.model.trees_.n_features_in_ == len(TREE_FEATURES)
 
 
-def test_the_learner_is_checked():
+def test_the_learner_is_checked_and_one_class_is_refused_by_name():
     frame = _frame(600, 41)
     with pytest.raises(ValueError, match="learner must be one of"):
         train_churn_model(frame.iloc[:400], frame.iloc[400:], learner="forest")
+    stayers = frame.assign(is_churn=0)
+    with pytest.raises(ValueError, match="only is_churn = \\[0\\]"):
+        train_churn_model(stayers.iloc[:400], stayers.iloc[400:], importance_repeats=0)

@@ -34,6 +34,7 @@ from customer360.churn import (
 )
 from customer360.churn.disengagement import FLOOR
 from customer360.churn.drop import read_drop_table
+from customer360.churn.fading import FADE_FEATURES, daily_plays, fade_depths, fit_fade_model
 from customer360.churn.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 from customer360.churn.generator import DRIVER_MIXES
 from customer360.churn.layout import data_facts, layout_of_directory
@@ -186,6 +187,12 @@ def model_scores(work: Path, layout: str, timer: Timer) -> dict[str, Any]:
     scoring = pd.read_parquet(work / layout / "scoring.parquet")
     periods = ChurnPeriods.load(work / layout / "periods.json")
     world = json.loads((work / layout / "bench.json").read_text())
+    if not set(FADE_FEATURES) <= set(frame.columns):  # frames saved before the fade features
+        frame, scoring = timer(
+            f"[{layout}] fade features (pandas)",
+            lambda: with_fade_features(work / layout, frame, scoring, periods),
+            lambda r: f"{r[0]['fade_depth'].notna().mean():.3f} of the rows known",
+        )
     # The graph's model learns from the rows in each month's scoring scope (training.py).
     rows = frame[frame["in_scope"]]
     months = pd.to_datetime(rows["period_start"]).dt.date
@@ -209,6 +216,38 @@ def model_scores(work: Path, layout: str, timer: Timer) -> dict[str, Any]:
     candidates = world["candidates"]
     scores["coverage"] = len(predictions) / candidates if candidates else float("nan")
     return scores
+
+
+def with_fade_features(world: Path, frame, scoring, periods: ChurnPeriods):
+    """Add `FADE_FEATURES` to frames saved without them, by the graph's own functions on the
+    landing CSVs read with pandas (the clock fitted on a random sample of members, where the
+    graph takes the smallest hashes); the frames are saved back."""
+    landing = world / "landing" / "kkbox"
+
+    def days(values: pd.Series) -> pd.Series:
+        return (pd.to_datetime(values.astype(str), format="%Y%m%d") - pd.Timestamp(0)).dt.days
+
+    logs = pd.concat(pd.read_csv(f) for f in sorted(landing.glob("user_logs*.csv")))
+    logs["date"] = pd.to_datetime(logs["date"].astype(str), format="%Y%m%d")
+    logs = daily_plays(logs)
+    raw = pd.concat(pd.read_csv(f) for f in sorted(landing.glob("transactions*.csv")))
+    transactions = pd.DataFrame({
+        "msno": raw["msno"],
+        "transaction_day": days(raw["transaction_date"]),
+        "expire_day": days(raw["membership_expire_date"]),
+        "is_cancel": raw["is_cancel"],
+    })  # fmt: skip
+    fade = fade_depths(logs, transactions, periods.all, fit_fade_model(logs, transactions))
+    fade["period_start"] = pd.to_datetime(fade["period_start"]).dt.date
+
+    def add(rows: pd.DataFrame) -> pd.DataFrame:
+        keyed = rows.assign(period_start=pd.to_datetime(rows["period_start"]).dt.date)
+        return keyed.merge(fade, on=["msno", "period_start"], how="left")
+
+    frame, scoring = add(frame), add(scoring)
+    frame.to_parquet(world / "frame.parquet")
+    scoring.to_parquet(world / "scoring.parquet")
+    return frame, scoring
 
 
 def fading_bound(rows: pd.DataFrame, scoring: pd.DataFrame, truth: pd.DataFrame, path: Path):

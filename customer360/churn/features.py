@@ -17,6 +17,8 @@ from pyspark.sql import functions as F
 
 from customer360.churn.engagement import SHIFT_FEATURES, shift_features
 from customer360.churn.engagement import covered as _covered
+from customer360.churn.fade_job import fade_features
+from customer360.churn.fading import FADE_FEATURES
 from customer360.churn.periods import periods_frame
 from customer360.churn.schemas import BD_MAX, BD_MIN
 from customer360.churn.transactions import with_changes, with_subscription
@@ -119,7 +121,7 @@ def activity_features(clean: DataFrame, user_logs: DataFrame, period_start: dt.d
 def period_features(
     clean: DataFrame, user_logs: DataFrame, members: DataFrame, period_start: dt.date
 ) -> DataFrame:
-    """msno, period_start and all 58 features (`FEATURE_COLUMNS`) for members current at P."""
+    """msno, period_start and all features (`FEATURE_COLUMNS`) for members current at P."""
     return features_for_periods(clean, user_logs, members, [period_start])
 
 
@@ -143,10 +145,12 @@ def features_for_periods(
     activity = _activity_features(current, user_logs, periods, logs)
     trend = _trend_features(current, user_logs, periods, logs)
     shift = shift_features(current, user_logs, periods, logs)
+    fade, _ = fade_features(clean, user_logs, periods)
     return (
         transaction.join(activity, ["msno", "period_start"], "inner")
         .join(trend, ["msno", "period_start"], "inner")
         .join(shift, ["msno", "period_start"], "inner")
+        .join(fade, ["msno", "period_start"], "left")
         .select("msno", "period_start", *FEATURE_COLUMNS)
     )
 
@@ -350,8 +354,11 @@ TREND_FEATURES: tuple[str, ...] = (
 #: Days before the expiry over which a fading member's listening is expected to fall.
 FADE_DAYS = 90
 #: All model inputs, in the order the model sees them: the reference set, the trend and the
-#: shift against the member's usual level (`engagement.py`).
-FEATURE_COLUMNS: tuple[str, ...] = REFERENCE_FEATURES + TREND_FEATURES + SHIFT_FEATURES
+#: shift against the member's usual level (`engagement.py`), and how far the member had faded
+#: on the billing day by the engagement model (`fading.py`).
+FEATURE_COLUMNS: tuple[str, ...] = (
+    REFERENCE_FEATURES + TREND_FEATURES + SHIFT_FEATURES + FADE_FEATURES
+)
 
 
 def log_range(user_logs: DataFrame) -> tuple[dt.date | None, dt.date | None]:

@@ -119,8 +119,9 @@ class TwoStageChurnModel(ClassifierMixin, BaseEstimator):
         return KFold(self.folds, shuffle=True, random_state=self.random_state).split(np.zeros(rows))
 
     def _design(self, x: pd.DataFrame, score: np.ndarray) -> np.ndarray:
-        """[tree log-odds, manual renewal, cancel, discounted, discount share, one indicator per
-        kept level of each `LEVEL_COLUMNS`, one per age band] — absent values are zeros."""
+        """[tree log-odds, manual renewal, cancel, discounted, discount share, fade depth, engaged
+        and spread, one indicator per kept level of each `LEVEL_COLUMNS`, one per age band] —
+        absent values are zeros (an unknown fade: engaged)."""
         price = x["last_plan_list_price"].where(x["last_plan_list_price"] > 0)
         columns = [
             score,
@@ -128,6 +129,10 @@ class TwoStageChurnModel(ClassifierMixin, BaseEstimator):
             x["last_is_cancel"].fillna(0),
             (x["last_discount"] > 0).astype(float),
             (x["last_discount"] / price).fillna(0).clip(0, 1),
+            # the engagement model's depth (linear in the world's log-odds); unknown = engaged
+            x["fade_depth"].fillna(0),
+            x["fade_engaged"].fillna(1),
+            x["fade_spread"].fillna(0),
         ]
         for column, levels in self.levels_.items():
             values = x[column].to_numpy()

@@ -30,8 +30,11 @@ import pandas as pd
 
 #: Output columns of `fade_depths` beside msno and period_start.
 FADE_FEATURES: tuple[str, ...] = ("fade_depth", "fade_engaged", "fade_spread")
-#: Members per forward–backward batch (memory: batch × days × states × 4 bytes).
+#: Members per forward–backward batch (memory: 2 × batch × days × states × 4 bytes, ~180 MB).
 BATCH = 1000
+#: Days of log read before each period: a year estimates the member's own level and bounds
+#: the batch's memory on long drops (Kaggle's logs span 26 months).
+HISTORY_DAYS = 365
 #: Population prior of the member's own traits (pseudo-days of evidence).
 _PRIOR_ACTIVITY, _PRIOR_ACTIVITY_DAYS = 0.7, 4.0
 _PRIOR_VOLUME, _PRIOR_VOLUME_DAYS = 20.0, 5.0
@@ -99,7 +102,8 @@ def fade_depths(
                 rows[["msno", "period_start"]].assign(**dict.fromkeys(FADE_FEATURES, np.nan))
             )
             continue
-        for batch in _batches(logs, transactions, rows["msno"].to_numpy(), first, last, observed):
+        start = max(first, last - HISTORY_DAYS + 1)
+        for batch in _batches(logs, transactions, rows["msno"].to_numpy(), start, last, observed):
             parts.append(_depths(batch, rows[rows["msno"].isin(batch.msno)], model))
     return pd.concat(parts, ignore_index=True)[columns]
 
@@ -120,6 +124,7 @@ def fit_fade_model(
     if len(msno) > members:
         msno = msno.sample(members, random_state=seed)
     first, last = log_days or (int(logs["day"].min()), int(logs["day"].max()))
+    first = max(first, last - HISTORY_DAYS + 1)
     logs = logs[logs["msno"].isin(msno)]
     batches = list(_batches(logs, transactions, msno.to_numpy(), first, last))
     best: tuple[float, FadeModel] | None = None

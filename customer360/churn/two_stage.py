@@ -13,7 +13,8 @@ Churn is driven by two kinds of input that want different learners:
 
 `TwoStageChurnModel.fit` fits the trees, takes their out-of-fold churn log-odds for every
 training row (folds by member, so a member's other months never score their own rows) and fits
-the regression on that score plus one-hot codes of the account and member columns. Measured
+the regression on that score, the engagement model's fade depth (`fading.py`; churn log-odds
+rise linearly with it) and one-hot codes of the account and member columns. Measured
 against the true probabilities of six unseen generated worlds (docs/churn.md §12), this beats
 trees on all features by 0.012 × average precision and 0.006 × log loss on average.
 """
@@ -119,14 +120,20 @@ class TwoStageChurnModel(ClassifierMixin, BaseEstimator):
         return KFold(self.folds, shuffle=True, random_state=self.random_state).split(np.zeros(rows))
 
     def _design(self, x: pd.DataFrame, score: np.ndarray) -> np.ndarray:
-        """[tree log-odds, manual renewal, cancel, discounted, discount share, fade depth, engaged
-        and spread, one indicator per kept level of each `LEVEL_COLUMNS`, one per age band] —
-        absent values are zeros (an unknown fade: engaged)."""
+        """[tree log-odds, manual renewal, cancel, the cancel's age (3), discounted, discount
+        share, fade depth, engaged and spread, one indicator per kept level of each
+        `LEVEL_COLUMNS`, one per age band] — absent values are zeros (unknown fade: engaged)."""
         price = x["last_plan_list_price"].where(x["last_plan_list_price"] > 0)
+        cancel = x["last_is_cancel"].fillna(0).to_numpy()
+        since = x["days_since_last_account_action"].fillna(0).to_numpy()
         columns = [
             score,
             1 - x["last_is_auto_renew"].fillna(1),
-            x["last_is_cancel"].fillna(0),
+            cancel,
+            # how long a cancel has stood without a new subscription (knots at 7 and 14 days):
+            # a stayer re-subscribes soon after cancelling, so an old cancel is near-certain
+            # churn — too few rows for the trees' 40-row leaves to learn it
+            *(cancel * part for part in _cancel_age(since)),
             (x["last_discount"] > 0).astype(float),
             (x["last_discount"] / price).fillna(0).clip(0, 1),
             # the engagement model's depth (linear in the world's log-odds); unknown = engaged
@@ -142,6 +149,11 @@ class TwoStageChurnModel(ClassifierMixin, BaseEstimator):
         known = (bd >= AGE_BANDS[0]) & (bd < AGE_BANDS[-1])
         columns.extend((known & (band == k)).astype(float) for k in range(1, len(AGE_BANDS)))
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
+
+
+def _cancel_age(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Days since the last transaction as a piecewise-linear basis: 0–7, 7–14, 14–30 days."""
+    return np.minimum(days, 7) / 7, np.clip(days - 7, 0, 7) / 7, np.clip(days - 14, 0, 16) / 16
 
 
 def _log_odds(p: np.ndarray) -> np.ndarray:

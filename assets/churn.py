@@ -19,6 +19,7 @@ from customer360.churn import (
     transactions_enhanced,
 )
 from customer360.churn.drop import TABLE_FILES, read_drop_table
+from customer360.churn.fade_job import fade_features
 from customer360.churn.layout import KKBoxLayoutError, data_facts
 from customer360.churn.periods import ChurnPeriods, detect_periods, periods_path
 from customer360.churn.training import assemble_labels
@@ -310,13 +311,24 @@ def churn_features(
     if reason is not None:
         return skipped_result(context, reason)
     periods = read_periods(lakehouse)
+    clean = _read(spark, lakehouse, "transactions_clean")
+    logs = _read(spark, lakehouse, "user_logs")
+    fade, clock = fade_features(clean, logs, periods.all)
     features = features_for_periods(
-        _read(spark, lakehouse, "transactions_clean"),
-        _read(spark, lakehouse, "user_logs"),
-        _read(spark, lakehouse, "members"),
-        periods.all,
+        clean, logs, _read(spark, lakehouse, "members"), periods.all, fade=fade
     )
     result = lakehouse.write(features, "churn", "features")
     return dg.MaterializeResult(
-        metadata=write_metadata(result, periods=[f"{p:%Y-%m}" for p in periods.all])
+        metadata=write_metadata(
+            result,
+            periods=[f"{p:%Y-%m}" for p in periods.all],
+            # the engagement model's clock, fitted on the logs (docs/churn.md §5)
+            fade_clock=dg.MetadataValue.json(
+                {
+                    "tau_days": clock.tau,
+                    "onsets_per_member_year": round(clock.onset_rate * 365, 3),
+                    "mean_fade_days": round(1 / clock.recover_rate, 1),
+                }
+            ),
+        )
     )

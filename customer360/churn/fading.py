@@ -16,7 +16,7 @@ hazards from the whole population by maximum likelihood (`fit_fade_model`).
 member's last billing before the month, from the logs **before the month only** (the same
 information a forecast on the month's first day has), and the posterior chance that the member
 was engaged on that day. Pure numpy and pandas, one batch of members at a time, so Spark can run
-it per bucket of members (`customer360.churn.features.fade_features`).
+it per bucket of members (`customer360.churn.fade_job.fade_features`).
 """
 
 from __future__ import annotations
@@ -38,17 +38,22 @@ HISTORY_DAYS = 365
 #: Population prior of the member's own traits (pseudo-days of evidence).
 _PRIOR_ACTIVITY, _PRIOR_ACTIVITY_DAYS = 0.7, 4.0
 _PRIOR_VOLUME, _PRIOR_VOLUME_DAYS = 20.0, 5.0
+#: Rounds of re-estimating the traits against the expected level (EM): the first guess reads
+#: a fading member's quiet days as a low level of their own, so it under-reads the fade.
+TRAIT_ROUNDS = 1
 _EPOCH = dt.date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
 class FadeModel:
-    """The population's clock: days for the level to fall to 1/e, its floor, daily hazards."""
+    """The population's clock: days for the level to fall to 1/e, its floor, daily hazards.
+    The defaults are only where `fit_fade_model` starts (a fade a year, lasting a season); the
+    floor stays fixed (a member who has drifted away still opens the app now and then)."""
 
     tau: float = 20.0
     floor: float = 0.05
-    onset_rate: float = 1 / 250
-    recover_rate: float = 1 / 120
+    onset_rate: float = 1 / 365
+    recover_rate: float = 1 / 90
 
     def levels(self) -> np.ndarray:
         """Level per state: [engaged, fading day 0, 1, …, the day it reaches the floor]."""
@@ -70,6 +75,7 @@ class _Batch:
 
 
 def day_number(value: dt.date) -> int:
+    """Days since 1970-01-01 (the unit of every day column here)."""
     return (value - _EPOCH).days
 
 
@@ -118,8 +124,10 @@ def fit_fade_model(
     log_days: tuple[int, int] | None = None,
 ) -> FadeModel:
     """The clock with the highest likelihood of (a sample of) the logs; for each candidate
-    `tau` the hazards are re-estimated by Baum–Welch `iterations` times. `log_days` as in
-    `fade_depths`."""
+    `tau` the hazards (Baum–Welch) and the members' traits are re-estimated `iterations`
+    times. `log_days` as in `fade_depths`. No logs: the default clock."""
+    if logs.empty:
+        return FadeModel()
     msno = logs["msno"].drop_duplicates()
     if len(msno) > members:
         msno = msno.sample(members, random_state=seed)
@@ -130,10 +138,13 @@ def fit_fade_model(
     best: tuple[float, FadeModel] | None = None
     for tau in taus:
         model = replace(FadeModel(), tau=float(tau))
+        levels: list[np.ndarray | None] = [None] * len(batches)
         for _ in range(iterations):
             onsets = recoveries = engaged = fading = loglik = 0.0
-            for batch in batches:
-                stats = _smooth(batch, model, last + 1 - batch.first, _member_traits(batch))
+            for i, batch in enumerate(batches):
+                traits = _member_traits(batch, level=levels[i])
+                stats = _smooth(batch, model, last + 1 - batch.first, traits)
+                levels[i] = stats.level
                 onsets += stats.onsets
                 recoveries += stats.recoveries
                 engaged += stats.engaged_days
@@ -244,15 +255,17 @@ def _member_traits(batch: _Batch, upto: int | None = None, level: np.ndarray | N
 
 def _depths(batch: _Batch, rows: pd.DataFrame, model: FadeModel) -> pd.DataFrame:
     """The depth on each row's billing day from the batch's days (those before the period):
-    the members' traits re-estimated once against the expected level, then the posterior."""
+    the members' traits re-estimated `TRAIT_ROUNDS` times against the expected level, then
+    the posterior."""
     upto = batch.counts.shape[1]
     want = np.full(len(batch.msno), -1)
     index = batch.msno.get_indexer(rows["msno"])
     want[index] = rows["billing_day"].to_numpy() - batch.first
     traits = _member_traits(batch, upto)
     stats = _smooth(batch, model, upto, traits, want)
-    traits = _member_traits(batch, upto, stats.level)
-    stats = _smooth(batch, model, upto, traits, want)
+    for _ in range(TRAIT_ROUNDS):
+        traits = _member_traits(batch, upto, stats.level)
+        stats = _smooth(batch, model, upto, traits, want)
     posterior = stats.at_want[index]
     depth = 1 - model.levels()
     known = want[index] >= 0  # a billing before the first log day: unknown

@@ -131,6 +131,7 @@ def features_for_periods(
     members: DataFrame,
     periods: Sequence[dt.date],
     logs: tuple[dt.date | None, dt.date | None] | None = None,
+    fade: DataFrame | None = None,
 ) -> DataFrame:
     """`period_features` for several periods in one Spark pass (rows tagged by period_start).
 
@@ -138,6 +139,7 @@ def features_for_periods(
     training, validation and scoring periods together costs one job instead of three.
     `logs` = (first, last) day the user logs cover (`log_range`, computed when None):
     engagement features of a window the logs do not cover are NULL (unknown), not zero.
+    `fade`: the engagement model's output (`fade_features`; computed when None).
     """
     logs = log_range(user_logs) if logs is None else logs
     current = _current(clean, periods)
@@ -145,7 +147,8 @@ def features_for_periods(
     activity = _activity_features(current, user_logs, periods, logs)
     trend = _trend_features(current, user_logs, periods, logs)
     shift = shift_features(current, user_logs, periods, logs)
-    fade, _ = fade_features(clean, user_logs, periods)
+    if fade is None:
+        fade, _ = fade_features(clean, user_logs, periods)
     return (
         transaction.join(activity, ["msno", "period_start"], "inner")
         .join(trend, ["msno", "period_start"], "inner")

@@ -71,6 +71,18 @@ def test_every_churn_asset_materialises_with_model_scores(churn_graph):
     assert "mean_predicted" in model["calibration"].value or "|" in model["calibration"].value
 
 
+def test_features_carry_the_fitted_engagement_clock_and_fade_depths(churn_graph):
+    _, lakehouse, _, _, result = churn_graph
+    clock = _meta(result, keys.FEATURES_KEY)["fade_clock"].value
+    assert clock["tau_days"] in (10.0, 14.0, 20.0, 28.0, 40.0)  # the grid fit_fade_model tries
+    assert 0.1 < clock["onsets_per_member_year"] < 10 and 10 < clock["mean_fade_days"] < 1000
+    features = lakehouse.read_arrow("churn", "features").to_pandas()
+    depth = features["fade_depth"]
+    assert depth.notna().mean() > 0.9 and depth.dropna().between(0, 0.95).all()  # 1 − floor
+    # generated members fade at 12–15 % of billings: some rows deep, most near zero
+    assert (depth > 0.5).mean() > 0.03 and (depth < 0.1).mean() > 0.6
+
+
 def test_v2_periods_labels_and_the_label_file_cross_check(churn_graph):
     _, _, _, _, result = churn_graph
     periods = _meta(result, keys.PERIODS_KEY)

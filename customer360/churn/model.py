@@ -470,7 +470,8 @@ def save_model(bundle: ModelBundle, path: str | Path) -> Path:
 
 
 def load_model(path: str | Path) -> ModelBundle:
-    """Read a bundle written by `save_model`; refuses a model file whose hash does not match."""
+    """Read a bundle written by `save_model`; refuses a model file whose hash does not match,
+    or one trained on another feature set (an older version of the features)."""
     directory = Path(path)
     manifest_path = directory / MANIFEST_FILE
     if not manifest_path.is_file():
@@ -483,6 +484,13 @@ def load_model(path: str | Path) -> ModelBundle:
         raise ValueError(
             f"{directory}: model was saved with scikit-learn {manifest.get('sklearn_version')}, "
             f"this is {sklearn.__version__}; retrain it"
+        )
+    missing = [c for c in FEATURE_COLUMNS if c not in manifest["feature_columns"]]
+    extra = [c for c in manifest["feature_columns"] if c not in FEATURE_COLUMNS]
+    if missing or extra:  # the model's own code would fail deep in its design matrix
+        raise ValueError(
+            f"{directory}: model was trained on other features (missing {missing}, no longer "
+            f"built {extra}); retrain it (materialise churn/model)"
         )
     return ModelBundle(
         model=joblib.load(model_path),

@@ -90,6 +90,15 @@ def test_save_and_load_round_trip_and_tamper_check(bundle, tmp_path):
         load_model(path)
 
 
+def test_a_model_trained_on_other_features_is_refused_by_name(bundle, tmp_path):
+    path = save_model(bundle, tmp_path / "model")
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["feature_columns"] = [c for c in FEATURE_COLUMNS if c != "fade_depth"] + ["old"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"missing \['fade_depth'\].*\['old'\].*retrain"):
+        load_model(path)
+
+
 def test_missing_feature_columns_are_named(bundle):
     frame = _frame(10, 6).drop(columns=["city", "bd"])
     with pytest.raises(FeatureMismatchError, match=r"\['city', 'bd'\]"):

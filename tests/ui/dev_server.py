@@ -343,23 +343,29 @@ class DevServer:
 
     def latest_metadata(self, path: list[str]) -> dict:
         """Label → value of the asset's latest materialisation (ints, floats, text, md)."""
+        found = self.metadata_history(path, limit=1)
+        return found[0] if found else {}
+
+    def metadata_history(self, path: list[str], limit: int = 20) -> list[dict]:
+        """Label → value of each of the asset's latest `limit` materialisations, newest first."""
         data = self.graphql(
-            "query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset { "
-            "assetMaterializations(limit: 1) { runId metadataEntries { label __typename "
+            "query($k: AssetKeyInput!, $n: Int) { assetOrError(assetKey: $k) { ... on Asset { "
+            "assetMaterializations(limit: $n) { runId metadataEntries { label __typename "
             "... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue } "
             "... on TextMetadataEntry { text } ... on MarkdownMetadataEntry { mdStr } "
             "... on UrlMetadataEntry { url } } } } } }",
             k={"path": path},
+            n=limit,
         )
-        found = data["assetOrError"].get("assetMaterializations") or []
-        if not found:
-            return {}
-        values = {}
-        for e in found[0]["metadataEntries"]:
-            for attr in ("intValue", "floatValue", "text", "mdStr", "url"):
-                if attr in e:
-                    values[e["label"]] = e[attr]
-        return values
+        history = []
+        for found in data["assetOrError"].get("assetMaterializations") or []:
+            values = {}
+            for e in found["metadataEntries"]:
+                for attr in ("intValue", "floatValue", "text", "mdStr", "url"):
+                    if attr in e:
+                        values[e["label"]] = e[attr]
+            history.append(values)
+        return history
 
 
 def _span(start: float | None, end: float | None) -> str:

@@ -20,6 +20,7 @@ from customer360.churn import (
 )
 from customer360.churn.drop import TABLE_FILES, read_drop_table
 from customer360.churn.fade_job import fade_features
+from customer360.churn.features import log_range
 from customer360.churn.layout import KKBoxLayoutError, data_facts
 from customer360.churn.periods import ChurnPeriods, detect_periods, periods_path
 from customer360.churn.training import assemble_labels
@@ -313,9 +314,10 @@ def churn_features(
     periods = read_periods(lakehouse)
     clean = _read(spark, lakehouse, "transactions_clean")
     logs = _read(spark, lakehouse, "user_logs")
-    fade, clock = fade_features(clean, logs, periods.all)
+    span = log_range(logs)  # one scan for both the window features and the fade model
+    fade, clock = fade_features(clean, logs, periods.all, span)
     features = features_for_periods(
-        clean, logs, _read(spark, lakehouse, "members"), periods.all, fade=fade
+        clean, logs, _read(spark, lakehouse, "members"), periods.all, logs=span, fade=fade
     )
     result = lakehouse.write(features, "churn", "features")
     return dg.MaterializeResult(

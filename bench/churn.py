@@ -221,7 +221,7 @@ def model_scores(work: Path, layout: str, timer: Timer) -> dict[str, Any]:
 def with_fade_features(world: Path, frame, scoring, periods: ChurnPeriods):
     """Add `FADE_FEATURES` to frames saved without them, by the graph's own functions on the
     landing CSVs read with pandas (the clock fitted on a random sample of members, where the
-    graph takes the smallest hashes); the frames are saved back."""
+    graph takes one hash slice); the frames are saved back."""
     landing = world / "landing" / "kkbox"
 
     def days(values: pd.Series) -> pd.Series:

@@ -25,34 +25,37 @@ _PLAY_COLUMNS = ("num_25", "num_50", "num_75", "num_985", "num_100")
 
 
 def fade_features(
-    clean: DataFrame, user_logs: DataFrame, periods: Sequence[dt.date]
+    clean: DataFrame,
+    user_logs: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None] | None = None,
 ) -> tuple[DataFrame, FadeModel]:
     """(msno, period_start, `FADE_FEATURES` per member and period; the fitted clock).
 
-    `clean`: `transactions_clean`; `user_logs`: the reader's rows (date, num_*)."""
+    `clean`: `transactions_clean`; `user_logs`: the reader's rows (date, num_*); `logs`: the
+    first and last log date (`features.log_range`, computed when None)."""
     epoch = F.lit(_EPOCH)
-    plays = sum((F.coalesce(F.col(c), F.lit(0)) for c in _PLAY_COLUMNS), F.lit(0))
-    daily = user_logs.groupBy("msno", F.datediff("date", epoch).alias("day")).agg(
-        F.sum(plays).cast("double").alias("plays")
-    )
     transactions = clean.select(
         "msno",
         F.datediff("transaction_date", epoch).alias("transaction_day"),
         F.datediff("membership_expire_date", epoch).alias("expire_day"),
         F.col("is_cancel").cast("int").alias("is_cancel"),
     )
-    span = daily.agg(F.min("day"), F.max("day")).first()
-    log_days = None if span is None or span[0] is None else (int(span[0]), int(span[1]))
-    model = _fit_on_sample(daily, transactions, log_days)
+    if logs is None:
+        logs = tuple(user_logs.agg(F.min("date"), F.max("date")).first() or (None, None))
+    first, last = logs
+    log_days = None if first is None else ((first - _EPOCH).days, (last - _EPOCH).days)
+    model = _fit_on_sample(user_logs, transactions, log_days)
     periods = list(periods)
 
-    def depths(logs: pd.DataFrame, bucket_transactions: pd.DataFrame) -> pd.DataFrame:
-        return fade_depths(logs, bucket_transactions, periods, model, log_days)
+    def depths(bucket_logs: pd.DataFrame, bucket_transactions: pd.DataFrame) -> pd.DataFrame:
+        return fade_depths(bucket_logs, bucket_transactions, periods, model, log_days)
 
     bucket = F.pmod(F.xxhash64("msno"), F.lit(BUCKETS)).alias("bucket")
     schema = "msno string, period_start date, " + ", ".join(f"{c} double" for c in FADE_FEATURES)
     features = (
-        daily.select("*", bucket)
+        _daily(user_logs)
+        .select("*", bucket)
         .groupBy("bucket")
         .cogroup(transactions.select("*", bucket).groupBy("bucket"))
         .applyInPandas(depths, schema)
@@ -60,17 +63,23 @@ def fade_features(
     return features, model
 
 
+def _daily(user_logs: DataFrame) -> DataFrame:
+    """msno, day, plays: a member's rows of one day summed (the reader keeps them apart)."""
+    plays = sum((F.coalesce(F.col(c), F.lit(0)) for c in _PLAY_COLUMNS), F.lit(0))
+    return user_logs.groupBy("msno", F.datediff("date", F.lit(_EPOCH)).alias("day")).agg(
+        F.sum(plays).cast("double").alias("plays")
+    )
+
+
 def _fit_on_sample(
-    daily: DataFrame, transactions: DataFrame, log_days: tuple[int, int] | None
+    user_logs: DataFrame, transactions: DataFrame, log_days: tuple[int, int] | None
 ) -> FadeModel:
-    """The clock from the members with the smallest hashes (a fixed, uniform sample)."""
-    sample = (
-        daily.select("msno").distinct().orderBy(F.xxhash64("msno")).limit(SAMPLE_MEMBERS)
-    ).cache()
-    logs = daily.join(sample, "msno").toPandas()
+    """The clock from about `SAMPLE_MEMBERS` members: one hash slice of them, a fixed and
+    uniform sample that one filtered scan reads (nothing sorts or shuffles every member)."""
+    members = transactions.agg(F.approx_count_distinct("msno")).first()[0] or 0
+    in_slice = F.pmod(F.xxhash64("msno"), F.lit(max(1, members // SAMPLE_MEMBERS))) == 0
+    logs = _daily(user_logs.where(in_slice)).toPandas()
     if logs.empty:
-        sample.unpersist()
         return FadeModel()
-    members = transactions.join(sample, "msno").toPandas()
-    sample.unpersist()
-    return fit_fade_model(logs, members, members=SAMPLE_MEMBERS, log_days=log_days)
+    sample = transactions.where(in_slice).toPandas()
+    return fit_fade_model(logs, sample, members=SAMPLE_MEMBERS, log_days=log_days)

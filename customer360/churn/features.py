@@ -148,7 +148,7 @@ def features_for_periods(
     trend = _trend_features(current, user_logs, periods, logs)
     shift = shift_features(current, user_logs, periods, logs)
     if fade is None:
-        fade, _ = fade_features(clean, user_logs, periods)
+        fade, _ = fade_features(clean, user_logs, periods, logs)
     return (
         transaction.join(activity, ["msno", "period_start"], "inner")
         .join(trend, ["msno", "period_start"], "inner")

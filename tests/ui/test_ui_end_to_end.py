@@ -304,9 +304,11 @@ def step_8_tables_and_publish_counts(walk: Walk) -> None:
             outcomes = sum(m[k] for k in ("published", "unchanged", "failed", "deferred"))
             assert outcomes == m["rows_read"] and m["deferred"] == 0, (target, m)
         # the latest run that had work: automation and the backfill may run a target again
-        # after another run already published its rows (a deactivation then has nothing to do)
-        meta[target] = next((m for m in history if m["rows_read"] > 0), None)
-        assert meta[target] is not None, (target, history)
+        # after another run already published its rows. A deactivation can have nothing to do
+        # in every run (the deleted customers `dev` loaded are inactive already, and change
+        # detection skips them): Dataverse's own state is checked below (_assert_dataverse).
+        assert history, target
+        meta[target] = next((m for m in history if m["rows_read"] > 0), history[0])
     customers = meta["crc33_customer"]
     assert customers["published"] + customers["unchanged"] == walk.expected_live, customers
     assert customers["failed"] == 0 and meta["crc33_customer_deactivation"]["failed"] == 0, meta

@@ -188,8 +188,17 @@ class DevServer:
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # Alone, `customer360 dev` ends within seconds of a Ctrl-C; after the walk it has
+            # stayed up for a full minute. Note what is still running, then end it.
+            still = subprocess.run(
+                ["ps", "-o", "pid,stat,etime,args", "-g", str(self.process.pid)],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+            with self.log_path.open("a") as log:
+                log.write(f"\nstill running 15 s after SIGINT:\n{still}\n")
         with contextlib.suppress(ProcessLookupError):  # run workers outliving `dg dev`
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)

@@ -164,6 +164,7 @@ class DevServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "customer360.cli", "dev"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_interruptible,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -191,8 +192,8 @@ class DevServer:
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            # Alone, `customer360 dev` ends within seconds of a Ctrl-C; after the walk it has
-            # stayed up for a full minute. Note what is still running, then end it.
+            # `customer360 dev` ends within seconds of a Ctrl-C; if not, note what is still
+            # running, then end it.
             still = subprocess.run(
                 ["ps", "-o", "pid,stat,etime,args", "-g", str(self.process.pid)],
                 capture_output=True, text=True, check=False,
@@ -216,10 +217,11 @@ class DevServer:
     def dataverse(self) -> Reader:
         """A reader of the local Dataverse `customer360 dev` started (its address from the
         log line the command prints; tenant and application users from its stored config)."""
-        found = re.search(r"local Dataverse on (https://\S+) ", self.log_path.read_text())
-        if found is None:
+        # the log is appended to across walks (a kept artifacts folder): this walk's is the last
+        found = re.findall(r"local Dataverse on (https://\S+) ", self.log_path.read_text())
+        if not found:
             raise AssertionError(f"no 'local Dataverse on …' line in {self.log_path}")
-        base_url, folder = found.group(1), self.home / "dataverse"
+        base_url, folder = found[-1], self.home / "dataverse"
         stored = json.loads((folder / CONFIG_FILE_NAME).read_text("utf-8"))
         handle = EmulatorHandle(
             base_url=base_url,
@@ -375,6 +377,12 @@ class DevServer:
                         values[e["label"]] = e[attr]
             history.append(values)
         return history
+
+
+def _interruptible() -> None:
+    """SIGINT as in a terminal: a suite started in the background (`make test &`, a CI
+    runner) has it ignored, which every child inherits, and `stop`'s Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _span(start: float | None, end: float | None) -> str:

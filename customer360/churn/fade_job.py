@@ -33,7 +33,7 @@ def fade_features(
     """(msno, period_start, `FADE_FEATURES` per member and period; the fitted clock).
 
     `clean`: `transactions_clean`; `user_logs`: the reader's rows (date, num_*); `logs`: the
-    first and last log date (`features.log_range`, computed when None)."""
+    first and last log date (`log_range`, computed when None)."""
     epoch = F.lit(_EPOCH)
     transactions = clean.select(
         "msno",
@@ -41,9 +41,7 @@ def fade_features(
         F.datediff("membership_expire_date", epoch).alias("expire_day"),
         F.col("is_cancel").cast("int").alias("is_cancel"),
     )
-    if logs is None:
-        logs = tuple(user_logs.agg(F.min("date"), F.max("date")).first() or (None, None))
-    first, last = logs
+    first, last = logs or log_range(user_logs)
     log_days = None if first is None else ((first - _EPOCH).days, (last - _EPOCH).days)
     model = _fit_on_sample(user_logs, transactions, log_days)
     periods = list(periods)
@@ -61,6 +59,12 @@ def fade_features(
         .applyInPandas(depths, schema)
     )
     return features, model
+
+
+def log_range(user_logs: DataFrame) -> tuple[dt.date | None, dt.date | None]:
+    """(first, last) log date: engagement outside it is unknown, not zero."""
+    row = user_logs.agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
+    return (row["first"], row["last"]) if row else (None, None)
 
 
 def _daily(user_logs: DataFrame) -> DataFrame:

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from customer360.churn.engagement import SHIFT_FEATURES, shift_features
 from customer360.churn.engagement import covered as _covered
-from customer360.churn.fade_job import fade_features
+from customer360.churn.fade_job import fade_features, log_range
 from customer360.churn.fading import FADE_FEATURES
 from customer360.churn.periods import periods_frame
 from customer360.churn.schemas import BD_MAX, BD_MIN
@@ -362,12 +362,6 @@ FADE_DAYS = 90
 FEATURE_COLUMNS: tuple[str, ...] = (
     REFERENCE_FEATURES + TREND_FEATURES + SHIFT_FEATURES + FADE_FEATURES
 )
-
-
-def log_range(user_logs: DataFrame) -> tuple[dt.date | None, dt.date | None]:
-    """(first, last) log date: engagement outside it is unknown, not zero."""
-    row = user_logs.agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
-    return (row["first"], row["last"]) if row else (None, None)
 
 
 def _days_into_fade(day: Column, expiry: Column) -> Column:

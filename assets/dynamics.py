@@ -11,6 +11,7 @@ their sink are in customer360/dynamics/ops_tables.py.
 
 import datetime as dt
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -35,6 +36,8 @@ from resources.dynamics import DynamicsResource
 from resources.lakehouse import LakehouseResource
 
 BACKLOG_WARN_HOURS = 24
+# Passes over a source that keeps changing during its publish (see _publish_settled).
+MAX_SOURCE_PASSES = 5
 # Re-exported: the deferred sensor and the tests name the ops tables from here.
 __all__ = [
     "BATCH_LOG_TABLE",
@@ -120,19 +123,18 @@ def _progress_logger(context: dg.AssetExecutionContext, name: str):
     return progress
 
 
-def _run_publish(
+def _replay(
     target: PublishTarget,
-    replay_only: bool,
     dynamics: DynamicsResource,
     lakehouse: LakehouseResource,
-    sink: DeltaOutcomeSink,
     progress,
     run_id: str,
-) -> tuple[PublishMetrics, int]:
-    """Publish the target's source (or replay its due deferred operations).
-    Returns (metrics, rows expected to be accounted for)."""
-    if replay_only:
-        ops = pending_deferred(lakehouse, target.name)
+) -> tuple[PublishMetrics, int, DeltaOutcomeSink]:
+    """Resend the target's due deferred operations.
+    Returns (metrics, operations expected to be accounted for, sink)."""
+    ops = pending_deferred(lakehouse, target.name)
+    sink = DeltaOutcomeSink(lakehouse, target.name)
+    with _closing(sink):
         metrics = replay_deferred(
             ops,
             dynamics.connection(),
@@ -142,18 +144,77 @@ def _run_publish(
             run_id=run_id,
             spec=target.spec,
         )
-        return metrics, len(ops)
-    uri = lakehouse.uri(target.source_layer, target.source_table)
-    metrics = publish(
-        stream_source(uri, target.query),
-        target.spec,
-        dynamics.connection(),
-        sink=sink,
-        options=dynamics.options(),
-        progress=progress,
-        run_id=run_id,
-    )
-    return metrics, metrics.rows_read
+    return metrics, len(ops), sink
+
+
+def _publish_settled(
+    target: PublishTarget,
+    dynamics: DynamicsResource,
+    lakehouse: LakehouseResource,
+    progress,
+    run_id: str,
+    log,
+) -> tuple[PublishMetrics, DeltaOutcomeSink, Path, list[int]]:
+    """Publish the source table, and again while it changed underneath the publish.
+
+    Why: another run may write the source while this one publishes it (the daemon's automation
+    run writes the deletes into silver/customer_history while a backfill's deactivation runs).
+    This publish then sent the older version, yet its materialisation lands after the source's,
+    so eager automation takes the change as handled and nobody ever publishes it. Checking the
+    version at the end shrinks that window to the moment between the check and the
+    materialisation (so the plot is drawn before the check); change detection makes a further
+    pass cost reads, not writes.
+    Returns (metrics of the last pass, its sink, its plot, the source versions published)."""
+    table = lakehouse.lake.table(target.source_layer, target.source_table)
+    versions: list[int] = []
+    while True:
+        versions.append(table.version())
+        sink = DeltaOutcomeSink(lakehouse, target.name)
+        with _closing(sink):
+            metrics = publish(
+                stream_source(table, target.query),
+                target.spec,
+                dynamics.connection(),
+                sink=sink,
+                options=dynamics.options(),
+                progress=progress,
+                run_id=run_id,
+            )
+        plot = _plot(lakehouse, target, run_id, metrics)
+        table = lakehouse.lake.table(target.source_layer, target.source_table)
+        if table.version() == versions[-1]:
+            return metrics, sink, plot, versions
+        if len(versions) == MAX_SOURCE_PASSES:
+            log.warning(
+                f"{target.name}: {target.source_layer}/{target.source_table} kept changing "
+                f"(versions {versions} then {table.version()}); its next materialisation "
+                "triggers the next publish"
+            )
+            return metrics, sink, plot, versions
+        log.info(
+            f"{target.name}: {target.source_layer}/{target.source_table} changed during the "
+            f"publish (version {versions[-1]} → {table.version()}): publishing the new version"
+        )
+
+
+def _plot(
+    lakehouse: LakehouseResource, target: PublishTarget, run_id: str, metrics: PublishMetrics
+) -> Path:
+    plot = lakehouse.plot_path(f"publish-{target.name}-{run_id}")
+    plot_throughput(metrics.throughput, plot)
+    return plot
+
+
+@contextmanager
+def _closing(sink: DeltaOutcomeSink):
+    """Close the sink; after a failure keep the audit rows written so far and leave the pending
+    deferred set as it was."""
+    try:
+        yield
+    except BaseException:
+        sink.close(replace_deferred=False)
+        raise
+    sink.close()
 
 
 def _check_results(
@@ -239,19 +300,17 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
             yield from _skipped(context, target.name, not_landed)
             return
         run_id = context.run_id or str(uuid.uuid4())
-        sink = DeltaOutcomeSink(lakehouse, target.name)
         progress = _progress_logger(context, target.name)
-        try:
-            metrics, expected = _run_publish(
-                target, config.replay_deferred_only, dynamics, lakehouse, sink, progress, run_id
+        source_meta: dict = {}
+        if config.replay_deferred_only:
+            metrics, expected, sink = _replay(target, dynamics, lakehouse, progress, run_id)
+            plot = _plot(lakehouse, target, run_id, metrics)
+        else:
+            metrics, sink, plot, versions = _publish_settled(
+                target, dynamics, lakehouse, progress, run_id, context.log
             )
-        except BaseException:
-            # keep the audit rows written so far; the pending deferred set stays as it was
-            sink.close(replace_deferred=False)
-            raise
-        sink.close()
-        plot = lakehouse.plot_path(f"publish-{target.name}-{run_id}")
-        plot_throughput(metrics.throughput, plot)
+            expected = metrics.rows_read
+            source_meta = {"source_version": versions[-1], "source_passes": len(versions)}
         context.log.info(
             f"{target.name}: {metrics.published} published, {metrics.unchanged} unchanged, "
             f"{metrics.failed} failed, {metrics.deferred} deferred in "
@@ -259,6 +318,7 @@ def build_publish_asset(target: PublishTarget) -> dg.AssetsDefinition:
         )
         yield dg.MaterializeResult(
             metadata=_metadata(metrics, plot)
+            | source_meta
             | {
                 "replay": config.replay_deferred_only,
                 "throughput_plot": lakehouse.plot_metadata(plot, "publish throughput"),

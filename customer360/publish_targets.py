@@ -66,21 +66,14 @@ def load_targets(directory: Path = TARGETS_DIR) -> list[PublishTarget]:
 
 
 def stream_source(
-    table_uri: str,
-    query: str,
-    batch_rows: int = 10_000,
-    storage_options: Mapping[str, str] | None = None,
+    table: DeltaTable, query: str, batch_rows: int = 10_000
 ) -> Iterator[pa.RecordBatch]:
-    """Run `query` over the Delta table (bound as `source`) and yield record batches."""
-    dataset = DeltaTable(table_uri, storage_options=dict(storage_options or {}) or None)
-    source = dataset.to_pyarrow_dataset()  # noqa: F841 - DuckDB binds the local name `source`
+    """Run `query` over one snapshot of the Delta table (bound as `source`) and yield record
+    batches. The caller opens the table, so it knows which version it published."""
+    source = table.to_pyarrow_dataset()  # noqa: F841 - DuckDB binds the local name `source`
     con = duckdb.connect()
     try:
         reader = con.sql(query).to_arrow_reader(batch_rows)
         yield from reader
     finally:
         con.close()
-
-
-def count_source(table_uri: str, query: str, storage_options=None) -> int:
-    return sum(b.num_rows for b in stream_source(table_uri, query, 50_000, storage_options))

@@ -2,6 +2,8 @@
 publish assets from lake tables, ops tables, reconciliation checks and the deferred sensor."""
 
 import os
+import threading
+import time
 
 import dagster as dg
 import pyarrow as pa
@@ -194,6 +196,56 @@ def test_upstream_deletes_are_deactivated(world):
     again = dg.materialize([_asset("crc33_customer_deactivation")], resources=resources)
     again_meta = again.get_asset_materialization_events()[0].materialization.metadata
     assert (again_meta["unchanged"].value, again_meta["failed"].value) == (2, 0)
+
+
+def _written(emu) -> int:
+    with emu.http_client(timeout=30.0) as client:
+        stats = client.get(f"{emu.base_url}/_emulator/stats").json()
+    return stats["totals"]["records_written"]
+
+
+def test_a_source_written_during_the_publish_is_published_again(world):
+    """The daemon race: a backfill's deactivation publishes silver/customer_history while an
+    automation run writes new deletes into it. The deactivation must publish the new version in
+    the same materialisation (eager automation takes its materialisation, which lands after the
+    history's, as having handled that change)."""
+    emu, lakehouse, resources = world
+    lakehouse.write_arrow(_profile(40), "gold", "customer_profile")
+    assert dg.materialize([_asset("crc33_customer")], resources=resources).success
+    ids = [_customers(emu)[cid]["crc33_customerid"] for cid in range(40)]
+
+    def history(deleted: int) -> pa.Table:
+        flags = [cid < deleted for cid in range(40)]
+        return pa.table({"Id": ids, "is_current": [True] * 40, "is_deleted": flags})
+
+    lakehouse.write_arrow(history(deleted=20), "silver", "customer_history")
+    # Slow enough to write into: one request at a time, 5 records each, half a second apiece.
+    emu.admin("PATCH", "config", {"cost_model": {"simulate_latency": True, "per_request_ms": 500}})
+    base = resources["dynamics"]
+    fields = {name: getattr(base, name) for name in type(base).model_fields}
+    slow = dict(resources)
+    slow["dynamics"] = type(base)(
+        **fields | {"bulk_batch_size": 5, "batch_batch_size": 5, "max_concurrency_per_principal": 1}
+    )
+    before = _written(emu)
+
+    def another_run_writes_history() -> None:
+        deadline = time.monotonic() + 120
+        while _written(emu) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        lakehouse.write_arrow(history(deleted=30), "silver", "customer_history")
+
+    writer = threading.Thread(target=another_run_writes_history)
+    writer.start()
+    result = dg.materialize([_asset("crc33_customer_deactivation")], resources=slow)
+    writer.join()
+    states = {cid: row["statecode"] for cid, row in _customers(emu).items()}
+    assert [states[cid] for cid in range(40)] == [1] * 30 + [0] * 10
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["source_passes"].value == 2, meta
+    # the last pass: the 20 deactivated by the first are unchanged, the 10 new ones published
+    assert (meta["published"].value, meta["unchanged"].value) == (10, 20)
+    assert {c.check_name: c.passed for c in result.get_asset_check_evaluations()}["reconciliation"]
 
 
 def test_contacts_are_inserted_once_and_owned_by_state_team(world):

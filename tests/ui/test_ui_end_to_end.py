@@ -305,10 +305,10 @@ def step_8_tables_and_publish_counts(walk: Walk) -> None:
             assert outcomes == m["rows_read"] and m["deferred"] == 0, (target, m)
         # the latest run that had work: automation and the backfill may run a target again
         # after another run already published its rows. The deactivation target's run with
-        # work can fall outside the listed history, and a deactivation that read the history
-        # while another run was still writing the deletes reads none (a known race, open):
-        # whether the deleted customers end inactive is what matters, and Dataverse's own
-        # state is checked below (_assert_dataverse: every deleted customer statecode 1).
+        # work can fall outside the listed history (a deactivation that ran while another run
+        # wrote the deletes publishes again in the same run: source_passes 2): whether the
+        # deleted customers end inactive is what matters, and Dataverse's own state is
+        # checked below (_assert_dataverse: every deleted customer statecode 1).
         assert history, target
         meta[target] = next((m for m in history if m["rows_read"] > 0), history[0])
     customers = meta["crc33_customer"]

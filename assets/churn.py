@@ -13,14 +13,13 @@ from pyspark.sql import functions as F
 from assets.keys import FEATURES_KEY, LABELS_KEY, PERIODS_KEY, churn_key
 from assets.skipping import KKBOX_AREA, kkbox_not_landed, skipped_result
 from customer360.churn import (
-    features_for_periods,
     subscription_windows,
     transactions_clean,
     transactions_enhanced,
 )
 from customer360.churn.drop import TABLE_FILES, read_drop_table
 from customer360.churn.fade_job import fade_features
-from customer360.churn.features import log_range
+from customer360.churn.features import features_to_write, log_range
 from customer360.churn.layout import KKBoxLayoutError, data_facts
 from customer360.churn.periods import ChurnPeriods, detect_periods, periods_path
 from customer360.churn.training import assemble_labels
@@ -316,10 +315,9 @@ def churn_features(
     logs = _read(spark, lakehouse, "user_logs")
     span = log_range(logs)  # one scan for both the window features and the fade model
     fade, clock = fade_features(clean, logs, periods.all, span)
-    features = features_for_periods(
-        clean, logs, _read(spark, lakehouse, "members"), periods.all, logs=span, fade=fade
-    )
-    result = lakehouse.write(features, "churn", "features")
+    members = _read(spark, lakehouse, "members")
+    with features_to_write(clean, logs, members, periods.all, logs=span, fade=fade) as features:
+        result = lakehouse.write(features, "churn", "features")
     return dg.MaterializeResult(
         metadata=write_metadata(
             result,

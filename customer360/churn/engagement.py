@@ -103,7 +103,9 @@ def _ramp(day: Column, expiry: Column) -> Column:
 
 
 def _ramp_moments(period: Column, expiry: Column) -> tuple[Column, Column]:
-    """(Σ ramp, Σ ramp²) over every day of the DECLINE_DAYS before P, listened or not."""
+    """(Σ ramp, Σ ramp²) over every day of the DECLINE_DAYS before P, listened or not.
+    Higher-order functions: `shift_features` computes them once per row (`_ramp_sum`,
+    `_ramp_square`); inlined in each feature that uses them they ran nine times per row."""
     days = F.sequence(F.lit(1), F.lit(DECLINE_DAYS))
 
     def total(power: int) -> Column:
@@ -172,6 +174,8 @@ def shift_features(
     joined = state.join(sums, ["msno", "period_start"], "left").join(
         _peak_levels(window, logs), ["msno", "period_start"], "left"
     )
+    ramp_sum, ramp_square = _ramp_moments(F.col("period_start"), F.col("_exp"))
+    joined = joined.withColumn("_ramp_sum", ramp_sum).withColumn("_ramp_square", ramp_square)
     return joined.select("msno", "period_start", *_shift_columns(logs))
 
 
@@ -205,14 +209,14 @@ def _zero(name: str) -> Column:
 
 
 def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
-    p, expiry = F.col("period_start"), F.col("_exp")
+    p = F.col("period_start")
     first, last = logs
     base_from = F.greatest(F.date_sub(p, BASE_FROM), F.col("_sub_start"))
     base_cover = _covered_days(first, last, base_from, F.date_sub(p, BASE_TO))
     has_base = base_cover >= MIN_BASE_DAYS
     base_active = F.when(has_base, _zero("_base_days") / base_cover)
     base_plays = F.when(has_base, _zero("_base_plays") / base_cover)
-    ramp_sum, ramp_square = _ramp_moments(p, expiry)
+    ramp_sum, ramp_square = F.col("_ramp_sum"), F.col("_ramp_square")
     has_ramp = covered(first, last, F.date_sub(p, DECLINE_DAYS), F.date_sub(p, 1))
 
     def decline(base: Column, observed: str) -> Column:

@@ -128,7 +128,9 @@ def fit_fade_model(
     times. `log_days` as in `fade_depths`. No logs: the default clock."""
     if logs.empty:
         return FadeModel()
-    msno = logs["msno"].drop_duplicates()
+    # sorted: the logs arrive in whatever order Spark collected them, and a sample drawn from
+    # that order fitted a different clock on each run of the same data
+    msno = logs["msno"].drop_duplicates().sort_values(ignore_index=True)
     if len(msno) > members:
         msno = msno.sample(members, random_state=seed)
     first, last = log_days or (int(logs["day"].min()), int(logs["day"].max()))

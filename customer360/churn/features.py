@@ -10,7 +10,8 @@ outcome month. The "current" subscription is the one with start < P and end > P 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -141,8 +142,40 @@ def features_for_periods(
     engagement features of a window the logs do not cover are NULL (unknown), not zero.
     `fade`: the engagement model's output (`fade_features`; computed when None).
     """
+    return _features(_current(clean, periods), clean, user_logs, members, periods, logs, fade)
+
+
+@contextmanager
+def features_to_write(
+    clean: DataFrame,
+    user_logs: DataFrame,
+    members: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None] | None = None,
+    fade: DataFrame | None = None,
+) -> Iterator[DataFrame]:
+    """`features_for_periods`, to be written inside the block: each member's current
+    subscription per period (one row per member and period) is cached until the block ends.
+    Five parts of the plan read it (the feature groups, the peak blocks); recomputed each time
+    (window functions over every transaction before each period) it was half of the features'
+    time on a 3,000-member drop (a write of 64 s → 36 s)."""
+    current = _current(clean, periods).cache()
+    try:
+        yield _features(current, clean, user_logs, members, periods, logs, fade)
+    finally:
+        current.unpersist()
+
+
+def _features(
+    current: DataFrame,
+    clean: DataFrame,
+    user_logs: DataFrame,
+    members: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None] | None,
+    fade: DataFrame | None,
+) -> DataFrame:
     logs = log_range(user_logs) if logs is None else logs
-    current = _current(clean, periods)
     transaction = _transaction_features(current, members)
     activity = _activity_features(current, user_logs, periods, logs)
     trend = _trend_features(current, user_logs, periods, logs)
@@ -368,12 +401,13 @@ def _days_into_fade(day: Column, expiry: Column) -> Column:
     return F.datediff(day, F.date_sub(expiry, FADE_DAYS)) / F.lit(float(FADE_DAYS))
 
 
-def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> dict:
-    """Listening where a fading member's fall is expected (weighted by the ramp towards the
-    known expiry) against where it is not: a fall aligned with the member's own expiry."""
+def _ramp_total(longest: int) -> Column:
+    """Σ ramp over every day of the `longest` days before P (listened or not), without
+    exploding the days. A higher-order function: `_trend_features` computes it once per row
+    (as `_ramp_total`); inlined in each feature that uses it, it ran ten times per row and
+    was most of the features' time."""
     p = F.col("period_start")
-    # Σ ramp over every day of the window (listened or not), without exploding the days.
-    ramp_total = F.aggregate(
+    return F.aggregate(
         F.sequence(F.lit(1), F.lit(longest)),
         F.lit(0.0),
         lambda acc, k: (
@@ -383,6 +417,13 @@ def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> 
             )
         ),
     )
+
+
+def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> dict:
+    """Listening where a fading member's fall is expected (weighted by the ramp towards the
+    known expiry) against where it is not: a fall aligned with the member's own expiry."""
+    p = F.col("period_start")
+    ramp_total = F.col("_ramp_total")
     flat_total = F.lit(float(longest)) - ramp_total
     known = _covered(logs[0], logs[1], F.date_sub(p, longest), F.date_sub(p, 1))
 
@@ -438,6 +479,7 @@ def _trend_features(
     out = current.select(
         "msno", "period_start", "cancel_count", F.col("membership_expire_date").alias("_exp")
     ).join(activity, ["msno", "period_start"], "left")
+    out = out.withColumn("_ramp_total", _ramp_total(longest))
     columns: dict[str, Column] = {"cancel_count": F.col("cancel_count").cast("int")}
     columns.update(_ramp_columns(logs, longest))
     for name, lo, hi in TREND_WINDOWS:

@@ -156,9 +156,9 @@ def features_to_write(
 ) -> Iterator[DataFrame]:
     """`features_for_periods`, to be written inside the block: each member's current
     subscription per period (one row per member and period) is cached until the block ends.
-    Five parts of the plan read it (the feature groups, the peak blocks); recomputed each time
-    (window functions over every transaction before each period) it was half of the features'
-    time on a 3,000-member drop (a write of 64 s → 36 s)."""
+    Five parts of the plan read it (the feature groups, the peak blocks), and each recomputed
+    it (window functions over every transaction before each period): on a 3,000-member drop
+    the write took 64 s without the cache and 46–57 s with it (2 cores, 2026-12-07)."""
     current = _current(clean, periods).cache()
     try:
         yield _features(current, clean, user_logs, members, periods, logs, fade)
@@ -404,8 +404,8 @@ def _days_into_fade(day: Column, expiry: Column) -> Column:
 def _ramp_total(longest: int) -> Column:
     """Σ ramp over every day of the `longest` days before P (listened or not), without
     exploding the days. A higher-order function: `_trend_features` computes it once per row
-    (as `_ramp_total`); inlined in each feature that uses it, it ran ten times per row and
-    was most of the features' time."""
+    (as `_ramp_total`); inlined in each feature that uses it, it ran ten times per row (the
+    trend group of a 3,000-member drop: 14.4 s → 5.4 s)."""
     p = F.col("period_start")
     return F.aggregate(
         F.sequence(F.lit(1), F.lit(longest)),

@@ -142,64 +142,67 @@ def shift_features(
     )
     p = F.col("period_start")
     back = F.datediff(p, F.col("date"))
+    subscribed = F.col("date") >= F.col("_sub_start")
     # The usual level only counts days the member was subscribed (not before joining).
-    in_base = (back >= BASE_TO) & (F.col("date") >= F.col("_sub_start"))
+    in_base = (back >= BASE_TO) & subscribed
     in_term = F.col("date") >= F.col("_last_tx")
     in_prebill = (
         (F.col("date") < F.col("_last_tx"))
         & (F.col("date") >= F.date_sub(F.col("_last_tx"), PREBILL_DAYS))
-        & (F.col("date") >= F.col("_sub_start"))
+        & subscribed
     )
     in_bill_week = in_prebill & (F.col("date") >= F.date_sub(F.col("_last_tx"), BILL_WEEK))
     in_after_bill_week = in_term & (F.col("date") < F.date_add(F.col("_last_tx"), BILL_WEEK))
     ramp = _ramp(F.col("date"), F.col("_exp"))
     window = daily.join(state, "msno").where((back >= 1) & (back <= BASE_FROM))
-    sums = window.groupBy("msno", "period_start").agg(
-        F.sum(in_base.cast("int")).alias("_base_days"),
-        F.sum(F.when(in_base, F.col("plays")).otherwise(0)).alias("_base_plays"),
-        F.sum(F.when(~in_base, ramp).otherwise(0.0)).alias("_ramp_days"),
-        F.sum(F.when(~in_base, ramp * F.col("plays")).otherwise(0.0)).alias("_ramp_plays"),
-        F.sum(in_term.cast("int")).alias("_term_days"),
-        F.sum(F.when(in_term, F.col("plays")).otherwise(0)).alias("_term_plays"),
-        F.sum(in_prebill.cast("int")).alias("_prebill_days"),
-        F.sum(F.when(in_prebill, F.col("plays")).otherwise(0)).alias("_prebill_plays"),
+    # One pass over the window: everything is summed per 30-day block first, the blocks then
+    # give both the peak and (summed up) the member's totals (the peak's own pass over the
+    # 180 days recomputed the window's join).
+    block = F.floor((back - 1) / PEAK_BLOCK).cast("int")
+    summed = {
+        "_base_days": in_base.cast("int"),
+        "_base_plays": F.when(in_base, F.col("plays")).otherwise(0),
+        "_ramp_days": F.when(~in_base, ramp).otherwise(0.0),
+        "_ramp_plays": F.when(~in_base, ramp * F.col("plays")).otherwise(0.0),
+        "_term_days": in_term.cast("int"),
+        "_term_plays": F.when(in_term, F.col("plays")).otherwise(0),
+        "_prebill_days": in_prebill.cast("int"),
+        "_prebill_plays": F.when(in_prebill, F.col("plays")).otherwise(0),
+        "_bill_week_days": in_bill_week.cast("int"),
+        "_bill_week_plays": F.when(in_bill_week, F.col("plays")).otherwise(0),
+        "_after_bill_week_days": in_after_bill_week.cast("int"),
+        "_after_bill_week_plays": F.when(in_after_bill_week, F.col("plays")).otherwise(0),
+    }
+    blocks = window.groupBy("msno", "period_start", "_sub_start", block.alias("_block")).agg(
+        *[F.sum(column).alias(name) for name, column in summed.items()],
         F.max("date").alias("_last_listen"),
-        F.sum(in_bill_week.cast("int")).alias("_bill_week_days"),
-        F.sum(F.when(in_bill_week, F.col("plays")).otherwise(0)).alias("_bill_week_plays"),
-        F.sum(in_after_bill_week.cast("int")).alias("_after_bill_week_days"),
-        F.sum(F.when(in_after_bill_week, F.col("plays")).otherwise(0)).alias(
-            "_after_bill_week_plays"
-        ),
+        F.sum(subscribed.cast("int")).alias("_block_days"),
+        F.sum(F.when(subscribed, F.col("plays"))).alias("_block_plays"),
     )
-    joined = state.join(sums, ["msno", "period_start"], "left").join(
-        _peak_levels(window, logs), ["msno", "period_start"], "left"
+    member = blocks.groupBy("msno", "period_start").agg(
+        *[F.sum(name).alias(name) for name in summed],
+        F.max("_last_listen").alias("_last_listen"),
+        *_peak_levels(logs),
     )
+    joined = state.join(member, ["msno", "period_start"], "left")
     ramp_sum, ramp_square = _ramp_moments(F.col("period_start"), F.col("_exp"))
     joined = joined.withColumn("_ramp_sum", ramp_sum).withColumn("_ramp_square", ramp_square)
     return joined.select("msno", "period_start", *_shift_columns(logs))
 
 
-def _peak_levels(window: DataFrame, logs: tuple[dt.date | None, dt.date | None]) -> DataFrame:
-    """msno, period_start, _peak_active, _peak_plays: the best 30-day block (listened days and
-    plays per covered subscribed day) of the 180 days before P; blocks with fewer than
-    MIN_PEAK_DAYS covered subscribed days do not count (no row when none does)."""
+def _peak_levels(logs: tuple[dt.date | None, dt.date | None]) -> tuple[Column, Column]:
+    """_peak_active, _peak_plays, aggregated over a member-period's 30-day blocks (columns
+    _block, _block_days, _block_plays: the listened subscribed days and their plays): the
+    best block's listened days and plays per covered subscribed day of the 180 days before P;
+    blocks with fewer than MIN_PEAK_DAYS covered subscribed days, or without a listened
+    subscribed day, do not count (NULL when none does)."""
     p, first, last = F.col("period_start"), *logs
-    block = F.floor((F.datediff(p, F.col("date")) - 1) / PEAK_BLOCK).cast("int")
-    blocks = (
-        window.where(F.col("date") >= F.col("_sub_start"))
-        .groupBy("msno", "period_start", "_sub_start", block.alias("_block"))
-        .agg(F.count("*").alias("_days"), F.sum("plays").alias("_plays"))
-    )
     lo = F.greatest(F.date_sub(p, (F.col("_block") + 1) * PEAK_BLOCK), F.col("_sub_start"))
     cover = _covered_days(first, last, lo, F.date_sub(p, F.col("_block") * PEAK_BLOCK + 1))
+    counts = (cover >= MIN_PEAK_DAYS) & (F.col("_block_days") > 0)
     return (
-        blocks.withColumn("_cover", cover)
-        .where(F.col("_cover") >= MIN_PEAK_DAYS)
-        .groupBy("msno", "period_start")
-        .agg(
-            F.max(F.col("_days") / F.col("_cover")).alias("_peak_active"),
-            F.max(F.col("_plays") / F.col("_cover")).alias("_peak_plays"),
-        )
+        F.max(F.when(counts, F.col("_block_days") / cover)).alias("_peak_active"),
+        F.max(F.when(counts, F.col("_block_plays") / cover)).alias("_peak_plays"),
     )
 
 

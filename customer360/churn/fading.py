@@ -145,7 +145,7 @@ def fit_fade_model(
             onsets = recoveries = engaged = fading = loglik = 0.0
             for i, batch in enumerate(batches):
                 traits = _member_traits(batch, level=levels[i])
-                stats = _smooth(batch, model, last + 1 - batch.first, traits)
+                stats = _smooth(batch, model, last + 1 - batch.first, traits, hazards=True)
                 levels[i] = stats.level
                 onsets += stats.onsets
                 recoveries += stats.recoveries
@@ -264,11 +264,9 @@ def _depths(batch: _Batch, rows: pd.DataFrame, model: FadeModel) -> pd.DataFrame
     index = batch.msno.get_indexer(rows["msno"])
     want[index] = rows["billing_day"].to_numpy() - batch.first
     traits = _member_traits(batch, upto)
-    stats = _smooth(batch, model, upto, traits, want)
     for _ in range(TRAIT_ROUNDS):
-        traits = _member_traits(batch, upto, stats.level)
-        stats = _smooth(batch, model, upto, traits, want)
-    posterior = stats.at_want[index]
+        traits = _member_traits(batch, upto, _smooth(batch, model, upto, traits).level)
+    posterior = _smooth(batch, model, upto, traits, want).at_want[index]
     depth = 1 - model.levels()
     known = want[index] >= 0  # a billing before the first log day: unknown
     mean = posterior @ depth
@@ -284,13 +282,50 @@ def _depths(batch: _Batch, rows: pd.DataFrame, model: FadeModel) -> pd.DataFrame
 
 @dataclass
 class _Smoothed:
-    level: np.ndarray  # expected level per member and day
-    at_want: np.ndarray  # state posterior on each member's wanted day
-    onsets: float
-    recoveries: float
-    engaged_days: float
-    fading_days: float
-    loglik: float
+    """What one forward–backward pass gives: the expected level per member and day (None when
+    `want` was asked for instead), the state posterior on each member's wanted day, and the
+    Baum–Welch counts and log-likelihood (zero unless `hazards`)."""
+
+    level: np.ndarray | None
+    at_want: np.ndarray | None
+    onsets: float = 0.0
+    recoveries: float = 0.0
+    engaged_days: float = 0.0
+    fading_days: float = 0.0
+    loglik: float = 0.0
+
+
+class _Emissions:
+    """e_t per member and state, scaled by its row maximum, and the log of that scale. The
+    per-member constants of the log-likelihood are computed once per pass: it is read on
+    every one of the pass's days, and the day loop is most of the model's time."""
+
+    def __init__(self, batch: _Batch, levels: np.ndarray, traits: _Traits, upto: int) -> None:
+        chance = np.clip(traits.activity[:, None] * levels[None, :], 1e-6, 1 - 1e-6)
+        mean = traits.volume[:, None] * (0.3 + 0.7 * levels[None, :])
+        # quasi-Poisson (dispersion 2): a listened day with p plays has log-likelihood
+        # log(chance) + ½ (p log(mean) − mean), i.e. heard + p × per_play
+        self._heard = (np.log(chance) - 0.5 * mean).astype(np.float32)
+        self._per_play = (0.5 * np.log(mean)).astype(np.float32)
+        quiet = np.log1p(-chance)  # a subscribed day without listening
+        self._quiet_top = quiet.max(1)
+        self._quiet = np.exp(quiet - self._quiet_top[:, None]).astype(np.float32)
+        self._batch = batch
+        self._seen = batch.counts[:, :upto]
+        self._listened = (batch.listened[:, :upto] > 0) & self._seen
+
+    def __call__(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        seen = self._seen[:, t]
+        n, states = self._heard.shape
+        if not seen.any():
+            return np.ones((n, states), np.float32), np.zeros(n)
+        log_e = self._heard + self._batch.plays[:, t, None] * self._per_play
+        top = log_e.max(1).astype(np.float64)
+        e = np.exp(log_e - top[:, None].astype(np.float32))
+        quiet = seen & ~self._listened[:, t]
+        e[quiet], top[quiet] = self._quiet[quiet], self._quiet_top[quiet]
+        e[~seen], top[~seen] = 1.0, 0.0  # a day outside every subscription says nothing
+        return e, top
 
 
 def _smooth(
@@ -299,31 +334,19 @@ def _smooth(
     upto: int,
     traits: _Traits,
     want: np.ndarray | None = None,
+    hazards: bool = False,
 ) -> _Smoothed:
-    """Forward–backward over days [0, upto) of the batch; emissions only on subscribed days."""
+    """Forward–backward over days [0, upto) of the batch; emissions only on subscribed days.
+    Without `want`: the expected level per day, and with `hazards` the Baum–Welch counts and
+    log-likelihood (the clock's fit); with `want`: only the posterior on the wanted days."""
     levels = model.levels()
     n, states = len(batch.msno), levels.size
-    chance = np.clip(traits.activity[:, None] * levels[None, :], 1e-6, 1 - 1e-6)
-    mean = traits.volume[:, None] * (0.3 + 0.7 * levels[None, :])
-    log_yes, log_no, log_mean = np.log(chance), np.log1p(-chance), np.log(mean)
-
-    def emission(t: int) -> tuple[np.ndarray, np.ndarray]:
-        """e_t per member and state (scaled by its row maximum) and the log of that scale."""
-        if not batch.counts[:, t].any():
-            return np.ones((n, states), np.float32), np.zeros(n)
-        plays = batch.plays[:, t, None]
-        # quasi-Poisson (dispersion 2): half the Poisson log-likelihood of the day's plays
-        listened = log_yes + 0.5 * (plays * log_mean - mean)
-        log_e = np.where(batch.listened[:, t, None] > 0, listened, log_no)
-        log_e = np.where(batch.counts[:, t, None], log_e, 0.0)
-        top = log_e.max(1)
-        return np.exp(log_e - top[:, None]).astype(np.float32), top
-
+    emission = _Emissions(batch, levels, traits, upto)
     on, off = model.onset_rate, model.recover_rate
     alpha = np.zeros((upto, n, states), np.float32)
     current = np.zeros((n, states))
     current[:, 0] = 1.0
-    loglik = 0.0
+    out = _Smoothed(level=None, at_want=None)
     emissions = []
     for t in range(upto):
         if t:
@@ -332,33 +355,45 @@ def _smooth(
         emissions.append(e)
         current = current * e
         total = current.sum(1, keepdims=True)
-        loglik += float(np.log(total).sum() + np.sum(shift))
+        if hazards:
+            out.loglik += float(np.log(total).sum() + np.sum(shift))
         current /= total
         alpha[t] = current
-    level = np.ones((n, batch.counts.shape[1]), np.float32)
-    at_want = np.zeros((n, states))
-    at_want[:, 0] = 1.0
+    if want is None:
+        out.level = np.ones((n, batch.counts.shape[1]), np.float32)
+    else:
+        out.at_want = np.zeros((n, states))
+        out.at_want[:, 0] = 1.0
     beta = np.ones((n, states))
-    onsets = recoveries = engaged = fading = 0.0
     for t in range(upto - 1, -1, -1):
-        gamma = alpha[t] * beta
-        gamma /= gamma.sum(1, keepdims=True)
-        level[:, t] = gamma @ levels
-        if want is not None:
+        if want is None:
+            gamma = alpha[t] * beta
+            gamma /= gamma.sum(1, keepdims=True)
+            out.level[:, t] = gamma @ levels
+        else:
             hit = want == t
-            at_want[hit] = gamma[hit]
+            if hit.any():
+                gamma = alpha[t][hit] * beta[hit]
+                out.at_want[hit] = gamma / gamma.sum(1, keepdims=True)
         if t:
-            # expected transitions into day t (Baum–Welch counts for the hazards)
-            before = alpha[t - 1].astype(np.float64)
             eb = emissions[t] * beta
             beta = _step_backward(eb, on, off)  # β_{t-1}
-            total = (before * beta).sum(1)
-            onsets += float((before[:, 0] * on * eb[:, 1] / total).sum())
-            recoveries += float((before[:, 1:].sum(1) * off * eb[:, 0] / total).sum())
-            engaged += float((before[:, 0] * beta[:, 0] / total).sum())
-            fading += float(((before[:, 1:] * beta[:, 1:]).sum(1) / total).sum())
+            if hazards:
+                _count_transitions(out, alpha[t - 1].astype(np.float64), eb, beta, on, off)
             beta /= beta.sum(1, keepdims=True)
-    return _Smoothed(level, at_want, onsets, recoveries, engaged, fading, loglik)
+    return out
+
+
+def _count_transitions(
+    out: _Smoothed, before: np.ndarray, eb: np.ndarray, beta: np.ndarray, on: float, off: float
+) -> None:
+    """Adds the expected transitions into one day to `out` (Baum–Welch counts for the
+    hazards); `before` is α of the day before, `beta` its β."""
+    total = (before * beta).sum(1)
+    out.onsets += float((before[:, 0] * on * eb[:, 1] / total).sum())
+    out.recoveries += float((before[:, 1:].sum(1) * off * eb[:, 0] / total).sum())
+    out.engaged_days += float((before[:, 0] * beta[:, 0] / total).sum())
+    out.fading_days += float(((before[:, 1:] * beta[:, 1:]).sum(1) / total).sum())
 
 
 def _step_forward(p: np.ndarray, on: float, off: float) -> np.ndarray:

@@ -156,9 +156,10 @@ def features_to_write(
 ) -> Iterator[DataFrame]:
     """`features_for_periods`, to be written inside the block: each member's current
     subscription per period (one row per member and period) is cached until the block ends.
-    Five parts of the plan read it (the feature groups, the peak blocks), and each recomputed
-    it (window functions over every transaction before each period): on a 3,000-member drop
-    the write took 64 s without the cache and 46–57 s with it (2 cores, 2026-12-07)."""
+    The four feature groups read it, and each recomputed it (window functions over every
+    transaction before each period): on a 3,000-member drop the write took 64 s without the
+    cache and 46–57 s with it (2 cores, 2026-12-07; 40 s once the engagement group read its
+    180 days of logs once and the engagement model's buckets grew, `fade_job.py`)."""
     current = _current(clean, periods).cache()
     try:
         yield _features(current, clean, user_logs, members, periods, logs, fade)

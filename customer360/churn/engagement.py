@@ -37,8 +37,10 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-#: The usual level is measured 91–180 days before P.
-BASE_FROM, BASE_TO = 180, 91
+from customer360.churn.log_window import BLOCK_DAYS, WINDOW_DAYS, day_back, window_sums
+
+#: The usual level is measured 91–180 days before P (the window pass reaches that far).
+BASE_FROM, BASE_TO = WINDOW_DAYS, 91
 #: A usual level needs at least this many covered days.
 MIN_BASE_DAYS = 14
 #: Days before the expiry over which a fall in listening is fitted.
@@ -52,7 +54,8 @@ BILL_WEEK = 7
 #: The member's peak level: the best of the 30-day blocks of the 180 days before P with at
 #: least `MIN_PEAK_DAYS` subscribed days covered by the logs. A fall that began before the
 #: usual-level window (91–180 days before P) drags that window down too; the peak does not.
-PEAK_BLOCK, MIN_PEAK_DAYS = 30, 20
+#: The blocks are the window pass's.
+PEAK_BLOCK, MIN_PEAK_DAYS = BLOCK_DAYS, 20
 
 SHIFT_FEATURES: tuple[str, ...] = (
     "base_active_share",
@@ -78,8 +81,6 @@ SHIFT_FEATURES: tuple[str, ...] = (
     "bill_week_vs_peak",
 )
 
-_PLAYS = ("num_25", "num_50", "num_75", "num_985", "num_100")
-
 
 def covered(first: dt.date | None, last: dt.date | None, lo: Column, hi: Column) -> Column:
     """True when the logs cover every day of [lo, hi]."""
@@ -96,21 +97,23 @@ def _covered_days(first: dt.date | None, last: dt.date | None, lo: Column, hi: C
     return F.greatest(span, F.lit(0))
 
 
-def _ramp(day: Column, expiry: Column) -> Column:
-    """0 before expiry − DECLINE_DAYS, rising linearly to 1 at the expiry."""
+def fade_ramp(day: Column, expiry: Column) -> Column:
+    """How far into the fall before the expiry a day is: 0 before expiry − DECLINE_DAYS,
+    rising linearly to 1 at the expiry (the trend and the shift both weigh days by it)."""
     into = F.datediff(day, F.date_sub(expiry, DECLINE_DAYS)) / F.lit(float(DECLINE_DAYS))
     return F.least(F.greatest(into, F.lit(0.0)), F.lit(1.0))
 
 
 def _ramp_moments(period: Column, expiry: Column) -> tuple[Column, Column]:
     """(Σ ramp, Σ ramp²) over every day of the DECLINE_DAYS before P, listened or not.
-    Higher-order functions: `shift_features` computes them once per row (`_ramp_sum`,
-    `_ramp_square`); inlined in each feature that uses them they ran nine times per row."""
+    Higher-order functions: `with_ramp_moments` computes them once per row (`_ramp_sum`,
+    `_ramp_square`, which the trend reads too); inlined in each feature that uses them they
+    ran nine times per row."""
     days = F.sequence(F.lit(1), F.lit(DECLINE_DAYS))
 
     def total(power: int) -> Column:
         def add(acc: Column, k: Column) -> Column:
-            return acc + F.pow(_ramp(F.date_sub(period, k), expiry), power)
+            return acc + F.pow(fade_ramp(F.date_sub(period, k), expiry), power)
 
         return F.aggregate(days, F.lit(0.0), add)
 
@@ -124,86 +127,70 @@ def shift_features(
     logs: tuple[dt.date | None, dt.date | None],
 ) -> DataFrame:
     """msno, period_start + `SHIFT_FEATURES` for the members of `current` (one row per member
-    and period with its last transaction before P: transaction_date, membership_expire_date)."""
-    first_day = min(periods) - dt.timedelta(days=BASE_FROM)
-    last_day = max(periods) - dt.timedelta(days=1)
-    plays = sum((F.col(c) for c in _PLAYS), F.lit(0))
-    daily = (
-        user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
-        .groupBy("msno", "date")
-        .agg(F.sum(plays).alias("plays"))
-    )
-    state = current.select(
-        "msno",
-        "period_start",
-        F.col("membership_expire_date").alias("_exp"),
-        F.col("transaction_date").alias("_last_tx"),
-        F.col("subscription_start").alias("_sub_start"),
-    )
-    p = F.col("period_start")
-    back = F.datediff(p, F.col("date"))
-    subscribed = F.col("date") >= F.col("_sub_start")
+    and period with its last transaction before P: transaction_date, membership_expire_date,
+    subscription_start). The features module takes the same sums in its one pass over the
+    logs with the other window groups (`log_window.py`)."""
+    frame = window_sums(current, user_logs, periods, shift_sums(), *peak_blocks(logs))
+    return with_ramp_moments(frame).select("msno", "period_start", *shift_columns(logs))
+
+
+def shift_sums() -> dict[str, Column]:
+    """The shift's sums over a member's days with log rows (`log_window.window_sums`)."""
+    date, back, plays = F.col("date"), day_back(), F.col("plays")
+    last_tx = F.col("_last_tx")
+    subscribed = date >= F.col("_sub_start")
     # The usual level only counts days the member was subscribed (not before joining).
     in_base = (back >= BASE_TO) & subscribed
-    in_term = F.col("date") >= F.col("_last_tx")
-    in_prebill = (
-        (F.col("date") < F.col("_last_tx"))
-        & (F.col("date") >= F.date_sub(F.col("_last_tx"), PREBILL_DAYS))
-        & subscribed
-    )
-    in_bill_week = in_prebill & (F.col("date") >= F.date_sub(F.col("_last_tx"), BILL_WEEK))
-    in_after_bill_week = in_term & (F.col("date") < F.date_add(F.col("_last_tx"), BILL_WEEK))
-    ramp = _ramp(F.col("date"), F.col("_exp"))
-    window = daily.join(state, "msno").where((back >= 1) & (back <= BASE_FROM))
-    # One pass over the window: everything is summed per 30-day block first, the blocks then
-    # give both the peak and (summed up) the member's totals (the peak's own pass over the
-    # 180 days recomputed the window's join).
-    block = F.floor((back - 1) / PEAK_BLOCK).cast("int")
-    summed = {
+    in_term = date >= last_tx
+    in_prebill = (date < last_tx) & (date >= F.date_sub(last_tx, PREBILL_DAYS)) & subscribed
+    in_bill_week = in_prebill & (date >= F.date_sub(last_tx, BILL_WEEK))
+    in_after_bill_week = in_term & (date < F.date_add(last_tx, BILL_WEEK))
+    ramp = fade_ramp(date, F.col("_exp"))
+    return {
         "_base_days": in_base.cast("int"),
-        "_base_plays": F.when(in_base, F.col("plays")).otherwise(0),
-        "_ramp_days": F.when(~in_base, ramp).otherwise(0.0),
-        "_ramp_plays": F.when(~in_base, ramp * F.col("plays")).otherwise(0.0),
+        "_base_plays": F.when(in_base, plays).otherwise(0),
+        "_decline_days": F.when(~in_base, ramp).otherwise(0.0),
+        "_decline_plays": F.when(~in_base, ramp * plays).otherwise(0.0),
         "_term_days": in_term.cast("int"),
-        "_term_plays": F.when(in_term, F.col("plays")).otherwise(0),
+        "_term_plays": F.when(in_term, plays).otherwise(0),
         "_prebill_days": in_prebill.cast("int"),
-        "_prebill_plays": F.when(in_prebill, F.col("plays")).otherwise(0),
+        "_prebill_plays": F.when(in_prebill, plays).otherwise(0),
         "_bill_week_days": in_bill_week.cast("int"),
-        "_bill_week_plays": F.when(in_bill_week, F.col("plays")).otherwise(0),
+        "_bill_week_plays": F.when(in_bill_week, plays).otherwise(0),
         "_after_bill_week_days": in_after_bill_week.cast("int"),
-        "_after_bill_week_plays": F.when(in_after_bill_week, F.col("plays")).otherwise(0),
+        "_after_bill_week_plays": F.when(in_after_bill_week, plays).otherwise(0),
     }
-    blocks = window.groupBy("msno", "period_start", "_sub_start", block.alias("_block")).agg(
-        *[F.sum(column).alias(name) for name, column in summed.items()],
-        F.max("date").alias("_last_listen"),
-        F.sum(subscribed.cast("int")).alias("_block_days"),
-        F.sum(F.when(subscribed, F.col("plays"))).alias("_block_plays"),
-    )
-    member = blocks.groupBy("msno", "period_start").agg(
-        *[F.sum(name).alias(name) for name in summed],
-        F.max("_last_listen").alias("_last_listen"),
-        *_peak_levels(logs),
-    )
-    joined = state.join(member, ["msno", "period_start"], "left")
-    ramp_sum, ramp_square = _ramp_moments(F.col("period_start"), F.col("_exp"))
-    joined = joined.withColumn("_ramp_sum", ramp_sum).withColumn("_ramp_square", ramp_square)
-    return joined.select("msno", "period_start", *_shift_columns(logs))
 
 
-def _peak_levels(logs: tuple[dt.date | None, dt.date | None]) -> tuple[Column, Column]:
-    """_peak_active, _peak_plays, aggregated over a member-period's 30-day blocks (columns
-    _block, _block_days, _block_plays: the listened subscribed days and their plays): the
-    best block's listened days and plays per covered subscribed day of the 180 days before P;
-    blocks with fewer than MIN_PEAK_DAYS covered subscribed days, or without a listened
-    subscribed day, do not count (NULL when none does)."""
-    p, first, last = F.col("period_start"), *logs
-    lo = F.greatest(F.date_sub(p, (F.col("_block") + 1) * PEAK_BLOCK), F.col("_sub_start"))
-    cover = _covered_days(first, last, lo, F.date_sub(p, F.col("_block") * PEAK_BLOCK + 1))
-    counts = (cover >= MIN_PEAK_DAYS) & (F.col("_block_days") > 0)
-    return (
-        F.max(F.when(counts, F.col("_block_days") / cover)).alias("_peak_active"),
+def peak_blocks(
+    logs: tuple[dt.date | None, dt.date | None],
+) -> tuple[dict[str, Column], list[Column]]:
+    """(per 30-day block: its listened subscribed days, their plays and the subscribed days
+    the logs cover; over the blocks: _peak_active, _peak_plays). The peak is the best block's
+    listened days and plays per covered subscribed day of the 180 days before P; blocks with
+    fewer than MIN_PEAK_DAYS covered subscribed days, or without a listened subscribed day,
+    do not count (NULL when none does)."""
+    p, first, last, block = F.col("period_start"), *logs, F.col("_block")
+    subscribed = F.col("date") >= F.col("_sub_start")
+    lo = F.greatest(F.date_sub(p, (block + 1) * PEAK_BLOCK), F.col("_sub_start"))
+    cover = _covered_days(first, last, lo, F.date_sub(p, block * PEAK_BLOCK + 1))
+    per_block = {
+        "_block_days": F.sum(subscribed.cast("int")),
+        "_block_plays": F.sum(F.when(subscribed, F.col("plays"))),
+        "_block_cover": F.max(cover),  # the same on every day of the block
+    }
+    days, cover = F.col("_block_days"), F.col("_block_cover")
+    counts = (cover >= MIN_PEAK_DAYS) & (days > 0)
+    return per_block, [
+        F.max(F.when(counts, days / cover)).alias("_peak_active"),
         F.max(F.when(counts, F.col("_block_plays") / cover)).alias("_peak_plays"),
-    )
+    ]
+
+
+def with_ramp_moments(frame: DataFrame) -> DataFrame:
+    """`frame` (period_start, _exp) with `_ramp_sum` and `_ramp_square` (`_ramp_moments`)."""
+    ramp_sum, ramp_square = _ramp_moments(F.col("period_start"), F.col("_exp"))
+    return frame.withColumn("_ramp_sum", ramp_sum).withColumn("_ramp_square", ramp_square)
 
 
 def _zero(name: str) -> Column:
@@ -211,7 +198,7 @@ def _zero(name: str) -> Column:
     return F.coalesce(F.col(name).cast("double"), F.lit(0.0))
 
 
-def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
+def shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
     p = F.col("period_start")
     first, last = logs
     base_from = F.greatest(F.date_sub(p, BASE_FROM), F.col("_sub_start"))
@@ -228,7 +215,7 @@ def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
         fitted = (base * ramp_sum - _zero(observed)) / (base * ramp_square)
         return F.when(has_ramp & (base > 0), F.when(ramp_square > 0, fitted).otherwise(0.0))
 
-    ramp_active = F.when(ramp_sum > 0, _zero("_ramp_days") / ramp_sum).otherwise(0.0)
+    ramp_active = F.when(ramp_sum > 0, _zero("_decline_days") / ramp_sum).otherwise(0.0)
     # The term is looked at over at most BASE_FROM days (the logs joined above).
     term_from = F.greatest(F.col("_last_tx"), F.date_sub(p, BASE_FROM))
     term_cover = _covered_days(first, last, term_from, F.date_sub(p, 1))
@@ -240,8 +227,8 @@ def _shift_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
     columns = {
         "base_active_share": base_active,
         "base_plays_per_day": base_plays,
-        "active_decline": decline(base_active, "_ramp_days"),
-        "plays_decline": decline(base_plays, "_ramp_plays"),
+        "active_decline": decline(base_active, "_decline_days"),
+        "plays_decline": decline(base_plays, "_decline_plays"),
         "decline_ratio": F.when(has_ramp, (ramp_active + 0.05) / (base_active + 0.05)),
         "term_active_share": term_active,
         "term_plays_per_day": F.when(has_term, _zero("_term_plays") / term_cover),

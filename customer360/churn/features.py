@@ -16,10 +16,19 @@ from contextlib import contextmanager
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from customer360.churn.engagement import SHIFT_FEATURES, shift_features
+from customer360.churn.engagement import (
+    DECLINE_DAYS,
+    SHIFT_FEATURES,
+    fade_ramp,
+    peak_blocks,
+    shift_columns,
+    shift_sums,
+    with_ramp_moments,
+)
 from customer360.churn.engagement import covered as _covered
 from customer360.churn.fade_job import fade_features, log_range
 from customer360.churn.fading import FADE_FEATURES
+from customer360.churn.log_window import day_back, window_sums
 from customer360.churn.periods import periods_frame
 from customer360.churn.schemas import BD_MAX, BD_MIN
 from customer360.churn.transactions import with_changes, with_subscription
@@ -59,6 +68,10 @@ TRANSACTION_FEATURES: tuple[str, ...] = (
 )
 
 _ACTIVITY_MEASURES = ("sessions_total", "seconds_total", "number_uniq", "number_total")
+#: Each activity measure's column of the window pass's daily rows (`log_window.window_sums`).
+_DAILY_MEASURE = dict(
+    zip(_ACTIVITY_MEASURES, ("sessions", "seconds", "uniq", "plays"), strict=True)
+)
 
 ACTIVITY_FEATURES: tuple[str, ...] = (
     "days_total",
@@ -80,8 +93,6 @@ ACTIVITY_FEATURES: tuple[str, ...] = (
         )
     ],
 )
-
-_SUMMED = (*_ACTIVITY_MEASURES, *(f"{x}_after_exp" for x in _ACTIVITY_MEASURES))
 
 #: The reference set's 58 inputs (reference/churn.md §3.3).
 REFERENCE_FEATURES: tuple[str, ...] = TRANSACTION_FEATURES + ACTIVITY_FEATURES
@@ -115,8 +126,10 @@ def activity_features(clean: DataFrame, user_logs: DataFrame, period_start: dt.d
     Window: from max(subscription start, P − 30) to P − 1. `user_logs` are the reader's rows
     (several per member and day are summed). Days without a log row count as no session.
     """
-    current = _current(clean, [period_start])
-    return _activity_features(current, user_logs, [period_start], log_range(user_logs))
+    windowed = _window_features(
+        _current(clean, [period_start]), user_logs, [period_start], log_range(user_logs)
+    )
+    return windowed.select("msno", "period_start", *ACTIVITY_FEATURES)
 
 
 def period_features(
@@ -178,17 +191,36 @@ def _features(
 ) -> DataFrame:
     logs = log_range(user_logs) if logs is None else logs
     transaction = _transaction_features(current, members)
-    activity = _activity_features(current, user_logs, periods, logs)
-    trend = _trend_features(current, user_logs, periods, logs)
-    shift = shift_features(current, user_logs, periods, logs)
+    windowed = _window_features(current, user_logs, periods, logs)
     if fade is None:
         fade, _ = fade_features(clean, user_logs, periods, logs)
     return (
-        transaction.join(activity, ["msno", "period_start"], "inner")
-        .join(trend, ["msno", "period_start"], "inner")
-        .join(shift, ["msno", "period_start"], "inner")
+        transaction.join(windowed, ["msno", "period_start"], "inner")
         .join(fade, ["msno", "period_start"], "left")
         .select("msno", "period_start", *FEATURE_COLUMNS)
+    )
+
+
+def _window_features(
+    current: DataFrame,
+    user_logs: DataFrame,
+    periods: Sequence[dt.date],
+    logs: tuple[dt.date | None, dt.date | None],
+) -> DataFrame:
+    """msno, period_start + the activity, trend and shift features of the members of
+    `current`, from one pass over the logs (`log_window.py`)."""
+    per_block, over_blocks = peak_blocks(logs)
+    activity = _activity_sums()
+    sums = {**activity, **_trend_sums(), **shift_sums()}
+    frame = window_sums(current, user_logs, periods, sums, per_block, over_blocks)
+    # A member-period without log rows in the window: no sessions, not unknown.
+    frame = with_ramp_moments(frame.fillna(0, subset=list(activity)))
+    return frame.select(
+        "msno",
+        "period_start",
+        *_activity_columns(logs),
+        *_trend_columns(logs),
+        *shift_columns(logs),
     )
 
 
@@ -273,96 +305,62 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
     return F.when(denominator != 0, numerator / denominator).otherwise(F.lit(0.0)).cast("double")
 
 
-def _activity_features(
-    current: DataFrame,
-    user_logs: DataFrame,
-    periods: Sequence[dt.date],
-    logs: tuple[dt.date | None, dt.date | None],
-) -> DataFrame:
-    window_to = F.date_sub(F.col("period_start"), 1)
-    state = current.select(
-        "msno",
-        "period_start",
-        F.greatest(
-            F.col("subscription_start"), F.date_sub(F.col("period_start"), LOOKBACK_DAYS)
-        ).alias("window_start"),
-        F.col("membership_expire_date").alias("last_exp_at"),
-    )
-    total_plays = sum(
-        (F.col(c) for c in ("num_25", "num_50", "num_75", "num_985", "num_100")), F.lit(0)
-    )
-    # A literal date range first, so the scan prunes (and Parquet skips) everything else.
-    first_day = min(periods) - dt.timedelta(days=LOOKBACK_DAYS)
-    last_day = max(periods) - dt.timedelta(days=1)
-    in_range = user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
-    daily = in_range.groupBy("msno", "date").agg(
-        F.count("*").alias("sessions_total"),
-        F.sum("total_secs").alias("seconds_total"),
-        F.sum("num_unq").alias("number_uniq"),
-        F.sum(total_plays).alias("number_total"),
-    )
-    after_exp = F.col("date") > F.col("last_exp_at")
-    sums = [F.sum(F.col(x)).alias(x) for x in _ACTIVITY_MEASURES] + [
-        F.sum(F.when(after_exp, F.col(x)).otherwise(0)).alias(f"{x}_after_exp")
-        for x in _ACTIVITY_MEASURES
-    ]
-    in_window = (
-        (daily["msno"] == state["msno"])
-        & (F.col("date") >= F.col("window_start"))
-        & (F.col("date") <= window_to)
-    )
-    activity = (
-        daily.join(state, in_window, "inner")
-        .drop(daily["msno"])
-        .groupBy("msno", "period_start")
-        .agg(
-            F.count("*").alias("days_with_session"),
-            F.sum(after_exp.cast("int")).alias("days_after_exp_with_session"),
-            *sums,
-        )
-    )
-    days_total = F.datediff(window_to, F.col("window_start")) + 1
-    first_after_exp = F.greatest(F.date_sub(F.col("window_start"), 1), F.col("last_exp_at"))
-    days_after_exp = F.greatest(F.lit(0), F.datediff(window_to, first_after_exp))
-    counted = ["days_with_session", "days_after_exp_with_session"]
-    base = state.withColumn("days_total", days_total).withColumn("days_after_exp", days_after_exp)
-    joined = base.join(activity, ["msno", "period_start"], "left").fillna(
-        0, subset=[*counted, *_SUMMED]
-    )
-    columns = _activity_columns()
-    # Engagement the logs do not cover is unknown: NULL, never a count of zero.
-    known = _covered(logs[0], logs[1], F.col("window_start"), window_to)
-    return joined.select(
-        "msno",
-        "period_start",
-        *[F.when(known, columns[name]).alias(name) for name in ACTIVITY_FEATURES],
-    )
+def _activity_window() -> tuple[Column, Column]:
+    """The reference's activity window: from max(subscription start, P − 30) to P − 1."""
+    p = F.col("period_start")
+    return F.greatest(F.col("_sub_start"), F.date_sub(p, LOOKBACK_DAYS)), F.date_sub(p, 1)
 
 
-def _activity_columns() -> dict[str, Column]:
-    """The 30 activity features from the per-window sums (zero denominators → 0)."""
+def _activity_sums() -> dict[str, Column]:
+    """The activity window's sums over a member's days with log rows (`window_sums`): days
+    with a session, and each measure, in the window and after the current expiry."""
+    start, _ = _activity_window()
+    inside = F.col("date") >= start  # the pass reads days before P only
+    after_exp = inside & (F.col("date") > F.col("_exp"))
+    sums = {
+        "days_with_session": inside.cast("int"),
+        "days_after_exp_with_session": after_exp.cast("int"),
+    }
+    for measure, day in _DAILY_MEASURE.items():
+        sums[measure] = F.when(inside, F.col(day)).otherwise(0)
+        sums[f"{measure}_after_exp"] = F.when(after_exp, F.col(day)).otherwise(0)
+    return sums
+
+
+def _activity_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
+    """The 30 activity features from the window's sums (zero denominators → 0); NULL where
+    the logs do not cover the window (unknown, never a count of zero)."""
+    start, end = _activity_window()
+    days_total = F.datediff(end, start) + 1
+    first_after_exp = F.greatest(F.date_sub(start, 1), F.col("_exp"))
+    days_after_exp = F.greatest(F.lit(0), F.datediff(end, first_after_exp))
+    with_session, after_with_session = (
+        F.col("days_with_session"),
+        F.col("days_after_exp_with_session"),
+    )
     columns: dict[str, Column] = {
-        "days_total": F.col("days_total").cast("int"),
-        "days_with_session": F.col("days_with_session").cast("int"),
-        "ratio_days_with_session_to_days": _ratio(F.col("days_with_session"), F.col("days_total")),
-        "days_after_exp": F.col("days_after_exp").cast("int"),
-        "days_after_exp_with_session": F.col("days_after_exp_with_session").cast("int"),
+        "days_total": days_total.cast("int"),
+        "days_with_session": with_session.cast("int"),
+        "ratio_days_with_session_to_days": _ratio(with_session, days_total),
+        "days_after_exp": days_after_exp.cast("int"),
+        "days_after_exp_with_session": after_with_session.cast("int"),
         "ratio_days_after_exp_with_session_to_days_after_exp": _ratio(
-            F.col("days_after_exp_with_session"), F.col("days_after_exp")
+            after_with_session, days_after_exp
         ),
     }
     for x in _ACTIVITY_MEASURES:
         total, after = F.col(x), F.col(f"{x}_after_exp")
         kind = "double" if x == "seconds_total" else "long"
         columns[x] = total.cast(kind)
-        columns[f"ratio_{x}_to_days_total"] = _ratio(total, F.col("days_total"))
-        columns[f"ratio_{x}_to_days_with_session"] = _ratio(total, F.col("days_with_session"))
+        columns[f"ratio_{x}_to_days_total"] = _ratio(total, days_total)
+        columns[f"ratio_{x}_to_days_with_session"] = _ratio(total, with_session)
         columns[f"{x}_after_exp"] = after.cast(kind)
-        columns[f"ratio_{x}_after_exp_to_days_after_exp"] = _ratio(after, F.col("days_after_exp"))
+        columns[f"ratio_{x}_after_exp_to_days_after_exp"] = _ratio(after, days_after_exp)
         columns[f"ratio_{x}_after_exp_to_days_after_exp_with_session"] = _ratio(
-            after, F.col("days_after_exp_with_session")
+            after, after_with_session
         )
-    return columns
+    known = _covered(logs[0], logs[1], start, end)
+    return [F.when(known, columns[name]).alias(name) for name in ACTIVITY_FEATURES]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,8 +386,6 @@ TREND_FEATURES: tuple[str, ...] = (
     "ramp_plays_ratio",
     "cancel_count",
 )  # fmt: skip
-#: Days before the expiry over which a fading member's listening is expected to fall.
-FADE_DAYS = 90
 #: All model inputs, in the order the model sees them: the reference set, the trend and the
 #: shift against the member's usual level (`engagement.py`), and how far the member had faded
 #: on the billing day by the engagement model (`fading.py`).
@@ -398,35 +394,33 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _days_into_fade(day: Column, expiry: Column) -> Column:
-    return F.datediff(day, F.date_sub(expiry, FADE_DAYS)) / F.lit(float(FADE_DAYS))
+def _trend_sums() -> dict[str, Column]:
+    """The trend's sums over a member's days with log rows (`window_sums`): listening weighed
+    by the fall towards the expiry (`fade_ramp`) over its DECLINE_DAYS, and per window."""
+    back, plays = day_back(), F.col("plays")
+    near = back <= DECLINE_DAYS
+    ramp = fade_ramp(F.col("date"), F.col("_exp"))
+    sums = {
+        "_ramp_days": F.when(near, ramp).otherwise(0.0),
+        "_flat_days": F.when(near, 1 - ramp).otherwise(0.0),
+        "_ramp_plays": F.when(near, ramp * plays).otherwise(0.0),
+        "_flat_plays": F.when(near, (1 - ramp) * plays).otherwise(0.0),
+    }
+    for name, lo, hi in TREND_WINDOWS:
+        inside = back.between(lo, hi)
+        sums[f"_days_{name}"] = inside.cast("int")
+        sums[f"_plays_{name}"] = F.when(inside, plays).otherwise(0)
+    return sums
 
 
-def _ramp_total(longest: int) -> Column:
-    """Σ ramp over every day of the `longest` days before P (listened or not), without
-    exploding the days. A higher-order function: `_trend_features` computes it once per row
-    (as `_ramp_total`); inlined in each feature that uses it, it ran ten times per row (the
-    trend group of a 3,000-member drop: 14.4 s → 5.4 s)."""
-    p = F.col("period_start")
-    return F.aggregate(
-        F.sequence(F.lit(1), F.lit(longest)),
-        F.lit(0.0),
-        lambda acc, k: (
-            acc
-            + F.least(
-                F.greatest(_days_into_fade(F.date_sub(p, k), F.col("_exp")), F.lit(0.0)), F.lit(1.0)
-            )
-        ),
-    )
-
-
-def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> dict:
+def _ramp_columns(logs: tuple[dt.date | None, dt.date | None]) -> dict:
     """Listening where a fading member's fall is expected (weighted by the ramp towards the
-    known expiry) against where it is not: a fall aligned with the member's own expiry."""
+    known expiry) against where it is not: a fall aligned with the member's own expiry.
+    `_ramp_sum` (`with_ramp_moments`): the ramp's total over the DECLINE_DAYS before P."""
     p = F.col("period_start")
-    ramp_total = F.col("_ramp_total")
-    flat_total = F.lit(float(longest)) - ramp_total
-    known = _covered(logs[0], logs[1], F.date_sub(p, longest), F.date_sub(p, 1))
+    ramp_total = F.col("_ramp_sum")
+    flat_total = F.lit(float(DECLINE_DAYS)) - ramp_total
+    known = _covered(logs[0], logs[1], F.date_sub(p, DECLINE_DAYS), F.date_sub(p, 1))
 
     def share(column: str, total: Column) -> Column:
         value = F.coalesce(F.col(column), F.lit(0.0))
@@ -443,46 +437,11 @@ def _ramp_columns(logs: tuple[dt.date | None, dt.date | None], longest: int) -> 
     return columns
 
 
-def _trend_features(
-    current: DataFrame,
-    user_logs: DataFrame,
-    periods: Sequence[dt.date],
-    logs: tuple[dt.date | None, dt.date | None],
-) -> DataFrame:
-    """msno, period_start + the engagement trend (NULL where the logs do not cover a window)."""
-    longest = max(back for _, _, back in TREND_WINDOWS)
-    first_day = min(periods) - dt.timedelta(days=longest)
-    last_day = max(periods) - dt.timedelta(days=1)
-    plays = sum((F.col(c) for c in ("num_25", "num_50", "num_75", "num_985", "num_100")), F.lit(0))
-    daily = (
-        user_logs.where(F.col("date").between(F.lit(first_day), F.lit(last_day)))
-        .groupBy("msno", "date")
-        .agg(F.sum(plays).alias("plays"))
-    )
-    state = current.select("msno", "period_start", F.col("membership_expire_date").alias("_exp"))
-    back = F.datediff(F.col("period_start"), F.col("date"))
-    joined = daily.join(state, "msno").where((back >= 1) & (back <= longest))
-    # How far into the fall before the expiry a day is: 0 before expiry − FADE_DAYS, 1 at it.
-    ramp = F.least(
-        F.greatest(_days_into_fade(F.col("date"), F.col("_exp")), F.lit(0.0)), F.lit(1.0)
-    )
-    sums = [
-        F.sum(ramp).alias("_ramp_days"),
-        F.sum(1 - ramp).alias("_flat_days"),
-        F.sum(ramp * F.col("plays")).alias("_ramp_plays"),
-        F.sum((1 - ramp) * F.col("plays")).alias("_flat_plays"),
-    ]
-    for name, lo, hi in TREND_WINDOWS:
-        inside = back.between(lo, hi)
-        sums.append(F.sum(inside.cast("int")).alias(f"_days_{name}"))
-        sums.append(F.sum(F.when(inside, F.col("plays")).otherwise(0)).alias(f"_plays_{name}"))
-    activity = joined.groupBy("msno", "period_start").agg(*sums)
-    out = current.select(
-        "msno", "period_start", "cancel_count", F.col("membership_expire_date").alias("_exp")
-    ).join(activity, ["msno", "period_start"], "left")
-    out = out.withColumn("_ramp_total", _ramp_total(longest))
+def _trend_columns(logs: tuple[dt.date | None, dt.date | None]) -> list[Column]:
+    """The engagement trend from the window's sums (NULL where the logs do not cover a
+    window)."""
     columns: dict[str, Column] = {"cancel_count": F.col("cancel_count").cast("int")}
-    columns.update(_ramp_columns(logs, longest))
+    columns.update(_ramp_columns(logs))
     for name, lo, hi in TREND_WINDOWS:
         length = hi - lo + 1
         known = _covered(
@@ -497,9 +456,7 @@ def _trend_features(
         recent = columns[f"{measure}_w14"]
         baseline = (columns[f"{measure}_w60"] + columns[f"{measure}_w90"]) / 2
         columns[f"{measure.split('_')[0]}_trend"] = (recent + 0.05) / (baseline + 0.05)
-    return out.select(
-        "msno",
-        "period_start",
-        *[columns[name].cast("double" if name != "cancel_count" else "int").alias(name)
-          for name in TREND_FEATURES],
-    )  # fmt: skip
+    return [
+        columns[name].cast("double" if name != "cancel_count" else "int").alias(name)
+        for name in TREND_FEATURES
+    ]

@@ -283,8 +283,8 @@ def _depths(batch: _Batch, rows: pd.DataFrame, model: FadeModel) -> pd.DataFrame
 @dataclass
 class _Smoothed:
     """What one forward–backward pass gives: the expected level per member and day (None when
-    `want` was asked for instead), the state posterior on each member's wanted day, and the
-    Baum–Welch counts and log-likelihood (zero unless `hazards`)."""
+    `want` was asked for instead), the state posterior on each member's wanted day (None
+    without `want`), and the Baum–Welch counts and log-likelihood (zero unless `hazards`)."""
 
     level: np.ndarray | None
     at_want: np.ndarray | None

@@ -57,7 +57,7 @@ def v1_2016(spark, tmp_path_factory):
     # Kaggle v1 files over Jan–Sep 2016; logs only from July (the look-back needs 90 days).
     home = tmp_path_factory.mktemp("v1-2016")
     generate_kkbox(
-        home / "landing" / "kkbox", members=1500, seed=3, layout="v1",
+        home / "landing" / "kkbox", members=600, seed=3, layout="v1",
         start=dt.date(2016, 1, 1), end=dt.date(2016, 9, 30), log_months=3,
     )  # fmt: skip
     return _materialise(home)
@@ -96,7 +96,7 @@ def test_short_logs_raise_the_coverage_warning_and_leave_engagement_missing(v1_2
 
 def test_label_less_drop_labels_every_month_from_transactions(spark, tmp_path_factory):
     home = tmp_path_factory.mktemp("label-less")
-    generate_kkbox(home / "landing" / "kkbox", members=1200, seed=4, layout="label-less")
+    generate_kkbox(home / "landing" / "kkbox", members=500, seed=4, layout="label-less")
     assert not list((home / "landing" / "kkbox").glob("train*.csv"))
     _, result = _materialise(home, ChurnSettingsResource(max_train_months=2))
     assert result.success

@@ -169,10 +169,11 @@ def features_to_write(
 ) -> Iterator[DataFrame]:
     """`features_for_periods`, to be written inside the block: each member's current
     subscription per period (one row per member and period) is cached until the block ends.
-    The four feature groups read it, and each recomputed it (window functions over every
-    transaction before each period): on a 3,000-member drop the write took 64 s without the
-    cache and 46–57 s with it (2 cores, 2026-12-07; 40 s once the engagement group read its
-    180 days of logs once and the engagement model's buckets grew, `fade_job.py`)."""
+    The transaction features and the window pass (twice: its join and its result) read it,
+    and each read recomputed it (window functions over every transaction before each period).
+    On a 3,000-member drop the write took 64 s without the cache and 46–57 s with it (2 cores,
+    2026-12-07); 31 s once the window groups shared one pass over the logs and the engagement
+    model's buckets grew (`log_window.py`, `fade_job.py`)."""
     current = _current(clean, periods).cache()
     try:
         yield _features(current, clean, user_logs, members, periods, logs, fade)

@@ -20,8 +20,20 @@ TARGET_NAME = "chaos_customer"
 
 EMULATOR_CONFIG: dict[str, Any] = {
     "token_lifetime_seconds": 1,
-    "limits": {"enabled": True, "window_seconds": 2.0, "max_requests": 12, "dop_hint": 16},
+    # Retry-After grows for a client that keeps pushing (1, 2, 4, … s). The killed run pushes
+    # until the kill, and the strikes it left made the re-run wait 4 to 135 s depending on the
+    # moment it died; capped, the re-run still meets the growth without that lottery.
+    "limits": {
+        "enabled": True,
+        "window_seconds": 2.0,
+        "max_requests": 12,
+        "dop_hint": 16,
+        "max_retry_after_seconds": 4.0,
+    },
     "faults": {"seed": 14, "error_rate": 0.10, "error_statuses": [503], "drop_rate": 0.05},
+    # Server time as Dataverse charges it (~1 s per bulk request of 250 rows): the runs last
+    # longer than a token, on a fast machine too, so the tokens do expire mid-run.
+    "cost_model": {"simulate_latency": True},
 }
 QUIET = {
     "faults": {"error_rate": 0.0, "drop_rate": 0.0, "schedule": []},

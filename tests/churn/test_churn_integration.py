@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import socket
 from email import message_from_bytes, policy
 
 import numpy as np
@@ -46,16 +45,11 @@ from customer360.churn import (
     transactions_clean,
 )
 from customer360.churn.generator import _day, label_period_arrays
+from tests.free_ports import free_port
 
 pytestmark = pytest.mark.spark
 
 JAN, FEB, MAR = dt.date(2017, 1, 1), dt.date(2017, 2, 1), dt.date(2017, 3, 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Inbox:
@@ -196,7 +190,7 @@ def test_model_predictions_dashboard_and_alert(pipeline, spark, tmp_path):
     assert all(c["svg"] == 1 and c["path"] > 10 for c in census.charts.values()), census.charts
 
     inbox = _Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import socket
 import ssl
 import threading
 from email import message_from_bytes, policy
@@ -29,14 +28,9 @@ from customer360.churn.notifier import (
     build_alert,
 )
 from customer360.churn.targeting import RetentionEconomics
+from tests.free_ports import free_port
 
 USER, PASSWORD = "churn-bot", "s3cret-Pa55"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _self_signed(tmp_path):
@@ -93,7 +87,7 @@ def smtp_server(tmp_path):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     inbox = _Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",

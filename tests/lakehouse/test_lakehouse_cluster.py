@@ -13,17 +13,12 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from free_ports import free_port
 from small_data_jvm import SMALL_DATA_JVM
 
 pytestmark = pytest.mark.cluster
 
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_port(port: int, timeout: float = 60) -> None:
@@ -49,7 +44,7 @@ def standalone_cluster(tmp_path_factory):
         # Master, worker, executor and driver: four JVMs for 10,000 rows (tests/small_data_jvm.py).
         "JAVA_TOOL_OPTIONS": SMALL_DATA_JVM,
     }
-    port = _free_port()
+    port = free_port()
     master_url = f"spark://127.0.0.1:{port}"
     master = subprocess.Popen(
         [
@@ -60,7 +55,7 @@ def standalone_cluster(tmp_path_factory):
             "--port",
             str(port),
             "--webui-port",
-            str(_free_port()),
+            str(free_port()),
         ],
         env=env,
         stdout=(logs / "master.log").open("w"),
@@ -81,7 +76,7 @@ def standalone_cluster(tmp_path_factory):
                 "--memory",
                 "1g",
                 "--webui-port",
-                str(_free_port()),
+                str(free_port()),
             ],
             env=env,
             stdout=(logs / "worker.log").open("w"),

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from customer360.emulator.launcher import EmulatorHandle
 from customer360.generate import generate_customer_landing, write_second_source
 from customer360.generate.customers import SAMPLE_DATA, GeneratedLanding
 from tests.dataverse_reader import Reader
+from tests.free_ports import free_port
 from tests.small_data_jvm import SMALL_DATA_JVM
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +46,6 @@ SAMPLE_CUSTOMERS = 300
 #: bronze and silver assets are built by the daemon too (without it bronze/crm_residents has
 #: no partition and the walk's "every asset materialised" could not hold).
 SAMPLE_RESIDENTS = 150
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _sample_subset(staging: Path, customers: int) -> tuple[Path, Path]:
@@ -123,6 +117,10 @@ def drop_folder(parked: Path, landing: Path) -> Path:
     return target
 
 
+class _PortTaken(RuntimeError):
+    """`customer360 dev` could not bind one of its ports."""
+
+
 @dataclass
 class DevServer:
     home: Path
@@ -139,7 +137,18 @@ class DevServer:
     def files_url(self) -> str:
         return f"http://127.0.0.1:{self.files_port}"
 
-    def start(self, timeout: float = 300) -> None:
+    def start(self, timeout: float = 300, attempts: int = 3) -> None:
+        """Start `customer360 dev` and wait for its UI. A port taken between `free_port` and
+        the server's bind ends the process at once: it is started again on new ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if attempt == attempts:
+                    raise
+                self.ui_port, self.files_port = free_port(), free_port()
+
+    def _start_once(self, timeout: float) -> None:
         env = os.environ | {
             "C360_HOME": str(self.home),
             "C360_ENV": "local",
@@ -161,6 +170,7 @@ class DevServer:
             "DAGSTER_GRPC_TIMEOUT_SECONDS": "300",
         }
         log = self.log_path.open("ab")
+        written_before = log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "customer360.cli", "dev"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -169,6 +179,10 @@ class DevServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                with self.log_path.open("rb") as output:
+                    output.seek(written_before)  # this attempt's output only
+                    if b"Address already in use" in output.read():
+                        raise _PortTaken(self.log_path)
                 raise RuntimeError(f"customer360 dev exited early; see {self.log_path}")
             try:
                 if self.graphql("{ version }").get("version") and self._location_loaded():

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from customer360.lakehouse import DeltaLake, WriteResult
 from customer360.lakehouse.incremental import (
     FULL_REBUILD_FRACTION,
     ConsumerState,
+    concurrently,
     current_result,
     full_refresh_reason,
     on_conflict,
@@ -362,10 +364,11 @@ def _resolve_changes(
     decisions = decision_figures(changes.scored)
     counts = changes.counts
     # Each table's changes applied in memory and written as one pinned overwrite: every file
-    # would be rewritten by a merge anyway (the changed keys are spread over all of them).
-    after = {
-        name: rewrite_with_changes(lake, layer, name, before, upserts, remove, keys,
-                                   read_at[name], writer)[1]
+    # would be rewritten by a merge anyway (the changed keys are spread over all of them). The
+    # four rewrites run concurrently (`concurrently`: delta-rs and Arrow release the GIL).
+    rewrites = {
+        name: partial(rewrite_with_changes, lake, layer, name, before, upserts, remove, keys,
+                      read_at[name], writer)
         for layer, name, before, upserts, remove, keys, writer in (
             ("gold", LINKS, previous.links, changes.link_upserts, changes.link_remove,
              ["source", "source_key"], None),
@@ -377,6 +380,7 @@ def _resolve_changes(
              INDEX_WRITER),
         )
     }  # fmt: skip
+    after = {name: table for name, (_, table) in concurrently(rewrites).items()}
     seconds = time.perf_counter() - started
     log(
         f"identity resolution: {counts['changed']:,} records changed ({counts['deleted']:,} "

@@ -15,6 +15,7 @@ from customer360.lakehouse import DeltaLake, SchemaMismatchError
 from customer360.lakehouse.incremental import (
     ConsumerState,
     apply_changes,
+    concurrently,
     full_refresh_reason,
     next_marker,
     read_state,
@@ -153,6 +154,39 @@ def test_rewrite_with_changes_writes_what_apply_changes_merges(tmp_path):
     with pytest.raises(WriteConflict):  # computed from version 0, but version 1 is there
         rewrite_with_changes(lake, "gold", "rewritten", before, upserts, remove, ["Id"], 0)
     assert lake.table("gold", "rewritten").version() == 1
+
+
+def test_concurrent_rewrites_commit_each_table_and_raise_after_all_have_ended(tmp_path):
+    """`concurrently` (the identity and profile rewrites): each table gets its own pinned
+    commit, the results come back by name, and a conflict in one is raised only after the
+    others have committed (nothing is left running)."""
+    lake = DeltaLake(str(tmp_path))
+    before = _customers(["a", "b"], ["x", "y"])
+    upserts, remove = _customers(["c"], ["z"]), pa.table({"Id": ["a"]})
+    for name in ("one", "two", "stale"):
+        lake.write_arrow(before, "gold", name)
+    lake.write_arrow(before, "gold", "stale", mode="append")  # version 1: a rewrite from 0 is stale
+
+    def rewrite(name: str):
+        return lambda: rewrite_with_changes(lake, "gold", name, before, upserts, remove, ["Id"], 0)
+
+    done = concurrently({name: rewrite(name) for name in ("one", "two")})
+    assert list(done) == ["one", "two"]
+    for name, (result, after) in done.items():
+        assert result.version == 1 and sorted(after["Id"].to_pylist()) == ["b", "c"]
+        assert sorted(lake.read_arrow("gold", name)["Id"].to_pylist()) == ["b", "c"]
+    lake.write_arrow(before, "gold", "one")  # back to a and b, version 2
+    with pytest.raises(WriteConflict):
+        concurrently(
+            {
+                "stale": rewrite("stale"),
+                "late": lambda: rewrite_with_changes(
+                    lake, "gold", "one", before, upserts, remove, ["Id"], 2
+                ),
+            }
+        )
+    assert lake.table("gold", "one").version() == 3  # the other call still committed
+    assert lake.table("gold", "stale").version() == 1
 
 
 def _silver_customers(ids: list[str], cids: list[int], emails: list[str]) -> pa.Table:

@@ -316,8 +316,9 @@ def concurrently(calls: Mapping[str, Callable[[], T]]) -> dict[str, T]:
 
     Why: delta-rs encodes and writes, and Arrow filters and concatenates, without holding the
     GIL, so the rewrites of several million-row tables overlap on the machine's cores (four
-    1M-row writes: 3.3 s one after the other, 1.3 s on two threads; docs/medallion.md
-    "Benchmark"). Each call still commits on its own pinned version."""
+    1M-row writes: 2.3–2.7 s one after the other, 1.1–1.7 s side by side on two cores;
+    `bench/lake_io.py`, docs/lakehouse.md "Benchmark"). Each call still commits on its own
+    pinned version."""
     workers = max(1, min(len(calls), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="c360-rewrite") as pool:
         futures = {name: pool.submit(call) for name, call in calls.items()}
